@@ -1,0 +1,178 @@
+//! The engine's crypto traits, served by the host's imports.
+
+use crate::crypto::{
+    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
+    KeyTransport, PrivateKey, SignatureScheme,
+};
+
+use super::bindings::as2::connector::{keystore, primitives, types as wit};
+use super::bindings::wasi::random::random;
+
+fn digest(algorithm: DigestAlgorithm) -> wit::DigestAlgorithm {
+    match algorithm {
+        DigestAlgorithm::Sha1 => wit::DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha224 => wit::DigestAlgorithm::Sha224,
+        DigestAlgorithm::Sha256 => wit::DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384 => wit::DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512 => wit::DigestAlgorithm::Sha512,
+    }
+}
+
+fn signature(scheme: SignatureScheme) -> wit::SignatureScheme {
+    match scheme {
+        SignatureScheme::RsaPkcs1v15 => wit::SignatureScheme::RsaPkcs1v15,
+        SignatureScheme::RsaPss => wit::SignatureScheme::RsaPss,
+    }
+}
+
+fn transport(scheme: KeyTransport) -> wit::KeyTransport {
+    match scheme {
+        KeyTransport::RsaPkcs1v15 => wit::KeyTransport::RsaPkcs1v15,
+        KeyTransport::RsaOaepSha1 => wit::KeyTransport::RsaOaepSha1,
+        KeyTransport::RsaOaepSha256 => wit::KeyTransport::RsaOaepSha256,
+    }
+}
+
+fn crypto_error(error: wit::Error) -> CryptoError {
+    match error.code {
+        wit::ErrorCode::DecryptionFailed => CryptoError::Decryption,
+        wit::ErrorCode::UnsupportedAlgorithm => CryptoError::UnsupportedAlgorithm(error.message),
+        wit::ErrorCode::KeystoreFailed | wit::ErrorCode::NotFound => {
+            CryptoError::KeyStore(error.message)
+        }
+        _ => CryptoError::InvalidKey(error.message),
+    }
+}
+
+/// The host's `primitives` as a [`CryptoProvider`]; randomness from `wasi:random`.
+pub struct HostCrypto;
+
+struct HostHasher(primitives::Hasher);
+
+impl Hasher for HostHasher {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finish()
+    }
+}
+
+struct HostCipher(primitives::Cipher);
+
+impl Cipher for HostCipher {
+    fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        self.0.update(data)
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError> {
+        self.0.finish().map_err(crypto_error)
+    }
+}
+
+impl CryptoProvider for HostCrypto {
+    fn hasher(&self, algorithm: DigestAlgorithm) -> Box<dyn Hasher + Send> {
+        Box::new(HostHasher(primitives::Hasher::new(digest(algorithm))))
+    }
+
+    fn cipher(
+        &self,
+        algorithm: ContentCipher,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        let algorithm = match algorithm {
+            ContentCipher::Aes128Cbc => primitives::CipherAlgorithm::Aes128Cbc,
+            ContentCipher::Aes192Cbc => primitives::CipherAlgorithm::Aes192Cbc,
+            ContentCipher::Aes256Cbc => primitives::CipherAlgorithm::Aes256Cbc,
+            ContentCipher::DesEde3Cbc => primitives::CipherAlgorithm::DesEde3Cbc,
+        };
+        let direction = match direction {
+            Direction::Encrypt => primitives::CipherDirection::Encrypt,
+            Direction::Decrypt => primitives::CipherDirection::Decrypt,
+        };
+        let cipher =
+            primitives::Cipher::open(algorithm, direction, key, iv).map_err(crypto_error)?;
+        Ok(Box::new(HostCipher(cipher)))
+    }
+
+    fn rsa_encrypt(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: KeyTransport,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        primitives::rsa_encrypt(subject_public_key_info, transport(scheme), data)
+            .map_err(crypto_error)
+    }
+
+    fn rsa_verify(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest_bytes: &[u8],
+        signature_bytes: &[u8],
+    ) -> Result<bool, CryptoError> {
+        primitives::rsa_verify(
+            subject_public_key_info,
+            signature(scheme),
+            digest(algorithm),
+            digest_bytes,
+            signature_bytes,
+        )
+        .map_err(crypto_error)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let bytes = random::get_random_bytes(buf.len() as u64);
+        buf.copy_from_slice(&bytes[..buf.len()]);
+    }
+}
+
+/// A station key in the host's key store, reached through its handle.
+pub struct HostKey {
+    handle: keystore::PrivateKey,
+    certificate: Vec<u8>,
+}
+
+impl HostKey {
+    /// Opens the key named in the configuration.
+    pub fn open(name: &str) -> Result<Self, wit::Error> {
+        let handle = keystore::PrivateKey::open(name)?;
+        let certificate = handle.certificate();
+        Ok(HostKey {
+            handle,
+            certificate,
+        })
+    }
+}
+
+impl PrivateKey for HostKey {
+    fn certificate_der(&self) -> Vec<u8> {
+        self.certificate.clone()
+    }
+
+    fn sign_digest(
+        &self,
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest_bytes: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.handle
+            .sign_digest(signature(scheme), digest(algorithm), digest_bytes)
+            .map_err(crypto_error)
+    }
+
+    fn decrypt_key(
+        &self,
+        scheme: KeyTransport,
+        encrypted_key: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.handle
+            .decrypt_key(transport(scheme), encrypted_key)
+            .map_err(crypto_error)
+    }
+}

@@ -1,0 +1,178 @@
+//! Outgoing HTTP through the standard `wasi:http/outgoing-handler`.
+
+use crate::headers::Headers;
+
+use super::bindings::wasi::http::outgoing_handler;
+use super::bindings::wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use super::bindings::wasi::io::streams::StreamError;
+
+/// A response: status, header fields, body.
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields.
+    pub headers: Headers,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Bound on a response body (an MDN is a few KB), against hostile partners.
+const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// Sends a request and reads the whole response. `timeout_seconds` bounds the
+/// connection, the wait for the first byte and each pause between bytes.
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &Headers,
+    body: &[u8],
+    timeout_seconds: u64,
+) -> Result<Response, String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
+        .chain(std::iter::once((
+            "content-length".to_string(),
+            body.len().to_string().into_bytes(),
+        )))
+        .collect();
+    let fields =
+        Fields::from_list(&entries).map_err(|e| format!("invalid request header: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        other => Method::Other(other.to_string()),
+    };
+    request
+        .set_method(&method)
+        .map_err(|()| "invalid method".to_string())?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "invalid scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("invalid host {authority:?}"))?;
+    request
+        .set_path_with_query(Some(&path))
+        .map_err(|()| format!("invalid path {path:?}"))?;
+    let options = RequestOptions::new();
+    let timeout = Some(timeout_seconds * NANOS_PER_SECOND);
+    // A host may not support a timeout; the request still goes out with its defaults.
+    let _ = options.set_connect_timeout(timeout);
+    let _ = options.set_first_byte_timeout(timeout);
+    let _ = options.set_between_bytes_timeout(timeout);
+
+    let outgoing_body = request
+        .body()
+        .map_err(|()| "request body unavailable".to_string())?;
+    // Hand the request to the host before writing the body: the host streams
+    // the body as it is written, so a large body cannot fill a buffer nobody drains.
+    let future = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
+    {
+        let stream = outgoing_body
+            .write()
+            .map_err(|()| "request body stream unavailable".to_string())?;
+        let mut remaining = body;
+        while !remaining.is_empty() {
+            let permitted = loop {
+                let permitted = stream.check_write().map_err(stream_error)?;
+                if permitted > 0 {
+                    break permitted;
+                }
+                stream.subscribe().block();
+            };
+            let take = remaining
+                .len()
+                .min(usize::try_from(permitted).unwrap_or(usize::MAX));
+            stream.write(&remaining[..take]).map_err(stream_error)?;
+            remaining = &remaining[take..];
+        }
+        stream.blocking_flush().map_err(stream_error)?;
+    }
+    OutgoingBody::finish(outgoing_body, None).map_err(describe)?;
+
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(describe(code)),
+        Some(Err(())) | None => return Err("the HTTP response was not available".to_string()),
+    };
+    let status = response.status();
+    let headers: Headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|()| "response body unavailable".to_string())?;
+    let mut body = Vec::new();
+    {
+        let stream = incoming
+            .stream()
+            .map_err(|()| "response body stream unavailable".to_string())?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_RESPONSE_BODY {
+                        return Err("the response body is larger than 16 MiB".to_string());
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(error) => return Err(stream_error(error)),
+            }
+        }
+    }
+    let _trailers = IncomingBody::finish(incoming);
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn stream_error(error: StreamError) -> String {
+    match error {
+        StreamError::Closed => "the connection closed early".to_string(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
+    }
+}
+
+fn describe(code: ErrorCode) -> String {
+    match code {
+        ErrorCode::DnsError(_) => "the partner's host name does not resolve".to_string(),
+        ErrorCode::ConnectionRefused => "the partner refused the connection".to_string(),
+        ErrorCode::ConnectionTimeout => "connecting to the partner timed out".to_string(),
+        ErrorCode::ConnectionReadTimeout => "the partner did not answer in time".to_string(),
+        ErrorCode::TlsCertificateError => {
+            "the partner's TLS certificate is not trusted".to_string()
+        }
+        ErrorCode::HttpRequestDenied => {
+            "the host does not allow requests to this address".to_string()
+        }
+        other => format!("{other:?}"),
+    }
+}

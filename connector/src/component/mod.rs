@@ -1,0 +1,66 @@
+//! The WebAssembly component: a thin layer that maps the WIT world to the
+//! engine and calls the host for IO. No AS2 logic lives here.
+
+// Generated canonical-ABI glue: the only unsafe code in the crate.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "as2:connector/as2-connector",
+        generate_all,
+    });
+}
+
+mod host;
+mod http;
+mod operations;
+
+use bindings::as2::connector::types as wit;
+
+struct Component;
+
+#[allow(unsafe_code)]
+mod export {
+    use super::{Component, bindings};
+    bindings::export!(Component with_types_in bindings);
+}
+
+/// Maps an engine error to the WIT error, in one place.
+fn to_wit_error(error: &crate::Error) -> wit::Error {
+    use crate::ErrorCode as C;
+    use wit::ErrorCode as W;
+    let code = match error.code() {
+        C::InvalidConfig => W::InvalidConfig,
+        C::AuthFailed => W::AuthFailed,
+        C::RateLimited => W::RateLimited,
+        C::CertHasExpired => W::CertHasExpired,
+        C::CertNotYetValid => W::CertNotYetValid,
+        C::UnknownPartner => W::UnknownPartner,
+        C::DecryptionFailed => W::DecryptionFailed,
+        C::AuthenticationFailed => W::AuthenticationFailed,
+        C::IntegrityCheckFailed => W::IntegrityCheckFailed,
+        C::InsufficientMessageSecurity => W::InsufficientMessageSecurity,
+        C::UnsupportedAlgorithm => W::UnsupportedAlgorithm,
+        C::MalformedMessage => W::MalformedMessage,
+        C::MicMismatch => W::MicMismatch,
+        C::PartnerRejected => W::PartnerRejected,
+        C::TransportFailed => W::TransportFailed,
+        C::KeystoreFailed => W::KeystoreFailed,
+        C::NotFound => W::NotFound,
+        C::StorageFailed => W::StorageFailed,
+        _ => W::Internal,
+    };
+    wit::Error {
+        code,
+        message: error.to_string(),
+        field: error.field().map(str::to_string),
+    }
+}
+
+fn wit_error(code: wit::ErrorCode, message: impl Into<String>) -> wit::Error {
+    wit::Error {
+        code,
+        message: message.into(),
+        field: None,
+    }
+}

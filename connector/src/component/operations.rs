@@ -1,0 +1,478 @@
+//! The exported operations: WIT in, engine calls, WIT out.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Checked, Connection, MdnMode};
+use crate::headers::Headers;
+use crate::mdn::{Disposition, DispositionType, Mdn, ModifierKind};
+use crate::message::{self, Document};
+use crate::mic::Mic;
+use crate::smime::Cert;
+
+use super::bindings::as2::connector::log::{self, Level};
+use super::bindings::as2::connector::state;
+use super::bindings::exports::as2::connector::connector as api;
+use super::host::{HostCrypto, HostKey};
+use super::{Component, to_wit_error, wit, wit_error};
+
+/// How long to wait on the partner before giving up on an HTTP exchange.
+const HTTP_TIMEOUT_SECONDS: u64 = 60;
+
+fn checked(config: &str) -> Result<Checked, wit::Error> {
+    Connection::check(config, SystemTime::now()).map_err(|e| to_wit_error(&e))
+}
+
+fn open_station_key(connection: &Checked) -> Result<HostKey, wit::Error> {
+    let key = HostKey::open(&connection.connection.station.private_key).map_err(|mut e| {
+        e.field = Some("/station/private_key".into());
+        e
+    })?;
+    let cert = Cert::from_der(&crate::crypto::PrivateKey::certificate_der(&key))
+        .map_err(|e| to_wit_error(&e))?;
+    cert.check_validity(SystemTime::now(), "station")
+        .map_err(|e| to_wit_error(&e))?;
+    Ok(key)
+}
+
+fn to_headers(headers: &[wit::Header]) -> Headers {
+    headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect()
+}
+
+fn from_headers(headers: &Headers) -> Vec<wit::Header> {
+    headers
+        .iter()
+        .map(|(name, value)| wit::Header {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
+        .collect()
+}
+
+fn wit_mic(mic: &Mic) -> wit::Mic {
+    wit::Mic {
+        digest: mic.digest_base64(),
+        algorithm: mic.spelling.clone(),
+    }
+}
+
+fn wit_disposition(disposition: &Disposition) -> wit::Disposition {
+    wit::Disposition {
+        disposition_type: match disposition.disposition_type {
+            DispositionType::Processed => wit::DispositionType::Processed,
+            DispositionType::Failed => wit::DispositionType::Failed,
+        },
+        modifier: disposition.modifier.as_ref().map(|(kind, description)| {
+            wit::DispositionModifier {
+                kind: match kind {
+                    ModifierKind::Error => wit::ModifierKind::Error,
+                    ModifierKind::Warning => wit::ModifierKind::Warning,
+                    ModifierKind::Failure => wit::ModifierKind::Failure,
+                },
+                description: description.clone(),
+            }
+        }),
+    }
+}
+
+fn wit_mdn(mdn: &Mdn) -> wit::MdnSummary {
+    wit::MdnSummary {
+        message_id: mdn.message_id.clone(),
+        original_message_id: mdn.original_message_id.clone(),
+        disposition: wit_disposition(&mdn.disposition),
+        received_mic: mdn.received_mic.as_ref().map(|mic| wit::Mic {
+            digest: mic.digest_base64.clone(),
+            algorithm: mic.algorithm_text.clone().unwrap_or_default(),
+        }),
+        signature: if mdn.signed {
+            wit::SignatureVerdict::Verified
+        } else {
+            wit::SignatureVerdict::Unsigned
+        },
+        warnings: mdn.warnings.clone(),
+    }
+}
+
+/// What the state store keeps of a sent message (`sent/<Message-ID>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SentRecord {
+    message_id: String,
+    partner: String,
+    mic_digest: Vec<u8>,
+    mic_algorithm: String,
+    state: SentState,
+    attempts: u32,
+    mdn: Option<StoredMdn>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SentState {
+    Pending,
+    Acknowledged,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredMdn {
+    message_id: Option<String>,
+    original_message_id: String,
+    disposition: String,
+    received_mic: Option<String>,
+    signed: bool,
+    warnings: Vec<String>,
+}
+
+fn state_key(message_id: &str) -> String {
+    format!("sent/{message_id}")
+}
+
+fn save(record: &SentRecord) -> Result<(), wit::Error> {
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}")))?;
+    state::set(&state_key(&record.message_id), &bytes)
+}
+
+fn send_one(
+    connection: &Checked,
+    key: &HostKey,
+    document: api::Document,
+) -> Result<api::SendOutcome, wit::Error> {
+    let provider = HostCrypto;
+    let config = &connection.connection;
+    let document = Document {
+        file_name: document.file_name,
+        content_type: document.content_type,
+        content: document.content,
+    };
+    let outbound = message::build(connection, &document, key, SystemTime::now(), &provider)
+        .map_err(|e| to_wit_error(&e))?;
+    let mut record = SentRecord {
+        message_id: outbound.message_id.clone(),
+        partner: config.partner.as2_id.clone(),
+        mic_digest: outbound.mic.digest.clone(),
+        mic_algorithm: outbound.mic.spelling.clone(),
+        state: SentState::Pending,
+        attempts: 0,
+        mdn: None,
+        reason: None,
+    };
+    // Recorded before it goes out, so a crash mid-send never loses track of it.
+    save(&record)?;
+    log::emit(
+        Level::Info,
+        &format!(
+            "sending {} ({} bytes) to {} as {}",
+            document.file_name.as_deref().unwrap_or("document"),
+            document.content.len(),
+            config.partner.as2_id,
+            outbound.message_id
+        ),
+    );
+    record.attempts += 1;
+    let response = crate::component::http::send(
+        "POST",
+        &config.partner.url,
+        &outbound.headers,
+        &outbound.body,
+        HTTP_TIMEOUT_SECONDS,
+    );
+    let response = match response {
+        Ok(response) => response,
+        Err(reason) => {
+            record.reason = Some(format!("HTTP: {reason}"));
+            save(&record)?;
+            return Err(wit_error(
+                wit::ErrorCode::TransportFailed,
+                format!("sending to {}: {reason}", config.partner.url),
+            ));
+        }
+    };
+    if !(200..300).contains(&response.status) {
+        let reason = format!("the partner answered HTTP {}", response.status);
+        record.state = SentState::Failed;
+        record.reason = Some(reason.clone());
+        save(&record)?;
+        let code = match response.status {
+            401 | 403 => wit::ErrorCode::AuthFailed,
+            429 => wit::ErrorCode::RateLimited,
+            _ => wit::ErrorCode::TransportFailed,
+        };
+        return Err(wit_error(code, reason));
+    }
+    if config.partner.mdn == MdnMode::None {
+        record.state = SentState::Acknowledged;
+        save(&record)?;
+        return Ok(api::SendOutcome {
+            message_id: outbound.message_id,
+            mic: wit_mic(&outbound.mic),
+            mdn: None,
+            mic_matched: false,
+        });
+    }
+    let verdict = message::check_mdn(
+        connection,
+        &outbound.message_id,
+        &outbound.mic,
+        &response.headers,
+        &response.body,
+        &provider,
+    );
+    let verdict = match verdict {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            record.state = SentState::Failed;
+            record.reason = Some(format!("the MDN is not valid: {error}"));
+            save(&record)?;
+            return Err(to_wit_error(&error));
+        }
+    };
+    record.mdn = Some(StoredMdn {
+        message_id: verdict.mdn.message_id.clone(),
+        original_message_id: verdict.mdn.original_message_id.clone(),
+        disposition: verdict.mdn.disposition.to_string(),
+        received_mic: verdict.mdn.received_mic.as_ref().map(ToString::to_string),
+        signed: verdict.mdn.signed,
+        warnings: verdict.mdn.warnings.clone(),
+    });
+    if verdict.proves_receipt {
+        record.state = SentState::Acknowledged;
+    } else {
+        record.state = SentState::Failed;
+        record.reason = Some(if !verdict.mdn.disposition.is_positive() {
+            format!("the partner reported {}", verdict.mdn.disposition)
+        } else if !verdict.mic_matched {
+            "the MDN's Received-Content-MIC does not match the MIC sent".to_string()
+        } else {
+            "the MDN is not signed although a signed MDN was requested".to_string()
+        });
+    }
+    save(&record)?;
+    for warning in &verdict.mdn.warnings {
+        log::emit(
+            Level::Warn,
+            &format!("MDN for {}: {warning}", outbound.message_id),
+        );
+    }
+    Ok(api::SendOutcome {
+        message_id: outbound.message_id,
+        mic: wit_mic(&outbound.mic),
+        mdn: Some(wit_mdn(&verdict.mdn)),
+        mic_matched: verdict.mic_matched,
+    })
+}
+
+fn stored_mdn_summary(mdn: &StoredMdn) -> Result<wit::MdnSummary, wit::Error> {
+    let disposition = Disposition::parse(&mdn.disposition).map_err(|e| to_wit_error(&e))?;
+    let received = mdn
+        .received_mic
+        .as_deref()
+        .map(crate::mic::ReportedMic::parse);
+    Ok(wit_mdn(&Mdn {
+        message_id: mdn.message_id.clone(),
+        original_message_id: mdn.original_message_id.clone(),
+        disposition,
+        received_mic: received,
+        signed: mdn.signed,
+        warnings: mdn.warnings.clone(),
+    }))
+}
+
+impl api::Guest for Component {
+    fn config_schema() -> String {
+        crate::config::schema_json()
+    }
+
+    fn validate_config(config: String) -> Result<(), wit::Error> {
+        let connection = checked(&config)?;
+        open_station_key(&connection)?;
+        Ok(())
+    }
+
+    fn test_connection(config: String) -> Result<Vec<api::Check>, wit::Error> {
+        let connection = checked(&config)?;
+        let mut checks = vec![api::Check {
+            name: "configuration".into(),
+            passed: true,
+            detail: "the configuration is valid and the partner certificate is current".into(),
+        }];
+        checks.push(match open_station_key(&connection) {
+            Ok(_) => api::Check {
+                name: "station key".into(),
+                passed: true,
+                detail: "the private key opens in the key store and its certificate is current"
+                    .into(),
+            },
+            Err(e) => api::Check {
+                name: "station key".into(),
+                passed: false,
+                detail: e.message,
+            },
+        });
+        let url = &connection.connection.partner.url;
+        checks.push(
+            match crate::component::http::send("GET", url, &Headers::new(), &[], 15) {
+                Ok(response) => api::Check {
+                    name: "partner endpoint reachable".into(),
+                    passed: true,
+                    detail: format!("{url} answered HTTP {}", response.status),
+                },
+                Err(reason) => api::Check {
+                    name: "partner endpoint reachable".into(),
+                    passed: false,
+                    detail: format!("{url}: {reason}"),
+                },
+            },
+        );
+        Ok(checks)
+    }
+
+    fn export(config: String, request: wit::HttpRequest) -> Result<api::ExportResult, wit::Error> {
+        let connection = checked(&config)?;
+        let key = open_station_key(&connection)?;
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return Err(wit_error(
+                wit::ErrorCode::MalformedMessage,
+                format!("AS2 messages are POSTed; got {}", request.method),
+            ));
+        }
+        let inbound = message::receive(
+            &connection,
+            &to_headers(&request.headers),
+            &request.body,
+            &key,
+            SystemTime::now(),
+            &HostCrypto,
+        )
+        .map_err(|e| to_wit_error(&e))?;
+        let documents = match &inbound.result {
+            Ok(received) => {
+                log::emit(
+                    Level::Info,
+                    &format!(
+                        "received {} ({} bytes) from {} as {}",
+                        received.document.file_name.as_deref().unwrap_or("document"),
+                        received.document.content.len(),
+                        inbound.partner,
+                        inbound.message_id
+                    ),
+                );
+                vec![api::ReceivedDocument {
+                    message_id: inbound.message_id.clone(),
+                    partner: inbound.partner.clone(),
+                    document: wit::Document {
+                        file_name: received.document.file_name.clone(),
+                        content_type: received.document.content_type.clone(),
+                        content: received.document.content.clone(),
+                    },
+                    mic: wit_mic(&received.mic),
+                    signed: received.signed,
+                    encrypted: received.encrypted,
+                }]
+            }
+            Err(error) => {
+                log::emit(
+                    Level::Warn,
+                    &format!(
+                        "message {} from {} rejected: {error}",
+                        inbound.message_id, inbound.partner
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        let empty_ok = wit::HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let (response, async_mdn) = match inbound.mdn {
+            None => (empty_ok, None),
+            Some(mdn) => match mdn.async_url {
+                None => (
+                    wit::HttpResponse {
+                        status: 200,
+                        headers: from_headers(&mdn.message.headers),
+                        body: mdn.message.body,
+                    },
+                    None,
+                ),
+                Some(url) => (
+                    empty_ok,
+                    Some(api::AsyncMdn {
+                        url,
+                        headers: from_headers(&mdn.message.headers),
+                        body: mdn.message.body,
+                    }),
+                ),
+            },
+        };
+        Ok(api::ExportResult {
+            documents,
+            disposition: wit_disposition(&inbound.disposition),
+            response,
+            async_mdn,
+        })
+    }
+
+    fn import(
+        config: String,
+        documents: Vec<wit::Document>,
+    ) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+        let connection = checked(&config)?;
+        let key = open_station_key(&connection)?;
+        Ok(documents
+            .into_iter()
+            .map(|document| send_one(&connection, &key, document))
+            .collect())
+    }
+
+    fn lookup_message(
+        config: String,
+        message_id: String,
+    ) -> Result<api::MessageStatus, wit::Error> {
+        let connection = checked(&config)?;
+        let bytes = state::get(&state_key(message_id.trim()))?.ok_or_else(|| {
+            wit_error(
+                wit::ErrorCode::NotFound,
+                format!("no message {message_id} was sent through this connection"),
+            )
+        })?;
+        let record: SentRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            wit_error(
+                wit::ErrorCode::StorageFailed,
+                format!("the stored record is unreadable: {e}"),
+            )
+        })?;
+        if record.partner != connection.connection.partner.as2_id {
+            return Err(wit_error(
+                wit::ErrorCode::NotFound,
+                format!("message {message_id} was not sent through this connection"),
+            ));
+        }
+        Ok(api::MessageStatus {
+            message_id: record.message_id,
+            partner: record.partner,
+            state: match record.state {
+                SentState::Pending => api::MessageState::Pending,
+                SentState::Acknowledged => api::MessageState::Acknowledged,
+                SentState::Failed => api::MessageState::Failed,
+            },
+            mic: wit::Mic {
+                digest: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &record.mic_digest,
+                ),
+                algorithm: record.mic_algorithm,
+            },
+            attempts: record.attempts,
+            mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
+            reason: record.reason,
+        })
+    }
+}

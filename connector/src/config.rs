@@ -1,0 +1,322 @@
+//! The connection configuration: what a user fills in on the connection form.
+//!
+//! The JSON Schema the flow builder renders comes from these types
+//! ([`schema_json`]), so the form and the parser cannot drift apart.
+
+use std::time::SystemTime;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{ContentCipher, DigestAlgorithm, KeyTransport};
+use crate::error::Error;
+use crate::headers;
+use crate::smime::Cert;
+
+/// An AS2 connection between our station and one trading partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "AS2 connection")]
+pub struct Connection {
+    /// A name for this connection, shown in lists and logs.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Your AS2 station: how partners address you.
+    pub station: Station,
+    /// The trading partner's AS2 station.
+    pub partner: Partner,
+}
+
+/// Our side of the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    /// Your AS2 identifier (AS2-From on what you send), 1–128 printable ASCII characters (RFC 4130 §6.2).
+    #[schemars(length(min = 1, max = 128))]
+    pub as2_id: String,
+    /// The URL partners post messages and asynchronous MDNs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Name of your private key in the host's key store. The key itself never
+    /// leaves the host; its certificate is the one partners encrypt to.
+    #[schemars(length(min = 1))]
+    pub private_key: String,
+    /// Digest algorithm used to sign the MDNs you return, when the partner
+    /// asks for a signed MDN without naming one you support.
+    #[serde(default = "default_digest")]
+    pub mdn_signing: Digest,
+}
+
+/// The partner's side of the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    /// The partner's AS2 identifier (AS2-To on what you send), 1–128 printable ASCII characters.
+    #[schemars(length(min = 1, max = 128))]
+    pub as2_id: String,
+    /// The partner's AS2 URL (http or https).
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// The partner's X.509 certificate, PEM. Used to encrypt to them and to
+    /// verify their signatures and MDNs.
+    #[schemars(length(min = 1))]
+    pub certificate: String,
+    /// How to sign what you send; `none` sends unsigned.
+    #[serde(default = "default_signing")]
+    pub signing: Signing,
+    /// How to encrypt what you send; `none` sends unencrypted.
+    #[serde(default = "default_encryption")]
+    pub encryption: Encryption,
+    /// The MDN to request from the partner.
+    #[serde(default = "default_mdn")]
+    pub mdn: MdnMode,
+    /// Reject inbound messages that are not signed.
+    #[serde(default = "default_true")]
+    pub require_signed: bool,
+    /// Reject inbound messages that are not encrypted.
+    #[serde(default = "default_true")]
+    pub require_encrypted: bool,
+}
+
+/// A digest algorithm choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Digest {
+    /// SHA-1 (legacy partners only).
+    #[serde(rename = "sha1")]
+    Sha1,
+    /// SHA-224.
+    #[serde(rename = "sha224")]
+    Sha224,
+    /// SHA-256 (recommended).
+    #[serde(rename = "sha256")]
+    Sha256,
+    /// SHA-384.
+    #[serde(rename = "sha384")]
+    Sha384,
+    /// SHA-512.
+    #[serde(rename = "sha512")]
+    Sha512,
+}
+
+impl From<Digest> for DigestAlgorithm {
+    fn from(digest: Digest) -> Self {
+        match digest {
+            Digest::Sha1 => DigestAlgorithm::Sha1,
+            Digest::Sha224 => DigestAlgorithm::Sha224,
+            Digest::Sha256 => DigestAlgorithm::Sha256,
+            Digest::Sha384 => DigestAlgorithm::Sha384,
+            Digest::Sha512 => DigestAlgorithm::Sha512,
+        }
+    }
+}
+
+/// Signing of outbound messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Signing {
+    /// Do not sign.
+    #[serde(rename = "none")]
+    None,
+    /// RSA PKCS#1 v1.5 with SHA-1.
+    #[serde(rename = "sha1")]
+    Sha1,
+    /// RSA PKCS#1 v1.5 with SHA-224.
+    #[serde(rename = "sha224")]
+    Sha224,
+    /// RSA PKCS#1 v1.5 with SHA-256 (recommended).
+    #[serde(rename = "sha256")]
+    Sha256,
+    /// RSA PKCS#1 v1.5 with SHA-384.
+    #[serde(rename = "sha384")]
+    Sha384,
+    /// RSA PKCS#1 v1.5 with SHA-512.
+    #[serde(rename = "sha512")]
+    Sha512,
+}
+
+impl Signing {
+    /// The digest, or `None` for unsigned.
+    pub fn digest(self) -> Option<DigestAlgorithm> {
+        match self {
+            Signing::None => None,
+            Signing::Sha1 => Some(DigestAlgorithm::Sha1),
+            Signing::Sha224 => Some(DigestAlgorithm::Sha224),
+            Signing::Sha256 => Some(DigestAlgorithm::Sha256),
+            Signing::Sha384 => Some(DigestAlgorithm::Sha384),
+            Signing::Sha512 => Some(DigestAlgorithm::Sha512),
+        }
+    }
+}
+
+/// Encryption of outbound messages (content key sent with RSA PKCS#1 v1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Encryption {
+    /// Do not encrypt.
+    #[serde(rename = "none")]
+    None,
+    /// Triple DES (legacy partners only).
+    #[serde(rename = "3des")]
+    TripleDes,
+    /// AES-128-CBC.
+    #[serde(rename = "aes128-cbc")]
+    Aes128Cbc,
+    /// AES-192-CBC.
+    #[serde(rename = "aes192-cbc")]
+    Aes192Cbc,
+    /// AES-256-CBC (recommended).
+    #[serde(rename = "aes256-cbc")]
+    Aes256Cbc,
+}
+
+impl Encryption {
+    /// The cipher, or `None` for unencrypted.
+    pub fn cipher(self) -> Option<ContentCipher> {
+        match self {
+            Encryption::None => None,
+            Encryption::TripleDes => Some(ContentCipher::DesEde3Cbc),
+            Encryption::Aes128Cbc => Some(ContentCipher::Aes128Cbc),
+            Encryption::Aes192Cbc => Some(ContentCipher::Aes192Cbc),
+            Encryption::Aes256Cbc => Some(ContentCipher::Aes256Cbc),
+        }
+    }
+
+    /// The key transport used with it.
+    pub fn key_transport(self) -> KeyTransport {
+        KeyTransport::RsaPkcs1v15
+    }
+}
+
+/// The MDN requested from the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MdnMode {
+    /// Ask for no MDN (no proof of receipt).
+    #[serde(rename = "none")]
+    None,
+    /// Ask for an unsigned synchronous MDN.
+    #[serde(rename = "unsigned")]
+    Unsigned,
+    /// Ask for a signed synchronous MDN (recommended: the only legal proof of receipt).
+    #[serde(rename = "signed")]
+    Signed,
+}
+
+fn default_digest() -> Digest {
+    Digest::Sha256
+}
+fn default_signing() -> Signing {
+    Signing::Sha256
+}
+fn default_encryption() -> Encryption {
+    Encryption::Aes256Cbc
+}
+fn default_mdn() -> MdnMode {
+    MdnMode::Signed
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The JSON Schema (draft 2020-12) of [`Connection`], pretty-printed.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Connection);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// A checked configuration: the parsed form plus the partner certificate.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The configuration as given.
+    pub connection: Connection,
+    /// The partner's certificate, parsed.
+    pub partner_cert: Cert,
+}
+
+impl Connection {
+    /// Parses JSON, naming the offending field (as a JSON pointer) on failure.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let pointer = if path == "." {
+                String::from("/")
+            } else {
+                format!("/{}", path.replace('.', "/"))
+            };
+            Error::config(pointer, e.into_inner().to_string())
+        })
+    }
+
+    /// Parses and checks everything that can be checked without the network
+    /// or the key store: identifiers, URLs, the partner certificate and its
+    /// validity at `now`.
+    pub fn check(text: &str, now: SystemTime) -> Result<Checked, Error> {
+        let connection = Self::from_json(text)?;
+        if connection.name.trim().is_empty() {
+            return Err(Error::config("/name", "give the connection a name"));
+        }
+        headers::check_as2_id(&connection.station.as2_id)
+            .map_err(|reason| Error::config("/station/as2_id", reason))?;
+        headers::check_as2_id(&connection.partner.as2_id)
+            .map_err(|reason| Error::config("/partner/as2_id", reason))?;
+        if let Some(url) = &connection.station.url {
+            check_url(url).map_err(|reason| Error::config("/station/url", reason))?;
+        }
+        check_url(&connection.partner.url)
+            .map_err(|reason| Error::config("/partner/url", reason))?;
+        if connection.station.private_key.trim().is_empty() {
+            return Err(Error::config(
+                "/station/private_key",
+                "name the key store entry that holds your private key",
+            ));
+        }
+        let partner_cert = Cert::from_pem(&connection.partner.certificate).map_err(|e| {
+            Error::config(
+                "/partner/certificate",
+                format!("{e}; paste the partner's PEM certificate"),
+            )
+        })?;
+        partner_cert.check_validity(now, "partner")?;
+        Ok(Checked {
+            connection,
+            partner_cert,
+        })
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} contains spaces or control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_is_reported_with_its_pointer() {
+        let err = Connection::from_json(
+            r#"{"name":"x","station":{"as2_id":"A","private_key":"k","colour":1},"partner":{}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidConfig);
+        assert_eq!(err.field(), Some("/station/colour"));
+    }
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(check_url("https://as2.example.com/receive").is_ok());
+        assert!(check_url("http://127.0.0.1:4080").is_ok());
+        assert!(check_url("ftp://example.com").is_err());
+        assert!(check_url("http:///path").is_err());
+    }
+}

@@ -1,0 +1,411 @@
+//! The cryptography the engine needs, behind traits.
+//!
+//! As rustls does with its `CryptoProvider`, the engine never calls a crypto
+//! library directly. Natively, [`rustcrypto`] implements these traits with
+//! RustCrypto; inside the WebAssembly component they are the host's
+//! `primitives` and `keystore` imports, so bulk work runs at native speed and
+//! private keys never enter the component.
+
+use der::oid::ObjectIdentifier;
+
+#[cfg(feature = "rustcrypto")]
+pub mod rustcrypto;
+
+/// Why a cryptographic operation failed. Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The algorithm is known to the engine but the provider cannot run it.
+    #[error("unsupported algorithm: {0}")]
+    UnsupportedAlgorithm(String),
+    /// A key, IV or public key has the wrong size or does not parse.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// Decryption failed: wrong key, or the ciphertext was changed.
+    #[error("decryption failed (wrong key, or the content was altered)")]
+    Decryption,
+    /// The key store refused or failed the operation.
+    #[error("key store: {0}")]
+    KeyStore(String),
+}
+
+/// Message digest algorithms (RFC 5751 §3.4.3.2, RFC 5754).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    /// SHA-1 (legacy partners).
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    /// Every algorithm, strongest last.
+    pub const ALL: [DigestAlgorithm; 5] = [
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha224,
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512,
+    ];
+
+    /// The digest's object identifier (RFC 5754 §2).
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            DigestAlgorithm::Sha1 => oids::SHA1,
+            DigestAlgorithm::Sha224 => oids::SHA224,
+            DigestAlgorithm::Sha256 => oids::SHA256,
+            DigestAlgorithm::Sha384 => oids::SHA384,
+            DigestAlgorithm::Sha512 => oids::SHA512,
+        }
+    }
+
+    /// The algorithm with this digest OID.
+    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.oid() == *oid)
+    }
+
+    /// The `sha*WithRSAEncryption` OID (RFC 4055 §5).
+    pub fn rsa_signature_oid(self) -> ObjectIdentifier {
+        match self {
+            DigestAlgorithm::Sha1 => oids::SHA1_WITH_RSA,
+            DigestAlgorithm::Sha224 => oids::SHA224_WITH_RSA,
+            DigestAlgorithm::Sha256 => oids::SHA256_WITH_RSA,
+            DigestAlgorithm::Sha384 => oids::SHA384_WITH_RSA,
+            DigestAlgorithm::Sha512 => oids::SHA512_WITH_RSA,
+        }
+    }
+
+    /// The algorithm of a `sha*WithRSAEncryption` OID.
+    pub fn from_rsa_signature_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.rsa_signature_oid() == *oid)
+    }
+
+    /// The RFC 5751 `micalg` name, e.g. `sha-256`.
+    pub fn micalg(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Sha1 => "sha-1",
+            DigestAlgorithm::Sha224 => "sha-224",
+            DigestAlgorithm::Sha256 => "sha-256",
+            DigestAlgorithm::Sha384 => "sha-384",
+            DigestAlgorithm::Sha512 => "sha-512",
+        }
+    }
+
+    /// Parses any spelling partners use for a micalg: `sha-256` (RFC 5751),
+    /// `sha256` (RFC 3851), `SHA256`, `sha_256`, `sha2_256`, case-insensitively.
+    pub fn from_micalg(name: &str) -> Option<Self> {
+        let squashed = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let bits = squashed
+            .strip_prefix("sha2")
+            .filter(|bits| bits.len() == 3)
+            .or_else(|| squashed.strip_prefix("sha"))?;
+        match bits {
+            "1" => Some(DigestAlgorithm::Sha1),
+            "224" => Some(DigestAlgorithm::Sha224),
+            "256" => Some(DigestAlgorithm::Sha256),
+            "384" => Some(DigestAlgorithm::Sha384),
+            "512" => Some(DigestAlgorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Length of the digest in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            DigestAlgorithm::Sha1 => 20,
+            DigestAlgorithm::Sha224 => 28,
+            DigestAlgorithm::Sha256 => 32,
+            DigestAlgorithm::Sha384 => 48,
+            DigestAlgorithm::Sha512 => 64,
+        }
+    }
+}
+
+/// RSA signature schemes (RFC 8017 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureScheme {
+    /// RSASSA-PKCS1-v1_5.
+    RsaPkcs1v15,
+    /// RSASSA-PSS, MGF1 with the same digest, salt length = digest length.
+    RsaPss,
+}
+
+/// RSA key transport schemes (RFC 8017 §7, RFC 3560).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyTransport {
+    /// RSAES-PKCS1-v1_5.
+    RsaPkcs1v15,
+    /// RSAES-OAEP, SHA-1 and MGF1-SHA-1.
+    RsaOaepSha1,
+    /// RSAES-OAEP, SHA-256 and MGF1-SHA-256.
+    RsaOaepSha256,
+}
+
+/// Content-encryption algorithms in CBC mode (RFC 3565, RFC 3370 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContentCipher {
+    /// AES-128-CBC.
+    Aes128Cbc,
+    /// AES-192-CBC.
+    Aes192Cbc,
+    /// AES-256-CBC.
+    Aes256Cbc,
+    /// DES-EDE3-CBC (3DES).
+    DesEde3Cbc,
+}
+
+impl ContentCipher {
+    const ALL: [ContentCipher; 4] = [
+        ContentCipher::Aes128Cbc,
+        ContentCipher::Aes192Cbc,
+        ContentCipher::Aes256Cbc,
+        ContentCipher::DesEde3Cbc,
+    ];
+
+    /// The algorithm's object identifier.
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            ContentCipher::Aes128Cbc => oids::AES128_CBC,
+            ContentCipher::Aes192Cbc => oids::AES192_CBC,
+            ContentCipher::Aes256Cbc => oids::AES256_CBC,
+            ContentCipher::DesEde3Cbc => oids::DES_EDE3_CBC,
+        }
+    }
+
+    /// The algorithm with this OID.
+    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.oid() == *oid)
+    }
+
+    /// Key length in bytes.
+    pub fn key_len(self) -> usize {
+        match self {
+            ContentCipher::Aes128Cbc => 16,
+            ContentCipher::Aes192Cbc | ContentCipher::DesEde3Cbc => 24,
+            ContentCipher::Aes256Cbc => 32,
+        }
+    }
+
+    /// Block (and IV) length in bytes.
+    pub fn block_len(self) -> usize {
+        match self {
+            ContentCipher::DesEde3Cbc => 8,
+            _ => 16,
+        }
+    }
+}
+
+/// Whether a cipher encrypts or decrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Encrypt, then PKCS#7-pad at the end.
+    Encrypt,
+    /// Decrypt, then check and strip the PKCS#7 padding.
+    Decrypt,
+}
+
+/// A running digest.
+pub trait Hasher {
+    /// Feeds more bytes.
+    fn update(&mut self, data: &[u8]);
+    /// The digest of everything fed.
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+/// A streaming CBC cipher with PKCS#7 padding (RFC 5652 §6.3).
+pub trait Cipher {
+    /// Processes whole blocks and returns their output; keeps the rest.
+    fn update(&mut self, data: &[u8]) -> Vec<u8>;
+    /// Pads or unpads and returns the last output.
+    fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError>;
+}
+
+/// Public-key and bulk primitives.
+pub trait CryptoProvider {
+    /// Starts a digest.
+    fn hasher(&self, algorithm: DigestAlgorithm) -> Box<dyn Hasher + Send>;
+
+    /// Starts a cipher.
+    fn cipher(
+        &self,
+        algorithm: ContentCipher,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+    ) -> Result<Box<dyn Cipher + Send>, CryptoError>;
+
+    /// Encrypts a content-encryption key to an RSA public key (DER SubjectPublicKeyInfo).
+    fn rsa_encrypt(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: KeyTransport,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+
+    /// Verifies an RSA signature over a digest: `Ok(false)` when it does not match.
+    fn rsa_verify(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, CryptoError>;
+
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill_random(&self, buf: &mut [u8]);
+
+    /// Digest of one buffer.
+    fn digest(&self, algorithm: DigestAlgorithm, data: &[u8]) -> Vec<u8> {
+        let mut hasher = self.hasher(algorithm);
+        hasher.update(data);
+        hasher.finish()
+    }
+
+    /// Encrypts or decrypts one buffer.
+    fn cipher_all(
+        &self,
+        algorithm: ContentCipher,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut cipher = self.cipher(algorithm, direction, key, iv)?;
+        let mut out = cipher.update(data);
+        out.extend(cipher.finish()?);
+        Ok(out)
+    }
+}
+
+/// A private key the engine can use but not read: the station's key in the
+/// host's key store, reached through a handle.
+pub trait PrivateKey {
+    /// The DER certificate paired with the key.
+    fn certificate_der(&self) -> Vec<u8>;
+
+    /// Signs a precomputed digest.
+    fn sign_digest(
+        &self,
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+
+    /// Decrypts a key-transport blob and returns the content-encryption key.
+    fn decrypt_key(
+        &self,
+        scheme: KeyTransport,
+        encrypted_key: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+}
+
+/// Object identifiers used by AS2's CMS profile.
+pub mod oids {
+    use der::oid::ObjectIdentifier;
+
+    /// id-data (RFC 5652 §4).
+    pub const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+    /// id-signedData (RFC 5652 §5).
+    pub const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+    /// id-envelopedData (RFC 5652 §6).
+    pub const ENVELOPED_DATA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
+    /// id-contentType attribute (RFC 5652 §11.1).
+    pub const CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+    /// id-messageDigest attribute (RFC 5652 §11.2).
+    pub const MESSAGE_DIGEST: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+    /// id-signingTime attribute (RFC 5652 §11.3).
+    pub const SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
+    /// rsaEncryption (RFC 8017 Appendix C).
+    pub const RSA_ENCRYPTION: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    /// id-RSAES-OAEP.
+    pub const RSAES_OAEP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.7");
+    /// id-RSASSA-PSS.
+    pub const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+    /// sha1WithRSAEncryption.
+    pub const SHA1_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+    /// sha224WithRSAEncryption.
+    pub const SHA224_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.14");
+    /// sha256WithRSAEncryption.
+    pub const SHA256_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    /// sha384WithRSAEncryption.
+    pub const SHA384_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+    /// sha512WithRSAEncryption.
+    pub const SHA512_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+    /// id-sha1.
+    pub const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+    /// id-sha224.
+    pub const SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
+    /// id-sha256.
+    pub const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+    /// id-sha384.
+    pub const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+    /// id-sha512.
+    pub const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+    /// id-aes128-CBC.
+    pub const AES128_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.2");
+    /// id-aes192-CBC.
+    pub const AES192_CBC: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.22");
+    /// id-aes256-CBC.
+    pub const AES256_CBC: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
+    /// des-ede3-cbc.
+    pub const DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.7");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micalg_spellings_partners_use_all_parse() {
+        for spelling in [
+            "sha-256",
+            "sha256",
+            "SHA256",
+            "sha_256",
+            "sha2_256",
+            " Sha-256 ",
+        ] {
+            assert_eq!(
+                DigestAlgorithm::from_micalg(spelling),
+                Some(DigestAlgorithm::Sha256),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            DigestAlgorithm::from_micalg("sha1"),
+            Some(DigestAlgorithm::Sha1)
+        );
+        assert_eq!(
+            DigestAlgorithm::from_micalg("SHA-1"),
+            Some(DigestAlgorithm::Sha1)
+        );
+        assert_eq!(DigestAlgorithm::from_micalg("md5"), None);
+        assert_eq!(
+            DigestAlgorithm::from_micalg("sha2_512"),
+            Some(DigestAlgorithm::Sha512)
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! The native crypto provider: RustCrypto, in-process.
+//!
+//! Used by the engine's tests, fuzzers and benchmarks, and by the host, which
+//! serves the component's `primitives` and `keystore` imports with it.
+
+use aes::{Aes128, Aes192, Aes256};
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, BlockSizeUser, KeyIvInit};
+use des::TdesEde3;
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use sha2::Digest;
+
+use super::{
+    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
+    KeyTransport, PrivateKey, SignatureScheme,
+};
+
+/// RustCrypto implementation of [`CryptoProvider`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RustCryptoProvider;
+
+struct DigestHasher<D>(D);
+
+impl<D: Digest> Hasher for DigestHasher<D> {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finalize().to_vec()
+    }
+}
+
+/// Runs `$body` with `$d` bound to the RustCrypto digest type of `$alg`.
+macro_rules! with_digest {
+    ($alg:expr, $d:ident => $body:expr) => {
+        match $alg {
+            DigestAlgorithm::Sha1 => {
+                type $d = sha1::Sha1;
+                $body
+            }
+            DigestAlgorithm::Sha224 => {
+                type $d = sha2::Sha224;
+                $body
+            }
+            DigestAlgorithm::Sha256 => {
+                type $d = sha2::Sha256;
+                $body
+            }
+            DigestAlgorithm::Sha384 => {
+                type $d = sha2::Sha384;
+                $body
+            }
+            DigestAlgorithm::Sha512 => {
+                type $d = sha2::Sha512;
+                $body
+            }
+        }
+    };
+}
+
+/// One CBC direction: the encryptor or the decryptor of a block cipher.
+trait CbcMode: BlockSizeUser {
+    fn process(&mut self, blocks: &mut [cbc::cipher::Block<Self>]);
+}
+
+impl<C: cbc::cipher::BlockCipherEncrypt> CbcMode for cbc::Encryptor<C> {
+    fn process(&mut self, blocks: &mut [cbc::cipher::Block<Self>]) {
+        self.encrypt_blocks(blocks)
+    }
+}
+
+impl<C: cbc::cipher::BlockCipherDecrypt> CbcMode for cbc::Decryptor<C> {
+    fn process(&mut self, blocks: &mut [cbc::cipher::Block<Self>]) {
+        self.decrypt_blocks(blocks)
+    }
+}
+
+/// CBC over any block cipher, streaming: whole blocks go through at once; the
+/// decryptor holds back the last block until `finish` so it can strip padding.
+struct CbcStream<M> {
+    mode: M,
+    pending: Vec<u8>,
+    direction: Direction,
+}
+
+impl<M: CbcMode> CbcStream<M> {
+    fn run(&mut self, data: &mut [u8]) {
+        let (blocks, rest) = cbc::cipher::Block::<M>::slice_as_chunks_mut(data);
+        debug_assert!(rest.is_empty());
+        self.mode.process(blocks);
+    }
+}
+
+impl<M: CbcMode> Cipher for CbcStream<M> {
+    fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        let block = M::block_size();
+        self.pending.extend_from_slice(data);
+        let mut ready = self.pending.len() / block * block;
+        // Keep one whole block back when decrypting: it may be the padded last one.
+        if self.direction == Direction::Decrypt && ready == self.pending.len() && ready > 0 {
+            ready -= block;
+        }
+        let mut out: Vec<u8> = self.pending.drain(..ready).collect();
+        self.run(&mut out);
+        out
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, CryptoError> {
+        let block = M::block_size();
+        let mut last = std::mem::take(&mut self.pending);
+        match self.direction {
+            Direction::Encrypt => {
+                let pad = block - last.len() % block;
+                last.resize(last.len() + pad, pad as u8);
+                self.run(&mut last);
+                Ok(last)
+            }
+            Direction::Decrypt => {
+                if last.len() != block {
+                    return Err(CryptoError::Decryption);
+                }
+                self.run(&mut last);
+                let pad = usize::from(last[block - 1]);
+                let padding_ok = (1..=block).contains(&pad)
+                    && last[block - pad..].iter().all(|&b| usize::from(b) == pad);
+                if !padding_ok {
+                    return Err(CryptoError::Decryption);
+                }
+                last.truncate(block - pad);
+                Ok(last)
+            }
+        }
+    }
+}
+
+fn cbc_stream<C>(
+    direction: Direction,
+    key: &[u8],
+    iv: &[u8],
+) -> Result<Box<dyn Cipher + Send>, CryptoError>
+where
+    C: cbc::cipher::BlockCipherEncrypt
+        + cbc::cipher::BlockCipherDecrypt
+        + cbc::cipher::KeyInit
+        + Send
+        + 'static,
+{
+    let invalid = |_| CryptoError::InvalidKey("key or IV length does not fit the cipher".into());
+    Ok(match direction {
+        Direction::Encrypt => Box::new(CbcStream {
+            mode: cbc::Encryptor::<C>::new_from_slices(key, iv).map_err(invalid)?,
+            pending: Vec::new(),
+            direction,
+        }),
+        Direction::Decrypt => Box::new(CbcStream {
+            mode: cbc::Decryptor::<C>::new_from_slices(key, iv).map_err(invalid)?,
+            pending: Vec::new(),
+            direction,
+        }),
+    })
+}
+
+fn public_key(subject_public_key_info: &[u8]) -> Result<rsa::PublicKey, CryptoError> {
+    rsa::PublicKey::from_public_key_der(subject_public_key_info)
+        .map_err(|e| CryptoError::InvalidKey(format!("not an RSA public key: {e}")))
+}
+
+impl CryptoProvider for RustCryptoProvider {
+    fn hasher(&self, algorithm: DigestAlgorithm) -> Box<dyn Hasher + Send> {
+        with_digest!(algorithm, D => Box::new(DigestHasher(D::new())))
+    }
+
+    fn cipher(
+        &self,
+        algorithm: ContentCipher,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        match algorithm {
+            ContentCipher::Aes128Cbc => cbc_stream::<Aes128>(direction, key, iv),
+            ContentCipher::Aes192Cbc => cbc_stream::<Aes192>(direction, key, iv),
+            ContentCipher::Aes256Cbc => cbc_stream::<Aes256>(direction, key, iv),
+            ContentCipher::DesEde3Cbc => cbc_stream::<TdesEde3>(direction, key, iv),
+        }
+    }
+
+    fn rsa_encrypt(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: KeyTransport,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let key = public_key(subject_public_key_info)?;
+        let result = match scheme {
+            KeyTransport::RsaPkcs1v15 => key.pkcs1v15_encrypt(data),
+            KeyTransport::RsaOaepSha1 => key.oaep_encrypt::<sha1::Sha1>(data),
+            KeyTransport::RsaOaepSha256 => key.oaep_encrypt::<sha2::Sha256>(data),
+        };
+        result.map_err(|e| CryptoError::InvalidKey(format!("RSA encryption failed: {e}")))
+    }
+
+    fn rsa_verify(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, CryptoError> {
+        let key = public_key(subject_public_key_info)?;
+        if digest.len() != algorithm.output_len() {
+            return Ok(false);
+        }
+        let verdict = with_digest!(algorithm, D => match scheme {
+            SignatureScheme::RsaPkcs1v15 => key.pkcs1v15_verify_prehash::<D>(digest, signature),
+            SignatureScheme::RsaPss => key.pss_verify_prehash::<D>(digest, signature),
+        });
+        Ok(verdict.is_ok())
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // The OS random source failing is not recoverable and not input-driven.
+        #[allow(clippy::expect_used)]
+        getrandom::fill(buf).expect("the operating system's random source failed");
+    }
+}
+
+/// A private key held in this process: the host's key store uses it, and so
+/// do tests. Inside the component keys are only ever reached through handles.
+pub struct SoftwareKey {
+    key: rsa::PrivateKey,
+    certificate_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("SoftwareKey").finish_non_exhaustive()
+    }
+}
+
+impl SoftwareKey {
+    /// A key from PKCS#8 DER and its DER certificate.
+    pub fn from_pkcs8_der(pkcs8: &[u8], certificate_der: Vec<u8>) -> Result<Self, CryptoError> {
+        let key = rsa::PrivateKey::from_pkcs8_der(pkcs8)
+            .map_err(|e| CryptoError::InvalidKey(format!("not an RSA PKCS#8 private key: {e}")))?;
+        Ok(SoftwareKey {
+            key,
+            certificate_der,
+        })
+    }
+
+    /// A key from an `rsa` private key and its DER certificate.
+    pub fn new(key: rsa::PrivateKey, certificate_der: Vec<u8>) -> Self {
+        SoftwareKey {
+            key,
+            certificate_der,
+        }
+    }
+}
+
+impl PrivateKey for SoftwareKey {
+    fn certificate_der(&self) -> Vec<u8> {
+        self.certificate_der.clone()
+    }
+
+    fn sign_digest(
+        &self,
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let signature = with_digest!(algorithm, D => match scheme {
+            SignatureScheme::RsaPkcs1v15 => self.key.pkcs1v15_sign_prehash::<D>(digest),
+            SignatureScheme::RsaPss => self.key.pss_sign_prehash::<D>(digest),
+        });
+        signature.map_err(|e| CryptoError::KeyStore(format!("signing failed: {e}")))
+    }
+
+    fn decrypt_key(
+        &self,
+        scheme: KeyTransport,
+        encrypted_key: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let result = match scheme {
+            KeyTransport::RsaPkcs1v15 => self.key.pkcs1v15_decrypt(encrypted_key),
+            KeyTransport::RsaOaepSha1 => self.key.oaep_decrypt::<sha1::Sha1>(encrypted_key),
+            KeyTransport::RsaOaepSha256 => self.key.oaep_decrypt::<sha2::Sha256>(encrypted_key),
+        };
+        result.map_err(|_| CryptoError::Decryption)
+    }
+}
+
+/// A freshly generated station key: the key, its self-signed certificate,
+/// and both in PEM for the key store's files.
+pub struct GeneratedKey {
+    /// The key, ready to use.
+    pub key: SoftwareKey,
+    /// The certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The private key, PKCS#8 PEM. Secret: goes to the key store only.
+    pub private_key_pem: String,
+}
+
+/// An AS2 station certificate profile: self-signed, end entity, for signing
+/// and key transport (AS2 trust is the pinned partner certificate, RFC 4130 §6.3).
+struct SelfSignedStation {
+    subject: x509_cert::name::Name,
+}
+
+impl x509_cert::builder::profile::BuilderProfile for SelfSignedStation {
+    fn get_issuer(&self, subject: &x509_cert::name::Name) -> x509_cert::name::Name {
+        subject.clone()
+    }
+
+    fn get_subject(&self) -> x509_cert::name::Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        tbs: &x509_cert::TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<x509_cert::ext::Extension>> {
+        use x509_cert::ext::ToExtension;
+        use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectKeyIdentifier};
+        let mut extensions = Vec::new();
+        let ski = SubjectKeyIdentifier::try_from(spk)?;
+        extensions.push(ski.to_extension(tbs.subject(), &extensions)?);
+        let usage = KeyUsage(
+            KeyUsages::DigitalSignature | KeyUsages::NonRepudiation | KeyUsages::KeyEncipherment,
+        );
+        extensions.push(usage.to_extension(tbs.subject(), &extensions)?);
+        Ok(extensions)
+    }
+}
+
+/// Generates an RSA-2048 key and a self-signed certificate for `common_name`,
+/// valid from `not_before` for `valid_for`.
+pub fn generate_station_key(
+    common_name: &str,
+    not_before: std::time::SystemTime,
+    valid_for: std::time::Duration,
+) -> Result<GeneratedKey, CryptoError> {
+    use der::{Encode, EncodePem, pem::LineEnding};
+    use rsa::pkcs8::EncodePrivateKey;
+    use std::str::FromStr;
+    use x509_cert::builder::{Builder, CertificateBuilder};
+
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| CryptoError::KeyStore(format!("{what}: {e}"));
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048)
+        .map_err(|e| failed("RSA key generation failed", &e))?;
+    let subject_text = format!(
+        "CN={}",
+        common_name.replace([',', '+', '=', '\\', '"'], "_")
+    );
+    let subject = x509_cert::name::Name::from_str(&subject_text)
+        .map_err(|e| failed("invalid certificate subject", &e))?;
+    let mut serial = [0u8; 16];
+    getrandom::fill(&mut serial).map_err(|e| failed("random source failed", &e))?;
+    serial[0] &= 0x7f;
+    let serial = x509_cert::serial_number::SerialNumber::new(&serial)
+        .map_err(|e| failed("invalid serial number", &e))?;
+    let validity = x509_cert::time::Validity::new(
+        x509_cert::time::Time::try_from(not_before).map_err(|e| failed("invalid time", &e))?,
+        x509_cert::time::Time::try_from(not_before + valid_for)
+            .map_err(|e| failed("invalid time", &e))?,
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let spki = spki::SubjectPublicKeyInfoOwned::from_key(&key.to_public_key())
+        .map_err(|e| failed("public key encoding failed", &e))?;
+    let certificate =
+        CertificateBuilder::new(SelfSignedStation { subject }, serial, validity, spki)
+            .map_err(|e| failed("certificate building failed", &e))?
+            .build::<_, rsa::pkcs1v15::Signature>(&signer)
+            .map_err(|e| failed("certificate signing failed", &e))?;
+    let certificate_der = certificate
+        .to_der()
+        .map_err(|e| failed("certificate encoding failed", &e))?;
+    let certificate_pem = certificate
+        .to_pem(LineEnding::LF)
+        .map_err(|e| failed("certificate encoding failed", &e))?;
+    let private_key_pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| failed("key encoding failed", &e))?
+        .to_string();
+    Ok(GeneratedKey {
+        key: SoftwareKey::new(key, certificate_der.clone()),
+        certificate_der,
+        certificate_pem,
+        private_key_pem,
+    })
+}

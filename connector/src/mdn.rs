@@ -1,0 +1,485 @@
+//! Message Disposition Notifications: the AS2 receipt (RFC 3798, RFC 4130 §7.4).
+
+use std::time::SystemTime;
+
+use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey};
+use crate::error::Error;
+use crate::headers::{self, Headers};
+use crate::mic::{Mic, ReportedMic};
+use crate::mime::{self, Entity};
+use crate::signed;
+use crate::smime::Cert;
+
+/// RFC 3798 §3.2.6 disposition type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispositionType {
+    /// `processed`
+    Processed,
+    /// `failed`
+    Failed,
+}
+
+/// RFC 3798 §3.2.6.3 modifier kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModifierKind {
+    /// `error`
+    Error,
+    /// `warning`
+    Warning,
+    /// `failure`
+    Failure,
+}
+
+/// The `Disposition` field of an MDN (RFC 3798 §3.2.6, RFC 4130 §7.4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    /// `processed` or `failed`.
+    pub disposition_type: DispositionType,
+    /// e.g. `(Error, "decryption-failed")`.
+    pub modifier: Option<(ModifierKind, String)>,
+}
+
+impl Disposition {
+    /// `processed`: the document was received and stored.
+    pub fn processed() -> Self {
+        Disposition {
+            disposition_type: DispositionType::Processed,
+            modifier: None,
+        }
+    }
+
+    /// `processed/error: <description>`.
+    pub fn error(description: &str) -> Self {
+        Disposition {
+            disposition_type: DispositionType::Processed,
+            modifier: Some((ModifierKind::Error, description.to_string())),
+        }
+    }
+
+    /// `processed/warning: <description>`.
+    pub fn warning(description: &str) -> Self {
+        Disposition {
+            disposition_type: DispositionType::Processed,
+            modifier: Some((ModifierKind::Warning, description.to_string())),
+        }
+    }
+
+    /// `failed/failure: <description>`.
+    pub fn failure(description: &str) -> Self {
+        Disposition {
+            disposition_type: DispositionType::Failed,
+            modifier: Some((ModifierKind::Failure, description.to_string())),
+        }
+    }
+
+    /// Whether this acknowledges receipt: `processed`, plain or with a warning.
+    pub fn is_positive(&self) -> bool {
+        self.disposition_type == DispositionType::Processed
+            && !matches!(self.modifier, Some((ModifierKind::Error, _)))
+    }
+
+    /// The disposition for a message that failed with `error` (RFC 4130 §7.4.3).
+    pub fn for_error(error: &Error) -> Self {
+        match error {
+            Error::Decryption(_) => Disposition::error("decryption-failed"),
+            Error::Authentication(_)
+            | Error::CertificateExpired(_)
+            | Error::CertificateNotYetValid(_) => Disposition::error("authentication-failed"),
+            Error::Integrity(_) => Disposition::error("integrity-check-failed"),
+            Error::InsufficientSecurity(_) => Disposition::error("insufficient-message-security"),
+            Error::UnsupportedFormat(_) => Disposition::failure("unsupported format"),
+            Error::UnsupportedAlgorithm(_) => Disposition::failure("unsupported MIC-algorithms"),
+            _ => Disposition::error("unexpected-processing-error"),
+        }
+    }
+
+    /// Parses the part after the action modes, e.g. `processed/error: decryption-failed`.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        // Skip `automatic-action/MDN-sent-automatically;`.
+        let outcome = value.split_once(';').map_or(value, |(_, rest)| rest).trim();
+        let (kind, modifier) = match outcome.split_once('/') {
+            Some((kind, modifier)) => (kind.trim(), Some(modifier.trim())),
+            None => (outcome, None),
+        };
+        let disposition_type = if kind.eq_ignore_ascii_case("processed") {
+            DispositionType::Processed
+        } else if kind.eq_ignore_ascii_case("failed") {
+            DispositionType::Failed
+        } else {
+            return Err(Error::malformed(format!(
+                "unknown MDN disposition type {:?}",
+                headers::truncate(kind, 40)
+            )));
+        };
+        let modifier = match modifier {
+            None => None,
+            Some(modifier) => {
+                let (kind, description) = modifier.split_once(':').unwrap_or((modifier, ""));
+                let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                    "error" => ModifierKind::Error,
+                    "warning" => ModifierKind::Warning,
+                    "failure" => ModifierKind::Failure,
+                    other => {
+                        return Err(Error::malformed(format!(
+                            "unknown MDN disposition modifier {:?}",
+                            headers::truncate(other, 40)
+                        )));
+                    }
+                };
+                Some((kind, description.trim().to_string()))
+            }
+        };
+        Ok(Disposition {
+            disposition_type,
+            modifier,
+        })
+    }
+}
+
+impl std::fmt::Display for Disposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.disposition_type {
+            DispositionType::Processed => "processed",
+            DispositionType::Failed => "failed",
+        })?;
+        if let Some((kind, description)) = &self.modifier {
+            let kind = match kind {
+                ModifierKind::Error => "error",
+                ModifierKind::Warning => "warning",
+                ModifierKind::Failure => "failure",
+            };
+            write!(f, "/{kind}: {description}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the sender asked for in Disposition-Notification-To/-Options and
+/// Receipt-Delivery-Option (RFC 4130 §7.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdnRequest {
+    /// Sign the MDN, with this digest, spelled as the sender spelled it.
+    pub signed_with: Option<(DigestAlgorithm, String)>,
+    /// Deliver asynchronously to this URL rather than in the HTTP response.
+    pub async_url: Option<String>,
+    /// The MIC algorithms asked for were all unknown to us.
+    pub unsupported_micalg: Option<String>,
+}
+
+impl MdnRequest {
+    /// Reads the request from the message's headers; `None` when no MDN is wanted.
+    pub fn from_headers(headers: &Headers) -> Option<Self> {
+        headers.get("Disposition-Notification-To")?;
+        let mut request = MdnRequest {
+            signed_with: None,
+            async_url: headers
+                .get("Receipt-Delivery-Option")
+                .map(|url| url.trim().to_string())
+                .filter(|url| !url.is_empty()),
+            unsupported_micalg: None,
+        };
+        let options = headers
+            .get("Disposition-Notification-Options")
+            .unwrap_or("");
+        let mut wants_signature = false;
+        let mut micalgs: Vec<&str> = Vec::new();
+        for option in options.split(';') {
+            let Some((name, value)) = option.split_once('=') else {
+                continue;
+            };
+            let mut values = value.split(',').map(str::trim);
+            let _importance = values.next();
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("signed-receipt-protocol") {
+                wants_signature = values.any(|v| v.eq_ignore_ascii_case("pkcs7-signature"));
+            } else if name.eq_ignore_ascii_case("signed-receipt-micalg") {
+                micalgs = values.filter(|v| !v.is_empty()).collect();
+            }
+        }
+        if wants_signature {
+            // RFC 4130 §7.3: the list is in order of preference; take the first we support.
+            match micalgs.iter().find_map(|name| {
+                DigestAlgorithm::from_micalg(name).map(|alg| (alg, name.to_string()))
+            }) {
+                Some(choice) => request.signed_with = Some(choice),
+                None if micalgs.is_empty() => {
+                    request.signed_with = Some((
+                        DigestAlgorithm::Sha256,
+                        DigestAlgorithm::Sha256.micalg().into(),
+                    ))
+                }
+                None => request.unsupported_micalg = Some(micalgs.join(", ")),
+            }
+        }
+        Some(request)
+    }
+
+    /// The Disposition-Notification-Options value asking for a signed MDN with `algorithm`.
+    pub fn signed_options(algorithm: DigestAlgorithm) -> String {
+        format!(
+            "signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, {}",
+            algorithm.micalg()
+        )
+    }
+}
+
+/// The fields of an MDN to build.
+#[derive(Debug, Clone)]
+pub struct MdnFields<'a> {
+    /// Our AS2 identifier (the MDN's AS2-From and Final-Recipient).
+    pub reporter: &'a str,
+    /// The partner's AS2 identifier (AS2-To).
+    pub recipient: &'a str,
+    /// Message-ID of the message acknowledged.
+    pub original_message_id: &'a str,
+    /// The MDN's own Message-ID.
+    pub message_id: &'a str,
+    /// The disposition.
+    pub disposition: &'a Disposition,
+    /// The MIC of what was received, when computed.
+    pub mic: Option<&'a Mic>,
+    /// A sentence for people, in the text part.
+    pub explanation: &'a str,
+}
+
+/// An HTTP message: header fields and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpMessage {
+    /// The header fields.
+    pub headers: Headers,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Builds an MDN (RFC 3798 §3, RFC 4130 §7.4.2): a multipart/report, signed
+/// when `signer` is given, with the AS2 headers for the HTTP response or the
+/// asynchronous POST.
+pub fn build(
+    fields: &MdnFields<'_>,
+    signer: Option<(&dyn PrivateKey, DigestAlgorithm, &str)>,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<HttpMessage, Error> {
+    let mut notification = Headers::new();
+    notification.push(
+        "Reporting-UA",
+        concat!("as2-connector/", env!("CARGO_PKG_VERSION")),
+    );
+    notification.push(
+        "Original-Recipient",
+        format!("rfc822; {}", headers::as2_id_header(fields.reporter)),
+    );
+    notification.push(
+        "Final-Recipient",
+        format!("rfc822; {}", headers::as2_id_header(fields.reporter)),
+    );
+    notification.push("Original-Message-ID", fields.original_message_id);
+    notification.push(
+        "Disposition",
+        format!(
+            "automatic-action/MDN-sent-automatically; {}",
+            fields.disposition
+        ),
+    );
+    if let Some(mic) = fields.mic {
+        notification.push("Received-Content-MIC", mic.header_value());
+    }
+    let mut notification_body = Vec::new();
+    notification.write_to(&mut notification_body);
+
+    let mut random = [0u8; 12];
+    provider.fill_random(&mut random);
+    let boundary = mime::new_boundary(&random);
+    let mut text_headers = Headers::new();
+    text_headers.push("Content-Type", "text/plain; charset=us-ascii");
+    text_headers.push("Content-Transfer-Encoding", "7bit");
+    let text_part = mime::entity(
+        &text_headers,
+        format!("{}\r\n", fields.explanation).as_bytes(),
+    );
+    let mut dn_headers = Headers::new();
+    dn_headers.push("Content-Type", "message/disposition-notification");
+    dn_headers.push("Content-Transfer-Encoding", "7bit");
+    let dn_part = mime::entity(&dn_headers, &notification_body);
+    let mut report_body = Vec::new();
+    mime::write_multipart(&boundary, &[&text_part, &dn_part], &mut report_body);
+    let mut report_headers = Headers::new();
+    report_headers.push(
+        "Content-Type",
+        format!("multipart/report; report-type=disposition-notification; boundary=\"{boundary}\""),
+    );
+
+    let (content_type, body) = match signer {
+        None => (
+            report_headers
+                .get("Content-Type")
+                .unwrap_or_default()
+                .to_string(),
+            report_body,
+        ),
+        Some((key, algorithm, spelling)) => {
+            let report = mime::entity(&report_headers, &report_body);
+            let signed = signed::sign_entity(&report, key, algorithm, spelling, now, provider)?;
+            (signed.content_type, signed.body)
+        }
+    };
+    let mut http = Headers::new();
+    http.push("AS2-Version", "1.2");
+    http.push("AS2-From", headers::as2_id_header(fields.reporter));
+    http.push("AS2-To", headers::as2_id_header(fields.recipient));
+    http.push("Message-ID", fields.message_id);
+    http.push("Date", httpdate::fmt_http_date(now));
+    http.push("Subject", "AS2 Message Disposition Notification");
+    http.push("MIME-Version", "1.0");
+    http.push("Content-Type", content_type);
+    Ok(HttpMessage {
+        headers: http,
+        body,
+    })
+}
+
+/// A parsed MDN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mdn {
+    /// The MDN's own Message-ID.
+    pub message_id: Option<String>,
+    /// The message it acknowledges.
+    pub original_message_id: String,
+    /// The disposition.
+    pub disposition: Disposition,
+    /// The Received-Content-MIC, if any.
+    pub received_mic: Option<ReportedMic>,
+    /// Whether the MDN was signed (and verified: an MDN whose signature fails is an error).
+    pub signed: bool,
+    /// Deviations from RFC 4130 that were tolerated.
+    pub warnings: Vec<String>,
+}
+
+/// Parses an MDN received as an HTTP response or POST, and verifies its
+/// signature with the partner's certificate when it is signed.
+pub fn parse(
+    http_headers: &Headers,
+    body: &[u8],
+    partner: &Cert,
+    provider: &dyn CryptoProvider,
+) -> Result<Mdn, Error> {
+    let mut warnings = Vec::new();
+    if body.is_empty() {
+        return Err(Error::malformed("the response carries no MDN (empty body)"));
+    }
+    let outer = Entity::from_parts(http_headers.clone(), body);
+    let content_type = outer.content_type();
+    let (report_owned, signed) = match content_type.value.as_str() {
+        "multipart/signed" => {
+            let verified = signed::verify_entity(&outer, partner, provider)?;
+            (verified.content.to_vec(), true)
+        }
+        "multipart/report" => {
+            warnings.push("the MDN is not signed".to_string());
+            (
+                mime::entity(&single_header("Content-Type", http_headers), body),
+                false,
+            )
+        }
+        other => {
+            return Err(Error::malformed(format!(
+                "the response is not an MDN: Content-Type {:?}",
+                headers::truncate(other, 60)
+            )));
+        }
+    };
+    let report = Entity::parse(&report_owned)?;
+    let report_type = report.content_type();
+    if report_type.value != "multipart/report" {
+        return Err(Error::malformed(format!(
+            "the signed MDN holds {:?}, not multipart/report",
+            headers::truncate(&report_type.value, 60)
+        )));
+    }
+    let boundary = report_type
+        .param("boundary")
+        .ok_or_else(|| Error::malformed("the MDN's multipart/report has no boundary"))?;
+    let notification = mime::split_multipart(report.body, boundary)?
+        .into_iter()
+        .map(Entity::parse)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|part| part.content_type().value == "message/disposition-notification")
+        .ok_or_else(|| Error::malformed("the MDN has no message/disposition-notification part"))?;
+    let body = notification.decoded_body()?;
+    let (fields, _) = headers::parse_block(&body)?;
+    let original_message_id = fields
+        .get("Original-Message-ID")
+        .ok_or_else(|| Error::malformed("the MDN has no Original-Message-ID"))?
+        .to_string();
+    let disposition = Disposition::parse(
+        fields
+            .get("Disposition")
+            .ok_or_else(|| Error::malformed("the MDN has no Disposition"))?,
+    )?;
+    if fields.get("Original-Recipient").is_none() {
+        // Optional in RFC 3798 §3.2.3, but most stacks send it; note it for support staff.
+        warnings.push("the MDN has no Original-Recipient field".to_string());
+    }
+    let received_mic = fields.get("Received-Content-MIC").map(ReportedMic::parse);
+    if let Some(mic) = &received_mic
+        && mic.algorithm_text.is_none()
+    {
+        warnings.push("the MDN's Received-Content-MIC names no algorithm".to_string());
+    }
+    Ok(Mdn {
+        message_id: http_headers.get("Message-ID").map(str::to_string),
+        original_message_id,
+        disposition,
+        received_mic,
+        signed,
+        warnings,
+    })
+}
+
+fn single_header(name: &str, from: &Headers) -> Headers {
+    let mut headers = Headers::new();
+    if let Some(value) = from.get(name) {
+        headers.push(name, value);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_round_trip_through_text() {
+        for text in [
+            "processed",
+            "processed/warning: duplicate-document",
+            "processed/error: decryption-failed",
+            "failed/failure: unsupported MIC-algorithms",
+        ] {
+            let parsed =
+                Disposition::parse(&format!("automatic-action/MDN-sent-automatically; {text}"))
+                    .unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert!(Disposition::processed().is_positive());
+        assert!(Disposition::warning("duplicate-document").is_positive());
+        assert!(!Disposition::error("decryption-failed").is_positive());
+    }
+
+    #[test]
+    fn mdn_request_takes_the_first_supported_micalg_in_the_senders_spelling() {
+        let mut headers = Headers::new();
+        headers.push("Disposition-Notification-To", "mailto:as2@example.com");
+        headers.push(
+            "disposition-notification-options",
+            "signed-receipt-micalg=optional, md5, SHA256, sha1; signed-receipt-protocol=optional, pkcs7-signature",
+        );
+        let request = MdnRequest::from_headers(&headers).unwrap();
+        assert_eq!(
+            request.signed_with,
+            Some((DigestAlgorithm::Sha256, "SHA256".into()))
+        );
+        assert_eq!(request.async_url, None);
+    }
+}
