@@ -1,1 +1,420 @@
-fn main() {}
+//! `as2-harness`: run the AS2 connector component locally.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use as2_harness::connector::{Connector, describe, error_code};
+use as2_harness::demo::disposition_text;
+use as2_harness::runtime::{Document, Limits, Runtime, Station, api};
+use as2_harness::server::{self, Endpoint, Route};
+
+/// Run and test the AS2 connector WebAssembly component on this machine.
+///
+/// Each station keeps its keys, message state and received documents in a
+/// data folder (`--data-dir`). Connection configurations are JSON files as
+/// described by `as2-harness schema`.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// The station's data folder: keys/, state.sqlite, inbox/, cache/.
+    #[arg(long, global = true, default_value = "as2-data", env = "AS2_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Memory cap of one component call, in MiB.
+    #[arg(long, global = true, default_value_t = 1024)]
+    memory_limit_mib: usize,
+    /// Deadline of one component call, in seconds (sending includes the wait for the MDN).
+    #[arg(long, global = true, default_value_t = 300)]
+    deadline_secs: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the JSON Schema of a connection configuration.
+    Schema,
+    /// Check a connection configuration without sending anything.
+    Validate {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Check a configuration, the station key, and that the partner's URL answers.
+    TestConnection {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Manage the station's private keys and certificates.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Receive AS2 messages for one or more connections on one URL.
+    Serve {
+        /// Configuration files of the connections to receive for.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4080")]
+        listen: String,
+        /// Largest message accepted, in MiB.
+        #[arg(long, default_value_t = 512)]
+        max_body_mib: usize,
+    },
+    /// Send files to the partner; prints one JSON line per file.
+    Send {
+        /// The configuration file (JSON).
+        config: PathBuf,
+        /// The files to send.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// MIME type of the files.
+        #[arg(long, default_value = "application/edi-x12")]
+        content_type: String,
+    },
+    /// Show the state, attempts and MDN of a sent message.
+    Status {
+        /// The Message-ID, with or without angle brackets.
+        message_id: String,
+        /// The configuration file of the connection it was sent through.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Two stations on loopback exchange a signed, encrypted X12 850 and a signed MDN.
+    Demo {
+        /// Keep the demo's keys, state and documents in this folder instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate an RSA-2048 key and a self-signed certificate.
+    Generate {
+        /// Name of the key in the key store (used as `station.private_key`).
+        name: String,
+        /// Certificate subject common name (usually your AS2 identifier).
+        #[arg(long)]
+        common_name: Option<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+    },
+    /// Import a PKCS#8 PEM private key and its PEM certificate.
+    Import {
+        /// Name of the key in the key store.
+        name: String,
+        /// The private key file (PEM, PKCS#8).
+        #[arg(long)]
+        key: PathBuf,
+        /// The certificate file (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// List the stored keys.
+    List,
+    /// Print a key's certificate (PEM), to give to partners.
+    Show {
+        /// Name of the key.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration {}", path.display()))
+}
+
+fn connector(cli: &Cli) -> anyhow::Result<Connector> {
+    let limits = Limits {
+        memory_bytes: cli.memory_limit_mib << 20,
+        deadline: Duration::from_secs(cli.deadline_secs),
+    };
+    let runtime = Runtime::new(Some(&cli.data_dir.join("cache")), limits)?;
+    let station = Station::open(&cli.data_dir)?;
+    Ok(Connector::new(Arc::new(runtime), station))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Schema => {
+            let connector = connector(&cli)?;
+            println!("{}", blocking(move || connector.config_schema()).await??);
+        }
+        Command::Validate { config } => {
+            let (connector, config) = (connector(&cli)?, read_config(config)?);
+            match blocking(move || connector.validate_config(&config)).await?? {
+                Ok(()) => println!("the configuration is valid"),
+                Err(e) => {
+                    eprintln!("invalid: {}", describe(&e));
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::TestConnection { config } => {
+            let (connector, config) = (connector(&cli)?, read_config(config)?);
+            match blocking(move || connector.test_connection(&config)).await?? {
+                Ok(checks) => {
+                    let passed = checks.iter().all(|check| check.passed);
+                    for check in checks {
+                        println!(
+                            "{} {}: {}",
+                            if check.passed { "ok  " } else { "FAIL" },
+                            check.name,
+                            check.detail
+                        );
+                    }
+                    if !passed {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("cannot test: {}", describe(&e));
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Keys { command } => {
+            let keys = as2_harness::keystore::KeyStore::open(&cli.data_dir)?;
+            match command {
+                KeysCommand::Generate {
+                    name,
+                    common_name,
+                    days,
+                } => {
+                    let cn = common_name.clone().unwrap_or_else(|| name.clone());
+                    let pem = keys.generate(name, &cn, Duration::from_secs(days * 86400))?;
+                    eprintln!(
+                        "generated key {name:?} (RSA-2048) with a self-signed certificate for CN={cn}, valid {days} days"
+                    );
+                    eprintln!(
+                        "give your partners this certificate (also in {}):",
+                        keys.certificate_path(name).display()
+                    );
+                    print!("{pem}");
+                }
+                KeysCommand::Import { name, key, cert } => {
+                    let key_pem = std::fs::read_to_string(key)
+                        .with_context(|| format!("reading {}", key.display()))?;
+                    let cert_pem = std::fs::read_to_string(cert)
+                        .with_context(|| format!("reading {}", cert.display()))?;
+                    keys.import(name, &key_pem, &cert_pem)?;
+                    eprintln!("imported key {name:?}");
+                }
+                KeysCommand::List => {
+                    for name in keys.list()? {
+                        println!("{name}");
+                    }
+                }
+                KeysCommand::Show { name } => {
+                    let path = keys.certificate_path(name);
+                    print!(
+                        "{}",
+                        std::fs::read_to_string(&path).with_context(|| format!(
+                            "no certificate for key {name:?} ({})",
+                            path.display()
+                        ))?
+                    );
+                }
+            }
+        }
+        Command::Serve {
+            configs,
+            listen,
+            max_body_mib,
+        } => {
+            let connector = connector(&cli)?;
+            let mut routes = Vec::new();
+            for path in configs {
+                let route = Route::from_json(read_config(path)?)
+                    .with_context(|| format!("in {}", path.display()))?;
+                let (check, config) = (connector.clone(), route.config_json.clone());
+                if let Err(e) = blocking(move || check.validate_config(&config)).await?? {
+                    bail!("{}: {}", path.display(), describe(&e));
+                }
+                routes.push(route);
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let address = listener.local_addr()?;
+            for route in &routes {
+                eprintln!(
+                    "receiving for {} from {} at http://{address}/",
+                    route.station_id, route.partner_id
+                );
+            }
+            let endpoint = Arc::new(Endpoint {
+                connector,
+                routes,
+                max_body: max_body_mib << 20,
+                inbox: cli.data_dir.join("inbox"),
+            });
+            server::serve(listener, endpoint, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        }
+        Command::Send {
+            config,
+            files,
+            content_type,
+        } => {
+            let (connector, config) = (connector(&cli)?, read_config(config)?);
+            let mut documents = Vec::new();
+            for path in files {
+                documents.push(Document {
+                    file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    content_type: content_type.clone(),
+                    content: std::fs::read(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                });
+            }
+            let outcomes = match blocking(move || connector.import(&config, &documents)).await?? {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    eprintln!("cannot send: {}", describe(&e));
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let mut all_ok = true;
+            for (path, outcome) in files.iter().zip(outcomes) {
+                let line = match outcome {
+                    Ok(outcome) => {
+                        let proved =
+                            outcome.mdn.as_ref().is_some_and(|mdn| {
+                                disposition_text(&mdn.disposition) == "processed"
+                            }) && outcome.mic_matched;
+                        all_ok &= proved;
+                        serde_json::json!({
+                            "file": path.display().to_string(),
+                            "message_id": outcome.message_id,
+                            "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
+                            "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
+                            "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),
+                            "mic_matched": outcome.mic_matched,
+                            "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
+                        })
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        serde_json::json!({
+                            "file": path.display().to_string(),
+                            "error": { "code": error_code(&e), "message": e.message },
+                        })
+                    }
+                };
+                println!("{line}");
+            }
+            if !all_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Status { message_id, config } => {
+            let (connector, config) = (connector(&cli)?, read_config(config)?);
+            let id = if message_id.starts_with('<') {
+                message_id.clone()
+            } else {
+                format!("<{message_id}>")
+            };
+            match blocking(move || connector.lookup_message(&config, &id)).await?? {
+                Ok(status) => print_status(&status),
+                Err(e) => {
+                    eprintln!("{}", describe(&e));
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Demo { keep } => {
+            let (dir, temporary) = match keep {
+                Some(dir) => (dir.clone(), false),
+                None => (
+                    std::env::temp_dir().join(format!("as2-demo-{}", std::process::id())),
+                    true,
+                ),
+            };
+            if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+                bail!(
+                    "{} is not empty; pick an empty or new folder for --keep",
+                    dir.display()
+                );
+            }
+            let mut stdout = std::io::stdout();
+            let outcome = as2_harness::demo::run(&dir, &mut stdout).await;
+            if temporary {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            let outcome = outcome?;
+            if !(outcome.disposition == "processed"
+                && outcome.mic_matched
+                && outcome.received_intact)
+            {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(status: &api::MessageStatus) {
+    println!("Message-ID: {}", status.message_id);
+    println!("Partner:    {}", status.partner);
+    println!("State:      {:?}", status.state);
+    println!(
+        "MIC:        {}, {}",
+        status.mic.digest, status.mic.algorithm
+    );
+    println!("Attempts:   {}", status.attempts);
+    if let Some(reason) = &status.reason {
+        println!("Reason:     {reason}");
+    }
+    match &status.mdn {
+        Some(mdn) => {
+            println!("MDN:        {}", disposition_text(&mdn.disposition));
+            println!("  signature: {:?}", mdn.signature);
+            if let Some(mic) = &mdn.received_mic {
+                println!("  MIC:       {}, {}", mic.digest, mic.algorithm);
+            }
+            for warning in &mdn.warnings {
+                println!("  warning:   {warning}");
+            }
+        }
+        None => println!("MDN:        none yet"),
+    }
+}

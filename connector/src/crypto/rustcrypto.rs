@@ -251,6 +251,16 @@ impl SoftwareKey {
         })
     }
 
+    /// The DER SubjectPublicKeyInfo of the key's public half.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
+        use rsa::pkcs8::EncodePublicKey;
+        self.key
+            .to_public_key()
+            .to_public_key_der()
+            .map(|doc| doc.as_bytes().to_vec())
+            .map_err(|e| CryptoError::InvalidKey(format!("public key encoding failed: {e}")))
+    }
+
     /// A key from an `rsa` private key and its DER certificate.
     pub fn new(key: rsa::PrivateKey, certificate_der: Vec<u8>) -> Self {
         SoftwareKey {

@@ -1,0 +1,92 @@
+//! The component's operations for one station, as plain Rust calls.
+
+use std::sync::Arc;
+
+use crate::runtime::{CallError, ConnectorError, Document, HttpRequest, Runtime, Station, api};
+
+/// One station's view of the component: the shared runtime plus the
+/// station's key store and state.
+#[derive(Clone)]
+pub struct Connector {
+    /// The loaded component.
+    pub runtime: Arc<Runtime>,
+    /// The station's services.
+    pub station: Arc<Station>,
+}
+
+/// A call's outcome: the host failed (trap), or the component answered.
+pub type Outcome<T> = Result<Result<T, ConnectorError>, CallError>;
+
+impl Connector {
+    /// A connector for `station` on `runtime`.
+    pub fn new(runtime: Arc<Runtime>, station: Arc<Station>) -> Self {
+        Connector { runtime, station }
+    }
+
+    /// `config-schema`.
+    pub fn config_schema(&self) -> Result<String, CallError> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_config_schema(store)
+        })
+    }
+
+    /// `validate-config`.
+    pub fn validate_config(&self, config: &str) -> Outcome<()> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_validate_config(store, config)
+        })
+    }
+
+    /// `test-connection`.
+    pub fn test_connection(&self, config: &str) -> Outcome<Vec<api::Check>> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_test_connection(store, config)
+        })
+    }
+
+    /// `export`: one inbound AS2 request.
+    pub fn export(&self, config: &str, request: &HttpRequest) -> Outcome<api::ExportResult> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_export(store, config, request)
+        })
+    }
+
+    /// `import`: send documents.
+    pub fn import(
+        &self,
+        config: &str,
+        documents: &[Document],
+    ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_import(store, config, documents)
+        })
+    }
+
+    /// `lookup-message`.
+    pub fn lookup_message(&self, config: &str, message_id: &str) -> Outcome<api::MessageStatus> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_lookup_message(store, config, message_id)
+        })
+    }
+}
+
+/// The stable text code of an error, e.g. `CERT_HAS_EXPIRED`.
+pub fn error_code(error: &ConnectorError) -> String {
+    let debug = format!("{:?}", error.code);
+    let mut code = String::new();
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            code.push('_');
+        }
+        code.push(c.to_ascii_uppercase());
+    }
+    code
+}
+
+/// `CODE: message (field …)`, for people.
+pub fn describe(error: &ConnectorError) -> String {
+    match &error.field {
+        Some(field) => format!("{}: {} (field {field})", error_code(error), error.message),
+        None => format!("{}: {}", error_code(error), error.message),
+    }
+}

@@ -1,0 +1,153 @@
+//! Durable file writes: never a partly written file, never an overwrite by accident.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Writes `bytes` to `path` durably: a temporary file in the same folder,
+/// fsynced, renamed into place, then the folder fsynced.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_durably_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_durably`] with the file's permission bits (Unix).
+pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path.parent().context("the path has no folder")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = temp_path(path);
+    {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+    }
+    fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// A file name safe to create: no folders, no `..`, no control characters,
+/// not a reserved device name; `fallback` when nothing usable is left.
+pub fn sanitize_file_name(name: &str, fallback: &str) -> String {
+    const RESERVED: [&str; 22] = [
+        "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+        "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    ];
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned
+        .trim()
+        .trim_start_matches('.')
+        .trim_end_matches(['.', ' '])
+        .to_string();
+    let stem = cleaned
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if cleaned.is_empty() || RESERVED.contains(&stem.as_str()) {
+        return fallback.to_string();
+    }
+    cleaned.chars().take(200).collect()
+}
+
+/// Stores `bytes` as `name` in `dir` without overwriting an existing file:
+/// a collision gets ` (2)`, ` (3)`, … before the extension. Returns the path.
+pub fn store_new_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => (stem, format!(".{extension}")),
+        _ => (name, String::new()),
+    };
+    for attempt in 1..10_000 {
+        let candidate = if attempt == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem} ({attempt}){extension}"))
+        };
+        let tmp = temp_path(&candidate);
+        {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        // hard_link fails if the target exists: no overwrite, even under a race.
+        match fs::hard_link(&tmp, &candidate) {
+            Ok(()) => {
+                fs::remove_file(&tmp)?;
+                File::open(dir).and_then(|d| d.sync_all())?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("storing {}", candidate.display()));
+            }
+        }
+    }
+    anyhow::bail!("too many files named {name:?} in {}", dir.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_file_names_are_made_safe() {
+        assert_eq!(sanitize_file_name("../../etc/passwd", "x"), "passwd");
+        assert_eq!(sanitize_file_name("..\\..\\boot.ini", "x"), "boot.ini");
+        assert_eq!(sanitize_file_name("CON.txt", "x"), "x");
+        assert_eq!(sanitize_file_name("..", "x"), "x");
+        assert_eq!(sanitize_file_name("po\n4711.edi", "x"), "po_4711.edi");
+        assert_eq!(sanitize_file_name("order 1.x12", "x"), "order 1.x12");
+    }
+
+    #[test]
+    fn collisions_never_overwrite() {
+        let dir = std::env::temp_dir().join(format!("as2-files-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let first = store_new_file(&dir, "po.x12", b"one").unwrap();
+        let second = store_new_file(&dir, "po.x12", b"two").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs::read(&first).unwrap(), b"one");
+        assert_eq!(fs::read(&second).unwrap(), b"two");
+        assert!(second.ends_with("po (2).x12"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,11 @@
+//! The reference host for the AS2 connector component: wasmtime, real HTTP,
+//! a file-backed key store, an embedded state database, sandbox limits.
+
+pub mod client;
+pub mod connector;
+pub mod demo;
+pub mod files;
+pub mod keystore;
+pub mod runtime;
+pub mod server;
+pub mod state;

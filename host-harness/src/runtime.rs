@@ -1,0 +1,546 @@
+//! The wasmtime host: loads the connector component once (caching the
+//! compiled artifact), instantiates it per call from an `InstancePre`, and
+//! serves its imports. Each call runs under a memory cap and a deadline; a
+//! trapping guest is reported as an error and the host carries on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::Digest as _;
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use as2_connector::crypto::rustcrypto::{RustCryptoProvider, SoftwareKey};
+use as2_connector::crypto::{
+    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
+    KeyTransport, PrivateKey, SignatureScheme,
+};
+
+use crate::keystore::{self, KeyError, KeyStore};
+use crate::state::StateStore;
+
+/// Bindings generated from the connector world.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "as2:connector/as2-connector",
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "as2:connector/keystore.private-key": super::KeyHandle,
+            "as2:connector/primitives.hasher": super::HasherState,
+            "as2:connector/primitives.cipher": super::CipherState,
+        },
+        imports: { default: trappable },
+        require_store_data_send: true,
+    });
+}
+
+use bindings::as2::connector::{
+    keystore as wit_keystore, log as wit_log, primitives, state as wit_state, types,
+};
+pub use bindings::exports::as2::connector::connector as api;
+pub use types::{Document, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse};
+
+/// The compiled connector component, embedded at build time.
+pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_COMPONENT_WASM"));
+
+/// A station's host-side services: its key store and its state store.
+pub struct Station {
+    /// A label for logs (usually the data folder).
+    pub label: String,
+    /// Where files of this station live.
+    pub data_dir: PathBuf,
+    /// Private keys.
+    pub keys: KeyStore,
+    /// Durable message state.
+    pub state: StateStore,
+}
+
+impl Station {
+    /// Opens the station whose files live in `data_dir`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Station {
+            label: data_dir.display().to_string(),
+            data_dir: data_dir.to_path_buf(),
+            keys: KeyStore::open(data_dir)?,
+            state: StateStore::open(data_dir)?,
+        }))
+    }
+}
+
+/// An open key handle held for the guest: the key stays here.
+pub struct KeyHandle(Arc<SoftwareKey>);
+/// A running digest held for the guest.
+pub struct HasherState {
+    algorithm: DigestAlgorithm,
+    hasher: Box<dyn Hasher + Send>,
+}
+/// A running cipher held for the guest.
+pub struct CipherState(Option<Box<dyn Cipher + Send>>);
+
+/// The store data of one call.
+pub struct CallState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    station: Arc<Station>,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ConnectorError {
+    ConnectorError {
+        code,
+        message: message.into(),
+        field: None,
+    }
+}
+
+fn crypto_error(e: CryptoError) -> ConnectorError {
+    let code = match e {
+        CryptoError::UnsupportedAlgorithm(_) => ErrorCode::UnsupportedAlgorithm,
+        CryptoError::Decryption => ErrorCode::DecryptionFailed,
+        CryptoError::KeyStore(_) => ErrorCode::KeystoreFailed,
+        _ => ErrorCode::MalformedMessage,
+    };
+    error(code, e.to_string())
+}
+
+fn digest(algorithm: types::DigestAlgorithm) -> DigestAlgorithm {
+    match algorithm {
+        types::DigestAlgorithm::Sha1 => DigestAlgorithm::Sha1,
+        types::DigestAlgorithm::Sha224 => DigestAlgorithm::Sha224,
+        types::DigestAlgorithm::Sha256 => DigestAlgorithm::Sha256,
+        types::DigestAlgorithm::Sha384 => DigestAlgorithm::Sha384,
+        types::DigestAlgorithm::Sha512 => DigestAlgorithm::Sha512,
+    }
+}
+
+fn signature_scheme(scheme: types::SignatureScheme) -> SignatureScheme {
+    match scheme {
+        types::SignatureScheme::RsaPkcs1v15 => SignatureScheme::RsaPkcs1v15,
+        types::SignatureScheme::RsaPss => SignatureScheme::RsaPss,
+    }
+}
+
+fn key_transport(scheme: types::KeyTransport) -> KeyTransport {
+    match scheme {
+        types::KeyTransport::RsaPkcs1v15 => KeyTransport::RsaPkcs1v15,
+        types::KeyTransport::RsaOaepSha1 => KeyTransport::RsaOaepSha1,
+        types::KeyTransport::RsaOaepSha256 => KeyTransport::RsaOaepSha256,
+    }
+}
+
+fn handle<'a, T: 'static>(
+    table: &'a ResourceTable,
+    resource: &Resource<T>,
+) -> wasmtime::Result<&'a T> {
+    Ok(table.get(resource)?)
+}
+
+impl types::Host for CallState {}
+impl wit_keystore::Host for CallState {}
+impl primitives::Host for CallState {
+    fn rsa_encrypt(
+        &mut self,
+        subject_public_key_info: Vec<u8>,
+        scheme: types::KeyTransport,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .rsa_encrypt(&subject_public_key_info, key_transport(scheme), &data)
+            .map_err(crypto_error))
+    }
+
+    fn rsa_verify(
+        &mut self,
+        subject_public_key_info: Vec<u8>,
+        scheme: types::SignatureScheme,
+        algorithm: types::DigestAlgorithm,
+        digest_bytes: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .rsa_verify(
+                &subject_public_key_info,
+                signature_scheme(scheme),
+                digest(algorithm),
+                &digest_bytes,
+                &signature,
+            )
+            .map_err(crypto_error))
+    }
+}
+
+impl wit_keystore::HostPrivateKey for CallState {
+    fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<KeyHandle>, ConnectorError>> {
+        let key = match self.station.keys.get(&name) {
+            Ok(key) => key,
+            Err(e @ KeyError::NotFound(_)) => {
+                return Ok(Err(error(ErrorCode::NotFound, e.to_string())));
+            }
+            Err(e) => return Ok(Err(error(ErrorCode::KeystoreFailed, e.to_string()))),
+        };
+        Ok(Ok(self.table.push(KeyHandle(key))?))
+    }
+
+    fn certificate(&mut self, key: Resource<KeyHandle>) -> wasmtime::Result<Vec<u8>> {
+        Ok(handle(&self.table, &key)?.0.certificate_der())
+    }
+
+    fn sign_digest(
+        &mut self,
+        key: Resource<KeyHandle>,
+        scheme: types::SignatureScheme,
+        algorithm: types::DigestAlgorithm,
+        digest_bytes: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        let key = handle(&self.table, &key)?.0.clone();
+        keystore::count(&self.station.keys.signatures);
+        Ok(key
+            .sign_digest(signature_scheme(scheme), digest(algorithm), &digest_bytes)
+            .map_err(crypto_error))
+    }
+
+    fn decrypt_key(
+        &mut self,
+        key: Resource<KeyHandle>,
+        scheme: types::KeyTransport,
+        encrypted_key: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        let key = handle(&self.table, &key)?.0.clone();
+        keystore::count(&self.station.keys.decryptions);
+        Ok(key
+            .decrypt_key(key_transport(scheme), &encrypted_key)
+            .map_err(crypto_error))
+    }
+
+    fn drop(&mut self, key: Resource<KeyHandle>) -> wasmtime::Result<()> {
+        self.table.delete(key)?;
+        Ok(())
+    }
+}
+
+impl primitives::HostHasher for CallState {
+    fn new(
+        &mut self,
+        algorithm: types::DigestAlgorithm,
+    ) -> wasmtime::Result<Resource<HasherState>> {
+        let algorithm = digest(algorithm);
+        Ok(self.table.push(HasherState {
+            algorithm,
+            hasher: RustCryptoProvider.hasher(algorithm),
+        })?)
+    }
+
+    fn update(&mut self, hasher: Resource<HasherState>, data: Vec<u8>) -> wasmtime::Result<()> {
+        self.table.get_mut(&hasher)?.hasher.update(&data);
+        Ok(())
+    }
+
+    fn finish(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<Vec<u8>> {
+        let state = self.table.get_mut(&hasher)?;
+        let fresh = RustCryptoProvider.hasher(state.algorithm);
+        Ok(std::mem::replace(&mut state.hasher, fresh).finish())
+    }
+
+    fn drop(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<()> {
+        self.table.delete(hasher)?;
+        Ok(())
+    }
+}
+
+impl primitives::HostCipher for CallState {
+    fn open(
+        &mut self,
+        algorithm: primitives::CipherAlgorithm,
+        direction: primitives::CipherDirection,
+        key: Vec<u8>,
+        iv: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<CipherState>, ConnectorError>> {
+        let algorithm = match algorithm {
+            primitives::CipherAlgorithm::Aes128Cbc => ContentCipher::Aes128Cbc,
+            primitives::CipherAlgorithm::Aes192Cbc => ContentCipher::Aes192Cbc,
+            primitives::CipherAlgorithm::Aes256Cbc => ContentCipher::Aes256Cbc,
+            primitives::CipherAlgorithm::DesEde3Cbc => ContentCipher::DesEde3Cbc,
+        };
+        let direction = match direction {
+            primitives::CipherDirection::Encrypt => Direction::Encrypt,
+            primitives::CipherDirection::Decrypt => Direction::Decrypt,
+        };
+        match RustCryptoProvider.cipher(algorithm, direction, &key, &iv) {
+            Ok(cipher) => Ok(Ok(self.table.push(CipherState(Some(cipher)))?)),
+            Err(e) => Ok(Err(crypto_error(e))),
+        }
+    }
+
+    fn update(
+        &mut self,
+        cipher: Resource<CipherState>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Vec<u8>> {
+        match self.table.get_mut(&cipher)?.0.as_mut() {
+            Some(cipher) => Ok(cipher.update(&data)),
+            None => wasmtime::bail!("the guest used a cipher after finishing it"),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        cipher: Resource<CipherState>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        match self.table.get_mut(&cipher)?.0.take() {
+            Some(cipher) => Ok(cipher.finish().map_err(crypto_error)),
+            None => Ok(Err(error(
+                ErrorCode::Internal,
+                "the cipher was already finished",
+            ))),
+        }
+    }
+
+    fn drop(&mut self, cipher: Resource<CipherState>) -> wasmtime::Result<()> {
+        self.table.delete(cipher)?;
+        Ok(())
+    }
+}
+
+fn storage_error(e: rusqlite::Error) -> ConnectorError {
+    error(ErrorCode::StorageFailed, format!("state store: {e}"))
+}
+
+impl wit_state::Host for CallState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, ConnectorError>> {
+        Ok(self.station.state.get(&key).map_err(storage_error))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), ConnectorError>> {
+        Ok(self.station.state.set(&key, &value).map_err(storage_error))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), ConnectorError>> {
+        Ok(self.station.state.delete(&key).map_err(storage_error))
+    }
+
+    fn list_keys(
+        &mut self,
+        prefix: String,
+    ) -> wasmtime::Result<Result<Vec<String>, ConnectorError>> {
+        Ok(self.station.state.list_keys(&prefix).map_err(storage_error))
+    }
+}
+
+impl wit_log::Host for CallState {
+    fn emit(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
+        let station = &self.station.label;
+        match level {
+            wit_log::Level::Trace => {
+                tracing::trace!(target: "as2_connector", %station, "{message}")
+            }
+            wit_log::Level::Debug => {
+                tracing::debug!(target: "as2_connector", %station, "{message}")
+            }
+            wit_log::Level::Info => tracing::info!(target: "as2_connector", %station, "{message}"),
+            wit_log::Level::Warn => tracing::warn!(target: "as2_connector", %station, "{message}"),
+            wit_log::Level::Error => {
+                tracing::error!(target: "as2_connector", %station, "{message}")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Limits applied to every call into the component.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most linear memory the guest may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock deadline of one call, host calls (HTTP) included.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 1 << 30,
+            deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why a call into the component failed at the host level.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The guest trapped: a panic, the memory cap, or the deadline.
+    #[error("the connector component stopped: {reason}")]
+    Trap {
+        /// What happened.
+        reason: String,
+        /// What the guest wrote to stderr (a panic message, say).
+        guest_output: String,
+    },
+    /// The host could not run the call.
+    #[error("the host could not run the connector: {0:#}")]
+    Host(anyhow::Error),
+}
+
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+const GUEST_OUTPUT_CAPACITY: usize = 1 << 20;
+
+/// The loaded component, ready to instantiate.
+pub struct Runtime {
+    engine: Engine,
+    pre: bindings::As2ConnectorPre<CallState>,
+    /// Limits for each call.
+    pub limits: Limits,
+}
+
+impl Runtime {
+    /// Compiles (or loads from `cache_dir`) the embedded component.
+    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let component = load_component(&engine, cache_dir)?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        // Only our own interfaces: the WASI ones were added just above.
+        types::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        wit_keystore::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        primitives::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        wit_state::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        wit_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let pre = bindings::As2ConnectorPre::new(linker.instantiate_pre(&component)?)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            pre,
+            limits,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `f` on a fresh instance for `station`, under the limits.
+    pub fn call<R>(
+        &self,
+        station: &Arc<Station>,
+        f: impl FnOnce(&api::Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let guest_output = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
+        let wasi = WasiCtx::builder().stderr(guest_output.clone()).build();
+        let state = CallState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            station: station.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CallError::Host(anyhow::anyhow!("instantiating the component: {e:?}")))?;
+        let guest = instance.as2_connector_connector();
+        f(guest, &mut store).map_err(|e| {
+            let output = String::from_utf8_lossy(&guest_output.contents()).trim().to_string();
+            let reason = match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => format!("it ran past its deadline of {:?}", self.limits.deadline),
+                Some(wasmtime::Trap::UnreachableCodeReached) if output.contains("panicked") => "it panicked".to_string(),
+                Some(wasmtime::Trap::UnreachableCodeReached) => "it aborted (out of memory or a panic)".to_string(),
+                Some(trap) => trap.to_string(),
+                None => format!("{e:#}"),
+            };
+            tracing::error!(station = %station.label, %reason, guest_output = %output, "connector call failed");
+            CallError::Trap { reason, guest_output: output }
+        })
+    }
+}
+
+/// Compiles the component, or loads the artifact compiled earlier into
+/// `cache_dir` (keyed by the component's hash and the wasmtime version).
+fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+    let Some(cache_dir) = cache_dir else {
+        return Component::new(engine, COMPONENT_WASM)
+            .map_err(anyhow::Error::from)
+            .context("compiling the connector component");
+    };
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(COMPONENT_WASM);
+    hasher.update(env!("CARGO_PKG_VERSION"));
+    let mut settings = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut settings);
+    hasher.update(std::hash::Hasher::finish(&settings).to_le_bytes());
+    let hash: String = hasher.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = cache_dir.join(format!("as2_connector-{hash}.cwasm"));
+    if path.exists() {
+        // SAFETY: the file is an artifact this host compiled and wrote into its
+        // own cache folder, keyed by the component and the engine's settings.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring an unusable cached component: {e:#}")
+            }
+        }
+    }
+    let component = Component::new(engine, COMPONENT_WASM)
+        .map_err(anyhow::Error::from)
+        .context("compiling the connector component")?;
+    let bytes = component.serialize()?;
+    if let Err(e) = crate::files::write_durably(&path, &bytes) {
+        tracing::warn!(path = %path.display(), "could not cache the compiled component: {e:#}");
+    }
+    Ok(component)
+}

@@ -1,0 +1,117 @@
+//! The message state store: an embedded SQLite database in the data folder,
+//! serving the component's `state` import.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE state (
+        key TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL,
+        updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+    ) STRICT"];
+
+/// Durable key-value state in `<data-dir>/state.sqlite`.
+pub struct StateStore {
+    db: Mutex<Connection>,
+}
+
+impl StateStore {
+    /// Opens (creating and migrating) the database.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("state.sqlite");
+        let mut db =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // WAL + FULL: a committed write survives a crash or power loss.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        let applied: usize = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if applied > MIGRATIONS.len() {
+            anyhow::bail!(
+                "{} was written by a newer version (schema {applied}, this one knows {})",
+                path.display(),
+                MIGRATIONS.len()
+            );
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = db.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+            tx.commit()?;
+        }
+        Ok(StateStore { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.db()
+            .query_row(
+                "SELECT value FROM state WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()
+    }
+
+    /// Stores `value` under `key`, committed before returning.
+    pub fn set(&self, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+        self.db().execute(
+            "INSERT INTO state (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: &str) -> rusqlite::Result<()> {
+        self.db()
+            .execute("DELETE FROM state WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
+    /// Keys starting with `prefix`, sorted.
+    pub fn list_keys(&self, prefix: &str) -> rusqlite::Result<Vec<String>> {
+        let db = self.db();
+        let mut statement =
+            db.prepare("SELECT key FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key")?;
+        let keys = statement.query_map(params![prefix], |row| row.get(0))?;
+        keys.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_survive_reopening_and_prefix_listing_is_exact() {
+        let dir = std::env::temp_dir().join(format!("as2-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = StateStore::open(&dir).unwrap();
+            store.set("sent/<a@x>", b"1").unwrap();
+            store.set("sent/<b@x>", b"2").unwrap();
+            store.set("sentinel", b"3").unwrap();
+            store.set("sent/<a@x>", b"4").unwrap();
+        }
+        let store = StateStore::open(&dir).unwrap();
+        assert_eq!(store.get("sent/<a@x>").unwrap(), Some(b"4".to_vec()));
+        assert_eq!(
+            store.list_keys("sent/").unwrap(),
+            vec!["sent/<a@x>", "sent/<b@x>"]
+        );
+        store.delete("sent/<a@x>").unwrap();
+        assert_eq!(store.get("sent/<a@x>").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
