@@ -1,0 +1,205 @@
+//! Two stations over real loopback HTTP, both through the component.
+
+use std::time::SystemTime;
+
+use as2_connector::config::Connection;
+use as2_connector::crypto::rustcrypto::RustCryptoProvider;
+use as2_connector::headers::Headers;
+use as2_connector::mdn::Disposition;
+use as2_connector::message::{self, Document as EngineDocument};
+use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
+use as2_harness::runtime::Document;
+use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
+use as2_tests::{Pair, post, runtime};
+
+fn purchase_order() -> Document {
+    Document {
+        file_name: Some("po-4711.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_arrives_byte_for_byte_and_the_signed_mdn_verifies() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
+    let outcomes = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let outcome = outcomes.into_iter().next().unwrap().unwrap();
+    let mdn = outcome.mdn.expect("a synchronous MDN");
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    assert!(outcome.mic_matched);
+    assert_eq!(
+        mdn.received_mic.as_ref().unwrap().digest,
+        outcome.mic.digest
+    );
+    assert_eq!(mdn.original_message_id, outcome.message_id);
+
+    let stored = std::fs::read(pair.inbox.join("ACME").join("po-4711.x12")).unwrap();
+    assert_eq!(stored, SAMPLE_X12_850.as_bytes());
+
+    // The sender's record shows the acknowledged message.
+    let (acme, config, id) = (
+        pair.acme.clone(),
+        pair.acme_config.clone(),
+        outcome.message_id.clone(),
+    );
+    let status = tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.attempts, 1);
+    assert!(matches!(
+        status.state,
+        as2_harness::runtime::api::MessageState::Acknowledged
+    ));
+    assert!(status.mdn.is_some());
+}
+
+/// The receiver runs in the component; the sender is the native engine with
+/// the station's key loaded directly, and verifies the MDN natively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natively_built_message_gets_an_mdn_that_verifies_natively() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let provider = RustCryptoProvider;
+    let acme_key = pair.acme.station.keys.get("acme").unwrap();
+    let checked = Connection::check(&pair.acme_config, SystemTime::now()).unwrap();
+    let document = EngineDocument {
+        file_name: Some("invoice.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: b"ST*810*0001~\nSE*2*0001~\n".to_vec(),
+    };
+    let outbound = message::build(
+        &checked,
+        &document,
+        acme_key.as_ref(),
+        SystemTime::now(),
+        &provider,
+    )
+    .unwrap();
+    let headers: Vec<(String, String)> = outbound
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let (status, response_headers, body) = post(&pair.url, &headers, outbound.body.clone()).await;
+    assert_eq!(status, 200);
+    let response_headers: Headers = response_headers.into_iter().collect();
+    let verdict = message::check_mdn(
+        &checked,
+        &outbound.message_id,
+        &outbound.mic,
+        &response_headers,
+        &body,
+        &provider,
+    )
+    .unwrap();
+    assert!(verdict.mdn.signed);
+    assert!(verdict.mic_matched);
+    assert!(verdict.proves_receipt);
+    assert_eq!(verdict.mdn.disposition, Disposition::processed());
+    assert_eq!(
+        std::fs::read(pair.inbox.join("ACME").join("invoice.x12")).unwrap(),
+        document.content
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_message_through_the_component_gets_integrity_check_failed_and_no_document() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let provider = RustCryptoProvider;
+    let acme_key = pair.acme.station.keys.get("acme").unwrap();
+    // Signed but not encrypted, so the content can be altered in transit.
+    let config = pair.acme_config.replace("\"aes256-cbc\"", "\"none\"");
+    let globex_config = pair.globex_config.replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"require_encrypted\":false",
+    );
+    let globex_route = as2_harness::server::Route::from_json(globex_config).unwrap();
+    assert!(globex_route.config_json.contains("require_encrypted"));
+    let checked = Connection::check(&config, SystemTime::now()).unwrap();
+    let document = EngineDocument {
+        file_name: Some("po.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    };
+    let outbound = message::build(
+        &checked,
+        &document,
+        acme_key.as_ref(),
+        SystemTime::now(),
+        &provider,
+    )
+    .unwrap();
+    let mut body = outbound.body.clone();
+    let at = body.windows(6).position(|w| w == b"PO-471").unwrap();
+    body[at + 5] = b'9';
+    let request = as2_harness::runtime::HttpRequest {
+        method: "POST".into(),
+        path: "/as2".into(),
+        headers: outbound
+            .headers
+            .iter()
+            .map(|(n, v)| as2_harness::runtime::Header {
+                name: n.into(),
+                value: v.into(),
+            })
+            .collect(),
+        body,
+    };
+    let globex = pair.globex.clone();
+    let result =
+        tokio::task::spawn_blocking(move || globex.export(&globex_route.config_json, &request))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    assert!(result.documents.is_empty());
+    assert_eq!(
+        disposition_text(&result.disposition),
+        "processed/error: integrity-check-failed"
+    );
+    let response_headers: Headers = result
+        .response
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    let verdict = message::check_mdn(
+        &checked,
+        &outbound.message_id,
+        &outbound.mic,
+        &response_headers,
+        &result.response.body,
+        &provider,
+    )
+    .unwrap();
+    assert!(!verdict.proves_receipt);
+    assert_eq!(
+        verdict.mdn.disposition,
+        Disposition::error("integrity-check-failed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_for_an_unknown_partner_gets_404_with_the_error_code() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let headers = vec![
+        ("AS2-From".to_string(), "\"SOMEONE ELSE\"".to_string()),
+        ("AS2-To".to_string(), "GLOBEX".to_string()),
+        ("Message-ID".to_string(), "<x@y>".to_string()),
+        (
+            "Content-Type".to_string(),
+            "application/edi-x12".to_string(),
+        ),
+    ];
+    let (status, _, body) = post(&pair.url, &headers, b"ISA*...".to_vec()).await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).starts_with("UNKNOWN_PARTNER:"));
+}

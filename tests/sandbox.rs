@@ -1,0 +1,162 @@
+//! The sandbox: keys stay in the host, a failing guest does not take the host
+//! down, and the schema the component publishes is valid JSON Schema.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
+use as2_harness::runtime::{COMPONENT_WASM, Document, Limits};
+use as2_tests::{Pair, post, runtime, runtime_with};
+
+fn purchase_order() -> Document {
+    Document {
+        file_name: Some("po.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    }
+}
+
+/// The key store interface the component imports offers exactly these
+/// functions: open a handle, read the (public) certificate, sign a digest,
+/// decrypt a key-transport blob. None returns private key material.
+#[test]
+fn keystore_interface_has_no_way_to_read_a_private_key() {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, COMPONENT_WASM).unwrap();
+    let ty = component.component_type();
+    let (_, keystore) = ty
+        .imports(&engine)
+        .find(|(name, _)| name.starts_with("as2:connector/keystore"))
+        .expect("the component imports the key store");
+    let wasmtime::component::types::ComponentItem::ComponentInstance(instance) = keystore.ty else {
+        panic!("the key store import is an instance");
+    };
+    let functions: BTreeSet<String> = instance
+        .exports(&engine)
+        .filter(|(_, item)| {
+            matches!(
+                item.ty,
+                wasmtime::component::types::ComponentItem::ComponentFunc(_)
+            )
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let expected: BTreeSet<String> = [
+        "[static]private-key.open",
+        "[method]private-key.certificate",
+        "[method]private-key.sign-digest",
+        "[method]private-key.decrypt-key",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(functions, expected);
+}
+
+/// A full exchange signs (message and MDN) and decrypts through key handles:
+/// the host counts each private-key operation it performed for the guest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_and_decryption_go_through_the_hosts_key_handles() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
+    let outcome = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        disposition_text(&outcome.mdn.unwrap().disposition),
+        "processed"
+    );
+    let count =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        count(&pair.acme.station.keys.signatures),
+        1,
+        "ACME signs the message"
+    );
+    assert_eq!(
+        count(&pair.globex.station.keys.decryptions),
+        1,
+        "GLOBEX decrypts the content key"
+    );
+    assert_eq!(
+        count(&pair.globex.station.keys.signatures),
+        1,
+        "GLOBEX signs the MDN"
+    );
+}
+
+/// A message too large for the guest's memory cap makes it trap; the host
+/// answers that request with an error and serves the next one normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_trap_is_reported_and_the_next_request_is_served() {
+    let small = runtime_with(Limits {
+        memory_bytes: 48 << 20,
+        deadline: Duration::from_secs(60),
+    });
+    let pair = Pair::start(runtime(), small).await;
+
+    let headers = vec![
+        ("AS2-From".to_string(), "ACME".to_string()),
+        ("AS2-To".to_string(), "GLOBEX".to_string()),
+        ("Message-ID".to_string(), "<huge@ACME>".to_string()),
+        (
+            "Content-Type".to_string(),
+            "application/pkcs7-mime; smime-type=enveloped-data".to_string(),
+        ),
+    ];
+    let (status, _, body) = post(&pair.url, &headers, vec![b'x'; 64 << 20]).await;
+    assert_eq!(status, 500);
+    assert!(
+        String::from_utf8_lossy(&body).contains("connector component stopped"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
+    let outcome = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        disposition_text(&outcome.mdn.unwrap().disposition),
+        "processed"
+    );
+    assert!(outcome.mic_matched);
+}
+
+/// The schema is valid JSON Schema 2020-12, and the demo's configuration
+/// conforms to it while a broken one does not.
+#[test]
+fn config_schema_is_valid_json_schema_and_accepts_a_real_configuration() {
+    let station =
+        as2_harness::runtime::Station::open(&as2_tests::TempDir::new("schema").0).unwrap();
+    let connector = as2_harness::connector::Connector::new(runtime(), station);
+    let schema: serde_json::Value =
+        serde_json::from_str(&connector.config_schema().unwrap()).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    jsonschema::meta::validate(&schema).expect("the schema conforms to the 2020-12 meta-schema");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&as2_harness::demo::connection_json(
+        "n",
+        "A",
+        "k",
+        "B",
+        "https://b.example/as2",
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----",
+    ))
+    .unwrap();
+    assert!(validator.is_valid(&config));
+    let mut broken = config.clone();
+    broken["partner"]["encryption"] = "rot13".into();
+    assert!(!validator.is_valid(&broken));
+}
