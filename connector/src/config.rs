@@ -320,3 +320,23 @@ mod tests {
         assert!(check_url("http:///path").is_err());
     }
 }
+
+#[cfg(test)]
+mod schema_file {
+    /// The schema checked in under `schemas/` is the one the types generate.
+    /// After changing the configuration types, refresh it with
+    /// `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`.
+    #[test]
+    fn checked_in_schema_matches_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/connection.schema.json");
+        let generated = format!("{}\n", super::schema_json());
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap();
+        assert!(
+            checked_in == generated,
+            "schemas/connection.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`"
+        );
+    }
+}

@@ -185,9 +185,7 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
     );
     say(
         out,
-        format!(
-            "6. GLOBEX received it, decrypted it, verified ACME's signature and stored it; its MDN came back in the HTTP response."
-        ),
+        "6. GLOBEX received it, decrypted it, verified ACME's signature and stored it; its MDN came back in the HTTP response.".to_string(),
     )?;
     say(out, format!("   Message-ID:   {}", outcome.message_id))?;
     say(
