@@ -8,10 +8,11 @@ use std::time::SystemTime;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{ContentCipher, DigestAlgorithm, KeyTransport};
+use crate::crypto::{AeadCipher, ContentCipher, DigestAlgorithm, KeyTransport, SignatureScheme};
 use crate::error::Error;
 use crate::headers;
 use crate::smime::Cert;
+use crate::smime::ContentEncryption;
 
 /// An AS2 connection between our station and one trading partner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -45,6 +46,9 @@ pub struct Station {
     /// asks for a signed MDN without naming one you support.
     #[serde(default = "default_digest")]
     pub mdn_signing: Digest,
+    /// Transfer encoding of the signature in the MDNs you return.
+    #[serde(default = "default_base64")]
+    pub mdn_encoding: TransferEncoding,
 }
 
 /// The partner's side of the connection.
@@ -64,12 +68,34 @@ pub struct Partner {
     /// How to sign what you send; `none` sends unsigned.
     #[serde(default = "default_signing")]
     pub signing: Signing,
+    /// The RSA signature scheme: PKCS#1 v1.5 (what every partner reads) or RSASSA-PSS.
+    #[serde(default = "default_signature_scheme")]
+    pub signature_scheme: SignatureSchemeChoice,
     /// How to encrypt what you send; `none` sends unencrypted.
     #[serde(default = "default_encryption")]
     pub encryption: Encryption,
+    /// How the content key is encrypted to the partner's certificate.
+    #[serde(default = "default_key_transport")]
+    pub key_transport: KeyTransportChoice,
+    /// Compress what you send (RFC 5402), before or after signing.
+    #[serde(default = "default_compression")]
+    pub compression: Compression,
+    /// Transfer encoding of the encrypted (or compressed) body.
+    #[serde(default = "default_binary")]
+    pub encoding: TransferEncoding,
+    /// Transfer encoding of the signature part; applies when not encrypting.
+    #[serde(default = "default_base64")]
+    pub signature_encoding: TransferEncoding,
     /// The MDN to request from the partner.
     #[serde(default = "default_mdn")]
     pub mdn: MdnMode,
+    /// The MIC algorithm to ask for in signed MDNs (default: the signing digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdn_micalg: Option<Digest>,
+    /// Verify the partner's signatures only over the bytes as received, never
+    /// over their CRLF-canonical form.
+    #[serde(default)]
+    pub prevent_canonicalization: bool,
     /// Reject inbound messages that are not signed.
     #[serde(default = "default_true")]
     pub require_signed: bool,
@@ -134,6 +160,15 @@ pub enum Signing {
     Sha512,
 }
 
+impl From<SignatureSchemeChoice> for SignatureScheme {
+    fn from(choice: SignatureSchemeChoice) -> Self {
+        match choice {
+            SignatureSchemeChoice::Pkcs1v15 => SignatureScheme::RsaPkcs1v15,
+            SignatureSchemeChoice::Pss => SignatureScheme::RsaPss,
+        }
+    }
+}
+
 impl Signing {
     /// The digest, or `None` for unsigned.
     pub fn digest(self) -> Option<DigestAlgorithm> {
@@ -148,7 +183,67 @@ impl Signing {
     }
 }
 
-/// Encryption of outbound messages (content key sent with RSA PKCS#1 v1.5).
+/// RSA signature scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SignatureSchemeChoice {
+    /// RSASSA-PKCS1-v1_5 (recommended: every AS2 stack reads it).
+    #[serde(rename = "pkcs1v15")]
+    Pkcs1v15,
+    /// RSASSA-PSS, salt as long as the digest.
+    #[serde(rename = "pss")]
+    Pss,
+}
+
+/// RSA key transport of the content-encryption key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum KeyTransportChoice {
+    /// RSAES-PKCS1-v1_5 (recommended: every AS2 stack reads it).
+    #[serde(rename = "rsa-pkcs1v15")]
+    RsaPkcs1v15,
+    /// RSAES-OAEP with SHA-1.
+    #[serde(rename = "rsa-oaep-sha1")]
+    RsaOaepSha1,
+    /// RSAES-OAEP with SHA-256.
+    #[serde(rename = "rsa-oaep-sha256")]
+    RsaOaepSha256,
+}
+
+impl From<KeyTransportChoice> for KeyTransport {
+    fn from(choice: KeyTransportChoice) -> Self {
+        match choice {
+            KeyTransportChoice::RsaPkcs1v15 => KeyTransport::RsaPkcs1v15,
+            KeyTransportChoice::RsaOaepSha1 => KeyTransport::RsaOaepSha1,
+            KeyTransportChoice::RsaOaepSha256 => KeyTransport::RsaOaepSha256,
+        }
+    }
+}
+
+/// Compression of outbound messages (RFC 5402).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Compression {
+    /// Do not compress.
+    #[serde(rename = "none")]
+    None,
+    /// Compress the document, then sign the compressed entity.
+    #[serde(rename = "before-signing")]
+    BeforeSigning,
+    /// Sign the document, then compress the signed entity.
+    #[serde(rename = "after-signing")]
+    AfterSigning,
+}
+
+/// A Content-Transfer-Encoding choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TransferEncoding {
+    /// Raw bytes.
+    #[serde(rename = "binary")]
+    Binary,
+    /// Base64 text.
+    #[serde(rename = "base64")]
+    Base64,
+}
+
+/// Encryption of outbound messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Encryption {
     /// Do not encrypt.
@@ -166,23 +261,30 @@ pub enum Encryption {
     /// AES-256-CBC (recommended).
     #[serde(rename = "aes256-cbc")]
     Aes256Cbc,
+    /// AES-128-GCM (AuthEnvelopedData, RFC 5083; not every partner reads it).
+    #[serde(rename = "aes128-gcm")]
+    Aes128Gcm,
+    /// AES-192-GCM.
+    #[serde(rename = "aes192-gcm")]
+    Aes192Gcm,
+    /// AES-256-GCM.
+    #[serde(rename = "aes256-gcm")]
+    Aes256Gcm,
 }
 
 impl Encryption {
-    /// The cipher, or `None` for unencrypted.
-    pub fn cipher(self) -> Option<ContentCipher> {
+    /// The content encryption, or `None` for unencrypted.
+    pub fn content_encryption(self) -> Option<ContentEncryption> {
         match self {
             Encryption::None => None,
-            Encryption::TripleDes => Some(ContentCipher::DesEde3Cbc),
-            Encryption::Aes128Cbc => Some(ContentCipher::Aes128Cbc),
-            Encryption::Aes192Cbc => Some(ContentCipher::Aes192Cbc),
-            Encryption::Aes256Cbc => Some(ContentCipher::Aes256Cbc),
+            Encryption::TripleDes => Some(ContentEncryption::Cbc(ContentCipher::DesEde3Cbc)),
+            Encryption::Aes128Cbc => Some(ContentEncryption::Cbc(ContentCipher::Aes128Cbc)),
+            Encryption::Aes192Cbc => Some(ContentEncryption::Cbc(ContentCipher::Aes192Cbc)),
+            Encryption::Aes256Cbc => Some(ContentEncryption::Cbc(ContentCipher::Aes256Cbc)),
+            Encryption::Aes128Gcm => Some(ContentEncryption::Gcm(AeadCipher::Aes128Gcm)),
+            Encryption::Aes192Gcm => Some(ContentEncryption::Gcm(AeadCipher::Aes192Gcm)),
+            Encryption::Aes256Gcm => Some(ContentEncryption::Gcm(AeadCipher::Aes256Gcm)),
         }
-    }
-
-    /// The key transport used with it.
-    pub fn key_transport(self) -> KeyTransport {
-        KeyTransport::RsaPkcs1v15
     }
 }
 
@@ -211,6 +313,21 @@ fn default_encryption() -> Encryption {
 }
 fn default_mdn() -> MdnMode {
     MdnMode::Signed
+}
+fn default_signature_scheme() -> SignatureSchemeChoice {
+    SignatureSchemeChoice::Pkcs1v15
+}
+fn default_key_transport() -> KeyTransportChoice {
+    KeyTransportChoice::RsaPkcs1v15
+}
+fn default_compression() -> Compression {
+    Compression::None
+}
+fn default_binary() -> TransferEncoding {
+    TransferEncoding::Binary
+}
+fn default_base64() -> TransferEncoding {
+    TransferEncoding::Base64
 }
 fn default_true() -> bool {
     true
@@ -328,7 +445,10 @@ mod schema_file {
     /// `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`.
     #[test]
     fn checked_in_schema_matches_the_generated_one() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/connection.schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/connection.schema.json"
+        );
         let generated = format!("{}\n", super::schema_json());
         if std::env::var_os("UPDATE_SCHEMA").is_some() {
             std::fs::write(path, &generated).unwrap();

@@ -164,6 +164,12 @@ pub enum ContentCipher {
     Aes256Cbc,
     /// DES-EDE3-CBC (3DES).
     DesEde3Cbc,
+    /// RC2-CBC with this effective key length in bits (RFC 2268). Legacy
+    /// partners only, and only to decrypt: never offered for sending.
+    Rc2Cbc {
+        /// Effective key bits: 40, 64 or 128.
+        effective_bits: u16,
+    },
 }
 
 impl ContentCipher {
@@ -181,6 +187,58 @@ impl ContentCipher {
             ContentCipher::Aes192Cbc => oids::AES192_CBC,
             ContentCipher::Aes256Cbc => oids::AES256_CBC,
             ContentCipher::DesEde3Cbc => oids::DES_EDE3_CBC,
+            ContentCipher::Rc2Cbc { .. } => oids::RC2_CBC,
+        }
+    }
+
+    /// The algorithm with this OID (RC2 needs its parameters: see `smime`).
+    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.oid() == *oid)
+    }
+
+    /// Key length in bytes.
+    pub fn key_len(self) -> usize {
+        match self {
+            ContentCipher::Aes128Cbc => 16,
+            ContentCipher::Aes192Cbc | ContentCipher::DesEde3Cbc => 24,
+            ContentCipher::Aes256Cbc => 32,
+            ContentCipher::Rc2Cbc { effective_bits } => usize::from(effective_bits.div_ceil(8)),
+        }
+    }
+
+    /// Block (and IV) length in bytes.
+    pub fn block_len(self) -> usize {
+        match self {
+            ContentCipher::DesEde3Cbc | ContentCipher::Rc2Cbc { .. } => 8,
+            _ => 16,
+        }
+    }
+}
+
+/// AES-GCM content encryption in AuthEnvelopedData (RFC 5083, RFC 5084).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AeadCipher {
+    /// AES-128-GCM.
+    Aes128Gcm,
+    /// AES-192-GCM.
+    Aes192Gcm,
+    /// AES-256-GCM.
+    Aes256Gcm,
+}
+
+impl AeadCipher {
+    const ALL: [AeadCipher; 3] = [
+        AeadCipher::Aes128Gcm,
+        AeadCipher::Aes192Gcm,
+        AeadCipher::Aes256Gcm,
+    ];
+
+    /// The algorithm's object identifier.
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            AeadCipher::Aes128Gcm => oids::AES128_GCM,
+            AeadCipher::Aes192Gcm => oids::AES192_GCM,
+            AeadCipher::Aes256Gcm => oids::AES256_GCM,
         }
     }
 
@@ -192,20 +250,17 @@ impl ContentCipher {
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
-            ContentCipher::Aes128Cbc => 16,
-            ContentCipher::Aes192Cbc | ContentCipher::DesEde3Cbc => 24,
-            ContentCipher::Aes256Cbc => 32,
-        }
-    }
-
-    /// Block (and IV) length in bytes.
-    pub fn block_len(self) -> usize {
-        match self {
-            ContentCipher::DesEde3Cbc => 8,
-            _ => 16,
+            AeadCipher::Aes128Gcm => 16,
+            AeadCipher::Aes192Gcm => 24,
+            AeadCipher::Aes256Gcm => 32,
         }
     }
 }
+
+/// GCM nonce length used when sending (RFC 5084 §3.2 recommends 12).
+pub const GCM_NONCE_LEN: usize = 12;
+/// GCM tag length used when sending (RFC 5084 §3.2: 12 to 16; 16 is the default everywhere).
+pub const GCM_TAG_LEN: usize = 16;
 
 /// Whether a cipher encrypts or decrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +318,28 @@ pub trait CryptoProvider {
         digest: &[u8],
         signature: &[u8],
     ) -> Result<bool, CryptoError>;
+
+    /// AES-GCM encryption: returns ciphertext followed by the 16-byte tag.
+    fn aead_seal(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+
+    /// AES-GCM decryption of ciphertext followed by its `tag_len`-byte tag:
+    /// [`CryptoError::Decryption`] when the tag does not match.
+    fn aead_open(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        sealed: &[u8],
+        tag_len: usize,
+    ) -> Result<Vec<u8>, CryptoError>;
 
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
@@ -372,6 +449,28 @@ pub mod oids {
         ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
     /// des-ede3-cbc.
     pub const DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.7");
+    /// rc2-cbc (RFC 3370 §5.2).
+    pub const RC2_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.2");
+    /// id-aes128-GCM (RFC 5084).
+    pub const AES128_GCM: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.6");
+    /// id-aes192-GCM.
+    pub const AES192_GCM: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.26");
+    /// id-aes256-GCM.
+    pub const AES256_GCM: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.46");
+    /// id-ct-authEnvelopedData (RFC 5083).
+    pub const AUTH_ENVELOPED_DATA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.23");
+    /// id-ct-compressedData (RFC 3274).
+    pub const COMPRESSED_DATA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.9");
+    /// id-alg-zlibCompress (RFC 3274).
+    pub const ZLIB: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.3.8");
+    /// id-mgf1 (RFC 8017).
+    pub const MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+    /// id-pSpecified (RFC 8017).
+    pub const P_SPECIFIED: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.9");
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::headers::{self, Headers};
 use crate::mic::{Mic, ReportedMic};
 use crate::mime::{self, Entity};
-use crate::signed;
+use crate::signed::{self, SigningParams};
 use crate::smime::Cert;
 
 /// RFC 3798 §3.2.6 disposition type.
@@ -256,7 +256,7 @@ pub struct HttpMessage {
 /// asynchronous POST.
 pub fn build(
     fields: &MdnFields<'_>,
-    signer: Option<(&dyn PrivateKey, DigestAlgorithm, &str)>,
+    signer: Option<(&dyn PrivateKey, SigningParams<'_>)>,
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<HttpMessage, Error> {
@@ -317,9 +317,9 @@ pub fn build(
                 .to_string(),
             report_body,
         ),
-        Some((key, algorithm, spelling)) => {
+        Some((key, params)) => {
             let report = mime::entity(&report_headers, &report_body);
-            let signed = signed::sign_entity(&report, key, algorithm, spelling, now, provider)?;
+            let signed = signed::sign_entity(&report, key, params, now, provider)?;
             (signed.content_type, signed.body)
         }
     };
@@ -371,7 +371,7 @@ pub fn parse(
     let content_type = outer.content_type();
     let (report_owned, signed) = match content_type.value.as_str() {
         "multipart/signed" => {
-            let verified = signed::verify_entity(&outer, partner, provider)?;
+            let verified = signed::verify_entity(&outer, partner, false, provider)?;
             (verified.content.to_vec(), true)
         }
         "multipart/report" => {

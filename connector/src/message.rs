@@ -4,15 +4,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{Checked, MdnMode};
-use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey};
+use crate::compress;
+use crate::config::{Checked, Compression, MdnMode, TransferEncoding};
+use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
 use crate::error::Error;
 use crate::headers::{self, Headers};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
 use crate::mime::{self, Entity};
-use crate::signed;
-use crate::smime;
+use crate::signed::{self, SigningParams};
+use crate::smime::{self, ContentEncryption};
 
 /// A business document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +69,23 @@ fn content_disposition(file_name: Option<&str>) -> String {
     }
 }
 
-/// Builds the AS2 message for `document` as the connection says: payload
-/// entity, signed (multipart/signed) and/or encrypted (application/pkcs7-mime),
-/// with the AS2 headers (RFC 4130 §6).
+/// The headers of a compressed-data entity (RFC 5402 §3).
+fn compressed_entity(entity: &[u8]) -> Result<Vec<u8>, Error> {
+    let der = compress::compress(entity)?;
+    let mut headers = Headers::new();
+    headers.push(
+        "Content-Type",
+        "application/pkcs7-mime; smime-type=compressed-data; name=\"smime.p7z\"",
+    );
+    headers.push("Content-Transfer-Encoding", "binary");
+    headers.push("Content-Disposition", "attachment; filename=\"smime.p7z\"");
+    Ok(mime::entity(&headers, &der))
+}
+
+/// Builds the AS2 message for `document` as the connection says (RFC 4130
+/// §5–6, RFC 5402): payload entity, optionally compressed before or after
+/// signing (multipart/signed), optionally encrypted (EnvelopedData or, for
+/// AES-GCM, AuthEnvelopedData), with the AS2 headers.
 pub fn build(
     connection: &Checked,
     document: &Document,
@@ -89,67 +104,120 @@ pub fn build(
         "Content-Disposition",
         content_disposition(document.file_name.as_deref()),
     );
-    let payload = mime::entity(&payload_headers, &document.content);
+    let mut entity = mime::entity(&payload_headers, &document.content);
+    let encryption = partner.encryption.content_encryption();
+    let mic_algorithm = partner
+        .mdn_micalg
+        .map(DigestAlgorithm::from)
+        .or(partner.signing.digest())
+        .unwrap_or(DigestAlgorithm::Sha256);
 
-    // (Content-Type, body) of the entity that goes on, and the MIC (RFC 4130 §7.3.1).
-    let (mut content_type, mut body, mic) = match partner.signing.digest() {
-        Some(algorithm) => {
-            let mic = Mic::new(algorithm, provider.digest(algorithm, &payload));
-            let signed = signed::sign_entity(
-                &payload,
-                station_key,
-                algorithm,
-                algorithm.micalg(),
-                now,
+    if partner.compression == Compression::BeforeSigning {
+        entity = compressed_entity(&entity)?;
+    }
+    // RFC 4130 §7.3.1: a signed message's MIC covers the signed entity.
+    let mut mic = None;
+    if let Some(algorithm) = partner.signing.digest() {
+        mic = Some(Mic::new(
+            mic_algorithm,
+            provider.digest(mic_algorithm, &entity),
+        ));
+        let params = SigningParams {
+            algorithm,
+            scheme: partner.signature_scheme.into(),
+            micalg: algorithm.micalg(),
+            binary_signature: encryption.is_none()
+                && partner.signature_encoding == TransferEncoding::Binary,
+        };
+        entity = signed::sign_entity(&entity, station_key, params, now, provider)?.to_entity();
+    }
+    if partner.compression == Compression::AfterSigning {
+        entity = compressed_entity(&entity)?;
+    }
+
+    let (mut http, body) = match encryption {
+        Some(encryption) => {
+            // Encrypted but unsigned: the MIC covers the entity that was encrypted.
+            if mic.is_none() {
+                mic = Some(Mic::new(
+                    mic_algorithm,
+                    provider.digest(mic_algorithm, &entity),
+                ));
+            }
+            let der = smime::encrypt(
+                &entity,
+                &connection.partner_cert,
+                encryption,
+                partner.key_transport.into(),
                 provider,
             )?;
-            (signed.content_type, signed.body, mic)
+            let smime_type = match encryption {
+                ContentEncryption::Cbc(_) => "enveloped-data",
+                ContentEncryption::Gcm(_) => "authEnveloped-data",
+            };
+            let mut headers = Headers::new();
+            headers.push(
+                "Content-Type",
+                format!("application/pkcs7-mime; smime-type={smime_type}; name=\"smime.p7m\""),
+            );
+            let body = match partner.encoding {
+                TransferEncoding::Binary => {
+                    headers.push("Content-Transfer-Encoding", "binary");
+                    der
+                }
+                TransferEncoding::Base64 => {
+                    headers.push("Content-Transfer-Encoding", "base64");
+                    mime::encode_base64_lines(&der)
+                }
+            };
+            headers.push("Content-Disposition", "attachment; filename=\"smime.p7m\"");
+            (headers, body)
         }
         None => {
-            let algorithm = DigestAlgorithm::Sha256;
-            // Encrypted-only: the MIC covers the MIME entity; plain: the content alone.
-            let covered: &[u8] = if partner.encryption.cipher().is_some() {
-                &payload
-            } else {
-                &document.content
-            };
-            let mic = Mic::new(algorithm, provider.digest(algorithm, covered));
-            (document.content_type.clone(), document.content.clone(), mic)
+            // The entity's own headers become the HTTP message's content headers.
+            let (headers, body_start) = headers::parse_block(&entity)?;
+            let mut body = entity[body_start..].to_vec();
+            let mut headers: Headers = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            if mic.is_none() {
+                // Neither signed nor encrypted: the MIC covers the content alone.
+                mic = Some(Mic::new(
+                    mic_algorithm,
+                    provider.digest(mic_algorithm, &body),
+                ));
+            }
+            let is_compressed_entity = headers
+                .get("Content-Type")
+                .is_some_and(|t| t.starts_with("application/pkcs7-mime"));
+            if is_compressed_entity && partner.encoding == TransferEncoding::Base64 {
+                body = mime::encode_base64_lines(&body);
+                headers = headers
+                    .iter()
+                    .map(|(n, v)| {
+                        let v = if n.eq_ignore_ascii_case("Content-Transfer-Encoding") {
+                            "base64"
+                        } else {
+                            v
+                        };
+                        (n.to_string(), v.to_string())
+                    })
+                    .collect();
+            }
+            (headers, body)
         }
     };
-    let mut transfer_encoding = None;
-    if partner.signing.digest().is_none() {
-        transfer_encoding = Some("binary");
-    }
-    if let Some(cipher) = partner.encryption.cipher() {
-        let inner = match partner.signing.digest() {
-            Some(_) => {
-                let mut headers = Headers::new();
-                headers.push("Content-Type", content_type.clone());
-                mime::entity(&headers, &body)
-            }
-            None => payload,
-        };
-        body = smime::encrypt(
-            &inner,
-            &connection.partner_cert,
-            cipher,
-            partner.encryption.key_transport(),
-            provider,
-        )?;
-        content_type =
-            "application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"".to_string();
-        transfer_encoding = Some("binary");
-    }
+    let mic = mic.ok_or_else(|| Error::malformed("no MIC was computed"))?;
 
     let message_id = new_message_id(&config.station.as2_id, now, provider);
-    let mut http = Headers::new();
-    http.push("AS2-Version", "1.2");
-    http.push("AS2-From", headers::as2_id_header(&config.station.as2_id));
-    http.push("AS2-To", headers::as2_id_header(&partner.as2_id));
-    http.push("Message-ID", message_id.clone());
-    http.push("Date", httpdate::fmt_http_date(now));
-    http.push(
+    let mut as2 = Headers::new();
+    as2.push("AS2-Version", "1.2");
+    as2.push("AS2-From", headers::as2_id_header(&config.station.as2_id));
+    as2.push("AS2-To", headers::as2_id_header(&partner.as2_id));
+    as2.push("Message-ID", message_id.clone());
+    as2.push("Date", httpdate::fmt_http_date(now));
+    as2.push(
         "Subject",
         format!(
             "AS2 message{}",
@@ -160,15 +228,11 @@ pub fn build(
                 .unwrap_or_default()
         ),
     );
-    http.push("MIME-Version", "1.0");
-    http.push("Content-Type", content_type);
-    if let Some(encoding) = transfer_encoding {
-        http.push("Content-Transfer-Encoding", encoding);
+    as2.push("MIME-Version", "1.0");
+    for (name, value) in http.iter() {
+        as2.push(name, value);
     }
-    http.push(
-        "Content-Disposition",
-        content_disposition(document.file_name.as_deref()),
-    );
+    http = as2;
     if partner.mdn != MdnMode::None {
         let reply_to = config
             .station
@@ -356,10 +420,15 @@ pub fn receive(
                 mic: result.as_ref().ok().map(|received| &received.mic),
                 explanation: &explanation,
             };
-            let signer = request
-                .signed_with
-                .as_ref()
-                .map(|(algorithm, spelling)| (station_key, *algorithm, spelling.as_str()));
+            let signer = request.signed_with.as_ref().map(|(algorithm, spelling)| {
+                let params = SigningParams {
+                    algorithm: *algorithm,
+                    scheme: SignatureScheme::RsaPkcs1v15,
+                    micalg: spelling.as_str(),
+                    binary_signature: config.station.mdn_encoding == TransferEncoding::Binary,
+                };
+                (station_key, params)
+            });
             Some(OutgoingMdn {
                 message: mdn::build(&fields, signer, now, provider)?,
                 async_url: request.async_url,
@@ -375,7 +444,11 @@ pub fn receive(
     })
 }
 
-/// Decrypts and verifies down to the payload.
+/// Most S/MIME layers (encryption, compression, signature) one message may nest.
+const MAX_LAYERS: usize = 6;
+
+/// Decrypts, decompresses and verifies down to the payload, in whatever
+/// order the layers come (RFC 5402 allows compression before or after signing).
 fn unpack(
     connection: &Checked,
     http_headers: &Headers,
@@ -385,62 +458,111 @@ fn unpack(
     provider: &dyn CryptoProvider,
 ) -> Result<Received, Error> {
     let partner = &connection.connection.partner;
-    let outer = Entity::from_parts(http_headers.clone(), body);
-    let outer_type = outer.content_type();
-    let is_enveloped = matches!(
-        outer_type.value.as_str(),
-        "application/pkcs7-mime" | "application/x-pkcs7-mime"
-    ) && outer_type
-        .param("smime-type")
-        .is_none_or(|t| t.eq_ignore_ascii_case("enveloped-data"));
-
-    let decrypted;
-    let entity = if is_enveloped {
-        let ciphertext = outer.decoded_body()?;
-        decrypted = smime::decrypt(&ciphertext, station_key, provider)?;
-        Entity::parse(&decrypted)?
-    } else {
-        if partner.require_encrypted {
-            return Err(Error::InsufficientSecurity(
-                "the message is not encrypted and this connection requires encryption".into(),
-            ));
-        }
-        outer
-    };
-
     let mic_of = |bytes: &[u8]| Mic {
         digest: provider.digest(*mic_algorithm, bytes),
         algorithm: *mic_algorithm,
         spelling: mic_spelling.clone(),
     };
-    let content_type = entity.content_type();
-    let (payload_entity, mic, signed) = if content_type.value == "multipart/signed" {
-        let verified = signed::verify_entity(&entity, &connection.partner_cert, provider)?;
-        // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
-        let mic = mic_of(verified.content);
-        (Entity::parse(verified.content)?, mic, true)
-    } else {
-        if partner.require_signed {
+    // The HTTP message as a MIME entity: its content headers and its body.
+    let mut content_headers = Headers::new();
+    for name in [
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+    ] {
+        if let Some(value) = http_headers.get(name) {
+            content_headers.push(name, value);
+        }
+    }
+    let mut current = mime::entity(&content_headers, body);
+    let (mut signed, mut encrypted) = (false, false);
+    let mut mic: Option<Mic> = None;
+    let mut decrypted_mic: Option<Mic> = None;
+
+    for depth in 0..=MAX_LAYERS {
+        if depth == MAX_LAYERS {
+            return Err(Error::malformed(format!(
+                "more than {MAX_LAYERS} nested S/MIME layers"
+            )));
+        }
+        let next = {
+            let entity = Entity::parse(&current)?;
+            let content_type = entity.content_type();
+            match content_type.value.as_str() {
+                "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
+                    let der = entity.decoded_body()?;
+                    // The CMS content type decides, whatever smime-type says.
+                    let kind = smime::content_type(&der)?;
+                    if kind == oids::ENVELOPED_DATA || kind == oids::AUTH_ENVELOPED_DATA {
+                        if encrypted {
+                            return Err(Error::malformed("the message is encrypted twice"));
+                        }
+                        let plain = smime::decrypt(&der, station_key, provider)?;
+                        encrypted = true;
+                        decrypted_mic = Some(mic_of(&plain));
+                        plain
+                    } else if kind == oids::COMPRESSED_DATA {
+                        compress::decompress(&der, compress::DEFAULT_MAX_DECOMPRESSED)?
+                    } else if kind == oids::SIGNED_DATA {
+                        return Err(Error::UnsupportedFormat(
+                            "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
+                        ));
+                    } else {
+                        return Err(Error::UnsupportedFormat(format!("CMS content type {kind}")));
+                    }
+                }
+                "multipart/signed" => {
+                    if signed {
+                        return Err(Error::malformed("the message is signed twice"));
+                    }
+                    let verified = signed::verify_entity(
+                        &entity,
+                        &connection.partner_cert,
+                        partner.prevent_canonicalization,
+                        provider,
+                    )?;
+                    // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
+                    mic = Some(mic_of(&verified.content));
+                    signed = true;
+                    verified.content.into_owned()
+                }
+                _ => {
+                    if depth == 0 && partner.require_encrypted {
+                        return Err(Error::InsufficientSecurity(
+                            "the message is not encrypted and this connection requires encryption"
+                                .into(),
+                        ));
+                    }
+                    if !signed && partner.require_signed {
+                        return Err(Error::InsufficientSecurity(
+                            "the message is not signed and this connection requires signing".into(),
+                        ));
+                    }
+                    // Unsigned: over the decrypted entity, or over the content alone.
+                    let mic = match mic.or(decrypted_mic) {
+                        Some(mic) => mic,
+                        None => mic_of(entity.body),
+                    };
+                    let document = Document {
+                        file_name: entity.file_name(),
+                        content_type: content_type.value,
+                        content: entity.decoded_body()?.into_owned(),
+                    };
+                    return Ok(Received {
+                        document,
+                        mic,
+                        signed,
+                        encrypted,
+                    });
+                }
+            }
+        };
+        if depth == 0 && !encrypted && partner.require_encrypted {
             return Err(Error::InsufficientSecurity(
-                "the message is not signed and this connection requires signing".into(),
+                "the message is not encrypted and this connection requires encryption".into(),
             ));
         }
-        let mic = if is_enveloped {
-            mic_of(entity.raw)
-        } else {
-            mic_of(entity.body)
-        };
-        (entity, mic, false)
-    };
-    let document = Document {
-        file_name: payload_entity.file_name(),
-        content_type: payload_entity.content_type().value,
-        content: payload_entity.decoded_body()?.into_owned(),
-    };
-    Ok(Received {
-        document,
-        mic,
-        signed,
-        encrypted: is_enveloped,
-    })
+        current = next;
+    }
+    Err(Error::malformed("the message has no payload"))
 }

@@ -1,9 +1,10 @@
 //! `multipart/signed` entities (RFC 1847 §2.1, RFC 5751 §3.4.3): a content
 //! part and a detached CMS signature over its exact bytes.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
-use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey};
+use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme};
 use crate::error::Error;
 use crate::headers::Headers;
 use crate::mime::{self, Entity};
@@ -27,25 +28,50 @@ impl SignedEntity {
     }
 }
 
+/// How to sign an entity.
+#[derive(Debug, Clone, Copy)]
+pub struct SigningParams<'a> {
+    /// The digest algorithm.
+    pub algorithm: DigestAlgorithm,
+    /// PKCS#1 v1.5 or PSS.
+    pub scheme: SignatureScheme,
+    /// The `micalg` parameter as written (the partner's spelling when answering one).
+    pub micalg: &'a str,
+    /// Send the signature part as binary rather than base64 (which every stack reads).
+    pub binary_signature: bool,
+}
+
 /// Signs `content` (a complete MIME entity) into a multipart/signed entity.
-/// `micalg` is the spelling written in the Content-Type parameter.
 pub fn sign_entity(
     content: &[u8],
     key: &dyn PrivateKey,
-    algorithm: DigestAlgorithm,
-    micalg: &str,
+    params: SigningParams<'_>,
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<SignedEntity, Error> {
-    let signature = smime::sign_detached(content, key, algorithm, now, provider)?;
+    let signature =
+        smime::sign_detached(content, key, params.algorithm, params.scheme, now, provider)?;
     let mut signature_headers = Headers::new();
     signature_headers.push(
         "Content-Type",
         "application/pkcs7-signature; name=\"smime.p7s\"",
     );
-    signature_headers.push("Content-Transfer-Encoding", "base64");
+    signature_headers.push(
+        "Content-Transfer-Encoding",
+        if params.binary_signature {
+            "binary"
+        } else {
+            "base64"
+        },
+    );
     signature_headers.push("Content-Disposition", "attachment; filename=\"smime.p7s\"");
-    let signature_part = mime::entity(&signature_headers, &mime::encode_base64_lines(&signature));
+    let signature_body = if params.binary_signature {
+        signature
+    } else {
+        mime::encode_base64_lines(&signature)
+    };
+    let signature_part = mime::entity(&signature_headers, &signature_body);
+    let micalg = params.micalg;
 
     let mut random = [0u8; 12];
     provider.fill_random(&mut random);
@@ -63,17 +89,24 @@ pub fn sign_entity(
 /// A verified multipart/signed entity.
 #[derive(Debug, Clone)]
 pub struct VerifiedEntity<'a> {
-    /// The signed part, exactly as received: the entity inside.
-    pub content: &'a [u8],
+    /// The signed part: the bytes as received, or their CRLF-canonical form
+    /// when that is what the signer signed.
+    pub content: Cow<'a, [u8]>,
     /// What the signature told.
     pub signature: VerifiedSignature,
 }
 
 /// Verifies a multipart/signed entity with the partner's certificate, over
 /// the first part's bytes exactly as received.
+///
+/// Unless `prevent_canonicalization` is set, a signature that fails over the
+/// bytes as received is tried once more over their CRLF-canonical form
+/// (RFC 5751 §3.1.1): a signer that canonicalized a text part before signing,
+/// then sent it with bare LFs, is still verified.
 pub fn verify_entity<'a>(
     entity: &Entity<'a>,
     partner: &Cert,
+    prevent_canonicalization: bool,
     provider: &dyn CryptoProvider,
 ) -> Result<VerifiedEntity<'a>, Error> {
     let content_type = entity.content_type();
@@ -98,9 +131,37 @@ pub fn verify_entity<'a>(
         )));
     }
     let signature = signature_part.decoded_body()?;
-    let verified = smime::verify_detached(&signature, content, partner, provider)?;
-    Ok(VerifiedEntity {
-        content,
-        signature: verified,
-    })
+    match smime::verify_detached(&signature, content, partner, provider) {
+        Ok(verified) => Ok(VerifiedEntity {
+            content: Cow::Borrowed(content),
+            signature: verified,
+        }),
+        Err(Error::Integrity(reason)) if !prevent_canonicalization => {
+            let canonical = canonicalize_line_ends(content);
+            if canonical.as_slice() == *content {
+                return Err(Error::Integrity(reason));
+            }
+            let verified = smime::verify_detached(&signature, &canonical, partner, provider)
+                .map_err(|_| Error::Integrity(reason))?;
+            Ok(VerifiedEntity {
+                content: Cow::Owned(canonical),
+                signature: verified,
+            })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Bare LF line ends become CRLF (RFC 5751 §3.1.1 canonical form).
+pub fn canonicalize_line_ends(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    let mut previous = 0u8;
+    for &b in bytes {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    out
 }

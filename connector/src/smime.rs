@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cms::authenveloped_data::AuthEnvelopedData;
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
@@ -14,15 +15,15 @@ use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use der::asn1::{OctetString, SetOfVec, UtcTime};
-use der::{Any, Decode, Encode, EncodingRules, Tagged};
+use der::{Any, Decode, Encode, EncodingRules, Sequence, Tagged};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use crate::crypto::{
-    ContentCipher, CryptoProvider, DigestAlgorithm, Direction, KeyTransport, PrivateKey,
-    SignatureScheme, oids,
+    AeadCipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    GCM_NONCE_LEN, GCM_TAG_LEN, KeyTransport, PrivateKey, SignatureScheme, oids,
 };
 use crate::error::Error;
 
@@ -142,15 +143,119 @@ fn attribute(oid: der::oid::ObjectIdentifier, value: Any) -> Result<Attribute, E
     })
 }
 
+/// RSASSA-PSS-params (RFC 4055 §3.1).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct RsaPssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    salt_length: Option<u32>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    trailer_field: Option<u32>,
+}
+
+/// RSAES-OAEP-params (RFC 4055 §4.1).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct RsaOaepParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    p_source: Option<AlgorithmIdentifierOwned>,
+}
+
+/// GCMParameters (RFC 5084 §3.2); icvLen defaults to 12.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct GcmParams {
+    nonce: OctetString,
+    #[asn1(optional = "true")]
+    icv_len: Option<u32>,
+}
+
+/// RC2-CBCParameter (RFC 3370 §5.2), version optional as old encoders omit it.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct Rc2Params {
+    #[asn1(optional = "true")]
+    version: Option<u32>,
+    iv: OctetString,
+}
+
+/// The digest an RSA-PSS or RSA-OAEP hash parameter names; SHA-1 when absent.
+fn hash_parameter(hash: Option<&AlgorithmIdentifierOwned>) -> Result<DigestAlgorithm, Error> {
+    match hash {
+        None => Ok(DigestAlgorithm::Sha1),
+        Some(alg) => DigestAlgorithm::from_oid(&alg.oid).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(format!("hash {} in RSA parameters", alg.oid))
+        }),
+    }
+}
+
+/// The digest of an MGF1 parameter; SHA-1 when absent.
+fn mgf1_parameter(mask_gen: Option<&AlgorithmIdentifierOwned>) -> Result<DigestAlgorithm, Error> {
+    let Some(mgf) = mask_gen else {
+        return Ok(DigestAlgorithm::Sha1);
+    };
+    if mgf.oid != oids::MGF1 {
+        return Err(Error::UnsupportedAlgorithm(format!(
+            "mask generation function {}",
+            mgf.oid
+        )));
+    }
+    let hash = mgf
+        .parameters
+        .as_ref()
+        .map(|p| p.decode_as::<AlgorithmIdentifierOwned>())
+        .transpose()?;
+    hash_parameter(hash.as_ref())
+}
+
+fn digest_id(digest: DigestAlgorithm) -> AlgorithmIdentifierOwned {
+    algorithm(digest.oid(), None)
+}
+
+fn mgf1_id(digest: DigestAlgorithm) -> Result<AlgorithmIdentifierOwned, Error> {
+    Ok(algorithm(
+        oids::MGF1,
+        Some(Any::encode_from(&digest_id(digest))?),
+    ))
+}
+
+/// The SignerInfo signatureAlgorithm for a scheme: rsaEncryption (what
+/// OpenSSL and most AS2 stacks write) or RSASSA-PSS with explicit parameters.
+fn signature_algorithm_id(
+    scheme: SignatureScheme,
+    digest: DigestAlgorithm,
+) -> Result<AlgorithmIdentifierOwned, Error> {
+    match scheme {
+        SignatureScheme::RsaPkcs1v15 => Ok(algorithm(oids::RSA_ENCRYPTION, Some(Any::null()))),
+        SignatureScheme::RsaPss => {
+            let params = RsaPssParams {
+                hash: Some(digest_id(digest)),
+                mask_gen: Some(mgf1_id(digest)?),
+                salt_length: Some(u32::try_from(digest.output_len()).unwrap_or(32)),
+                trailer_field: None,
+            };
+            Ok(algorithm(
+                oids::RSASSA_PSS,
+                Some(Any::encode_from(&params)?),
+            ))
+        }
+    }
+}
+
 /// Signs `content` with a detached CMS SignedData (RFC 5652 §5, RFC 5751
 /// §3.4.3): signed attributes contentType, signingTime and messageDigest,
-/// RSA PKCS#1 v1.5, the signer identified by issuer and serial number (which
-/// every AS2 stack matches, where subjectKeyIdentifier is not), and the
-/// signer's certificate included. Returns the DER ContentInfo.
+/// the signer identified by issuer and serial number (which every AS2 stack
+/// matches, where subjectKeyIdentifier is not), and the signer's certificate
+/// included. Returns the DER ContentInfo.
 pub fn sign_detached(
     content: &[u8],
     signer: &dyn PrivateKey,
     digest_algorithm: DigestAlgorithm,
+    scheme: SignatureScheme,
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
@@ -173,24 +278,20 @@ pub fn sign_detached(
     ])?;
     // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF attributes.
     let attrs_digest = provider.digest(digest_algorithm, &signed_attrs.to_der()?);
-    let signature = signer.sign_digest(
-        SignatureScheme::RsaPkcs1v15,
-        digest_algorithm,
-        &attrs_digest,
-    )?;
+    let signature = signer.sign_digest(scheme, digest_algorithm, &attrs_digest)?;
 
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(signer_cert.issuer_and_serial()),
-        digest_alg: algorithm(digest_algorithm.oid(), None),
+        digest_alg: digest_id(digest_algorithm),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: algorithm(oids::RSA_ENCRYPTION, Some(Any::null())),
+        signature_algorithm: signature_algorithm_id(scheme, digest_algorithm)?,
         signature: OctetString::new(signature)?,
         unsigned_attrs: None,
     };
     let signed_data = SignedData {
         version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::try_from(vec![algorithm(digest_algorithm.oid(), None)])?,
+        digest_algorithms: SetOfVec::try_from(vec![digest_id(digest_algorithm)])?,
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: oids::DATA,
             econtent: None,
@@ -211,10 +312,17 @@ pub fn sign_detached(
 /// What a verified signature tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedSignature {
-    /// The digest algorithm the signer used: the MIC algorithm to report.
+    /// The digest algorithm the signer used.
     pub digest_algorithm: DigestAlgorithm,
     /// The digest of the signed content.
     pub content_digest: Vec<u8>,
+}
+
+/// The CMS content type of a ContentInfo, without decoding the rest.
+pub fn content_type(der: &[u8]) -> Result<der::oid::ObjectIdentifier, Error> {
+    ContentInfo::from_ber(der)
+        .map(|info| info.content_type)
+        .map_err(|e| Error::malformed(format!("not a CMS ContentInfo: {e}")))
 }
 
 fn decode_content_info(
@@ -237,8 +345,9 @@ fn decode_content_info(
 /// certificate (RFC 5652 §5.6). The content is hashed exactly as given: the
 /// caller passes the bytes as received, never a re-serialization.
 ///
-/// A signer other than `partner` yields [`Error::Authentication`]; content
-/// that does not match the signed digest yields [`Error::Integrity`].
+/// A signer other than `partner`, or a signature that does not verify with
+/// the partner's key, yields [`Error::Authentication`]; content that does not
+/// match the signed digest yields [`Error::Integrity`].
 pub fn verify_detached(
     signature_der: &[u8],
     content: &[u8],
@@ -273,10 +382,20 @@ pub fn verify_detached(
             signer.digest_alg.oid
         ))
     })?;
-    let scheme = signature_scheme(&signer.signature_algorithm)?;
+    let scheme = signature_scheme(&signer.signature_algorithm, digest_algorithm)?;
     let content_digest = provider.digest(digest_algorithm, content);
+    let public_key = partner.public_key_der()?;
+    let verify = |digest: &[u8]| {
+        provider.rsa_verify(
+            &public_key,
+            scheme,
+            digest_algorithm,
+            digest,
+            signer.signature.as_bytes(),
+        )
+    };
 
-    let signed_digest = match &signer.signed_attrs {
+    let valid = match &signer.signed_attrs {
         Some(attrs) => {
             let message_digest = attrs
                 .iter()
@@ -290,17 +409,18 @@ pub fn verify_detached(
                         .into(),
                 ));
             }
-            provider.digest(digest_algorithm, &attrs.to_der()?)
+            // The attributes in the order they came (what OpenSSL signs), then
+            // DER-sorted (what BouncyCastle signs when it reorders them).
+            let as_received = encode_set(attrs.iter())?;
+            let mut sorted: Vec<Vec<u8>> =
+                attrs.iter().map(|a| a.to_der()).collect::<Result<_, _>>()?;
+            sorted.sort();
+            let sorted = encode_set_of_encoded(&sorted)?;
+            verify(&provider.digest(digest_algorithm, &as_received))?
+                || (sorted != as_received && verify(&provider.digest(digest_algorithm, &sorted))?)
         }
-        None => content_digest.clone(),
+        None => verify(&content_digest)?,
     };
-    let valid = provider.rsa_verify(
-        &partner.public_key_der()?,
-        scheme,
-        digest_algorithm,
-        &signed_digest,
-        signer.signature.as_bytes(),
-    )?;
     if !valid {
         return Err(Error::Authentication(format!(
             "the signature does not verify with the partner's certificate ({})",
@@ -313,9 +433,28 @@ pub fn verify_detached(
     })
 }
 
+fn encode_set<'a>(attrs: impl Iterator<Item = &'a Attribute>) -> Result<Vec<u8>, Error> {
+    let encoded: Vec<Vec<u8>> = attrs.map(|a| a.to_der()).collect::<Result<_, _>>()?;
+    encode_set_of_encoded(&encoded)
+}
+
+/// A DER SET (tag 0x31) around already encoded elements, in the order given.
+fn encode_set_of_encoded(elements: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+    let len: usize = elements.iter().map(Vec::len).sum();
+    let header = der::Header::new(der::Tag::Set, der::Length::try_from(len)?);
+    let mut out = header.to_der()?;
+    for element in elements {
+        out.extend_from_slice(element);
+    }
+    Ok(out)
+}
+
 /// The RSA scheme of a SignerInfo signatureAlgorithm. Besides rsaEncryption
-/// and sha*WithRSAEncryption, some stacks put a bare digest OID there.
-fn signature_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<SignatureScheme, Error> {
+/// and sha*WithRSAEncryption, some stacks (Cleo, OpenAS2) put a bare digest OID there.
+fn signature_scheme(
+    algorithm: &AlgorithmIdentifierOwned,
+    digest: DigestAlgorithm,
+) -> Result<SignatureScheme, Error> {
     let oid = &algorithm.oid;
     if *oid == oids::RSA_ENCRYPTION
         || DigestAlgorithm::from_rsa_signature_oid(oid).is_some()
@@ -323,6 +462,17 @@ fn signature_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<SignatureSch
     {
         Ok(SignatureScheme::RsaPkcs1v15)
     } else if *oid == oids::RSASSA_PSS {
+        let params: RsaPssParams = match &algorithm.parameters {
+            Some(params) => params.decode_as()?,
+            None => return Err(Error::malformed("RSASSA-PSS without parameters")),
+        };
+        let hash = hash_parameter(params.hash.as_ref())?;
+        let mgf = mgf1_parameter(params.mask_gen.as_ref())?;
+        if hash != digest || mgf != digest {
+            return Err(Error::UnsupportedAlgorithm(format!(
+                "RSASSA-PSS mixing digests ({hash:?} hash, {mgf:?} MGF1, {digest:?} content digest)"
+            )));
+        }
         Ok(SignatureScheme::RsaPss)
     } else {
         Err(Error::UnsupportedAlgorithm(format!(
@@ -334,13 +484,22 @@ fn signature_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<SignatureSch
 fn key_transport_algorithm(scheme: KeyTransport) -> Result<AlgorithmIdentifierOwned, Error> {
     match scheme {
         KeyTransport::RsaPkcs1v15 => Ok(algorithm(oids::RSA_ENCRYPTION, Some(Any::null()))),
-        // RFC 3560 §2.1: absent/empty parameters mean SHA-1 and MGF1-SHA-1.
+        // RFC 4055 §4.1: all-default parameters mean SHA-1 and MGF1-SHA-1.
         KeyTransport::RsaOaepSha1 => Ok(algorithm(
             oids::RSAES_OAEP,
-            Some(Any::new(der::Tag::Sequence, Vec::new())?),
+            Some(Any::encode_from(&RsaOaepParams {
+                hash: None,
+                mask_gen: None,
+                p_source: None,
+            })?),
         )),
-        KeyTransport::RsaOaepSha256 => Err(Error::UnsupportedAlgorithm(
-            "RSA-OAEP with SHA-256 key transport".into(),
+        KeyTransport::RsaOaepSha256 => Ok(algorithm(
+            oids::RSAES_OAEP,
+            Some(Any::encode_from(&RsaOaepParams {
+                hash: Some(digest_id(DigestAlgorithm::Sha256)),
+                mask_gen: Some(mgf1_id(DigestAlgorithm::Sha256)?),
+                p_source: None,
+            })?),
         )),
     }
 }
@@ -350,16 +509,32 @@ fn key_transport_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<KeyTrans
         return Ok(KeyTransport::RsaPkcs1v15);
     }
     if algorithm.oid == oids::RSAES_OAEP {
-        let default_params = match &algorithm.parameters {
-            None => true,
-            Some(params) => params.tag() == der::Tag::Sequence && params.value().is_empty(),
+        // Parameters may be absent or an empty SEQUENCE: both mean SHA-1 throughout.
+        let params = match &algorithm.parameters {
+            None => RsaOaepParams {
+                hash: None,
+                mask_gen: None,
+                p_source: None,
+            },
+            Some(params) if params.tag() == der::Tag::Null => RsaOaepParams {
+                hash: None,
+                mask_gen: None,
+                p_source: None,
+            },
+            Some(params) => params.decode_as::<RsaOaepParams>()?,
         };
-        if default_params {
-            return Ok(KeyTransport::RsaOaepSha1);
+        if params.p_source.is_some() {
+            return Err(Error::UnsupportedAlgorithm("RSA-OAEP with a label".into()));
         }
-        return Err(Error::UnsupportedAlgorithm(
-            "RSA-OAEP key transport with non-default parameters".into(),
-        ));
+        let hash = hash_parameter(params.hash.as_ref())?;
+        let mgf = mgf1_parameter(params.mask_gen.as_ref())?;
+        return match (hash, mgf) {
+            (DigestAlgorithm::Sha1, DigestAlgorithm::Sha1) => Ok(KeyTransport::RsaOaepSha1),
+            (DigestAlgorithm::Sha256, DigestAlgorithm::Sha256) => Ok(KeyTransport::RsaOaepSha256),
+            (hash, mgf) => Err(Error::UnsupportedAlgorithm(format!(
+                "RSA-OAEP with {hash:?} and MGF1-{mgf:?}"
+            ))),
+        };
     }
     Err(Error::UnsupportedAlgorithm(format!(
         "key transport algorithm {}",
@@ -367,74 +542,106 @@ fn key_transport_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<KeyTrans
     )))
 }
 
-/// Encrypts `content` for the recipient's certificate: CMS EnvelopedData with
-/// one KeyTransRecipientInfo (RFC 5652 §6), a fresh random content key and IV.
-/// Returns the DER ContentInfo.
+/// How content is encrypted: CBC in EnvelopedData, or GCM in AuthEnvelopedData.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentEncryption {
+    /// EnvelopedData (RFC 5652 §6) with a CBC cipher.
+    Cbc(ContentCipher),
+    /// AuthEnvelopedData (RFC 5083) with AES-GCM (RFC 5084).
+    Gcm(AeadCipher),
+}
+
+/// Encrypts `content` for the recipient's certificate with one
+/// KeyTransRecipientInfo and a fresh random content key. Returns the DER ContentInfo.
 pub fn encrypt(
     content: &[u8],
     recipient: &Cert,
-    cipher: ContentCipher,
+    encryption: ContentEncryption,
     transport: KeyTransport,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
-    let mut key = vec![0u8; cipher.key_len()];
+    let key_len = match encryption {
+        ContentEncryption::Cbc(cipher) => cipher.key_len(),
+        ContentEncryption::Gcm(cipher) => cipher.key_len(),
+    };
+    let mut key = vec![0u8; key_len];
     provider.fill_random(&mut key);
-    let mut iv = vec![0u8; cipher.block_len()];
-    provider.fill_random(&mut iv);
     let encrypted_key = provider.rsa_encrypt(&recipient.public_key_der()?, transport, &key)?;
-    let encrypted_content = provider.cipher_all(cipher, Direction::Encrypt, &key, &iv, content)?;
-
     let recipient_info = RecipientInfo::Ktri(KeyTransRecipientInfo {
         version: CmsVersion::V0,
         rid: RecipientIdentifier::IssuerAndSerialNumber(recipient.issuer_and_serial()),
         key_enc_alg: key_transport_algorithm(transport)?,
         enc_key: OctetString::new(encrypted_key)?,
     });
-    let enveloped = EnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(SetOfVec::try_from(vec![recipient_info])?),
-        encrypted_content: EncryptedContentInfo {
-            content_type: oids::DATA,
-            content_enc_alg: algorithm(
-                cipher.oid(),
-                Some(Any::encode_from(&OctetString::new(iv)?)?),
-            ),
-            encrypted_content: Some(OctetString::new(encrypted_content)?),
-        },
-        unprotected_attrs: None,
-    };
-    Ok(ContentInfo {
-        content_type: oids::ENVELOPED_DATA,
-        content: Any::encode_from(&enveloped)?,
+    let recip_infos = RecipientInfos(SetOfVec::try_from(vec![recipient_info])?);
+    match encryption {
+        ContentEncryption::Cbc(cipher) => {
+            let mut iv = vec![0u8; cipher.block_len()];
+            provider.fill_random(&mut iv);
+            let encrypted = provider.cipher_all(cipher, Direction::Encrypt, &key, &iv, content)?;
+            let enveloped = EnvelopedData {
+                version: CmsVersion::V0,
+                originator_info: None,
+                recip_infos,
+                encrypted_content: EncryptedContentInfo {
+                    content_type: oids::DATA,
+                    content_enc_alg: algorithm(
+                        cipher.oid(),
+                        Some(Any::encode_from(&OctetString::new(iv)?)?),
+                    ),
+                    encrypted_content: Some(OctetString::new(encrypted)?),
+                },
+                unprotected_attrs: None,
+            };
+            Ok(ContentInfo {
+                content_type: oids::ENVELOPED_DATA,
+                content: Any::encode_from(&enveloped)?,
+            }
+            .to_der()?)
+        }
+        ContentEncryption::Gcm(cipher) => {
+            let mut nonce = vec![0u8; GCM_NONCE_LEN];
+            provider.fill_random(&mut nonce);
+            let mut sealed = provider.aead_seal(cipher, &key, &nonce, &[], content)?;
+            let tag = sealed.split_off(sealed.len().saturating_sub(GCM_TAG_LEN));
+            let params = GcmParams {
+                nonce: OctetString::new(nonce)?,
+                icv_len: Some(GCM_TAG_LEN as u32),
+            };
+            let enveloped = AuthEnvelopedData {
+                version: CmsVersion::V0,
+                originator_info: None,
+                recip_infos,
+                auth_encrypted_content_info: EncryptedContentInfo {
+                    content_type: oids::DATA,
+                    content_enc_alg: algorithm(cipher.oid(), Some(Any::encode_from(&params)?)),
+                    encrypted_content: Some(OctetString::new(sealed)?),
+                },
+                auth_attrs: None,
+                mac: OctetString::new(tag)?,
+                unauth_attrs: None,
+            };
+            Ok(ContentInfo {
+                content_type: oids::AUTH_ENVELOPED_DATA,
+                content: Any::encode_from(&enveloped)?,
+            }
+            .to_der()?)
+        }
     }
-    .to_der()?)
 }
 
-/// Decrypts a CMS EnvelopedData addressed to `key`'s certificate (RFC 5652 §6.2.1).
-///
-/// With PKCS#1 v1.5 key transport a wrong key does not fail by itself
-/// (implicit rejection returns random bytes): the content-key length and the
-/// padding check catch it, and every such failure is [`Error::Decryption`].
-pub fn decrypt(
-    enveloped_der: &[u8],
-    key: &dyn PrivateKey,
-    provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
-    let enveloped: EnvelopedData =
-        decode_content_info(enveloped_der, oids::ENVELOPED_DATA, "encrypted body")?
-            .decode_as_encoding(EncodingRules::Ber)
-            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))?;
-    let our_cert = Cert::from_der(&key.certificate_der())?;
-    let recipient = enveloped
-        .recip_infos
+fn find_recipient<'a>(
+    infos: &'a RecipientInfos,
+    ours: &Cert,
+) -> Result<&'a KeyTransRecipientInfo, Error> {
+    infos
         .0
         .iter()
         .find_map(|info| match info {
             RecipientInfo::Ktri(ktri) => {
                 let matches = match &ktri.rid {
-                    RecipientIdentifier::IssuerAndSerialNumber(ias) => our_cert.is_identified_by(Some(ias), None),
-                    RecipientIdentifier::SubjectKeyIdentifier(ski) => our_cert.is_identified_by(None, Some(ski)),
+                    RecipientIdentifier::IssuerAndSerialNumber(ias) => ours.is_identified_by(Some(ias), None),
+                    RecipientIdentifier::SubjectKeyIdentifier(ski) => ours.is_identified_by(None, Some(ski)),
                 };
                 matches.then_some(ktri)
             }
@@ -443,43 +650,156 @@ pub fn decrypt(
         .ok_or_else(|| {
             Error::Decryption(format!(
                 "the message is not encrypted for our certificate ({}); the partner may be using an old certificate of ours",
-                our_cert.subject()
+                ours.subject()
             ))
-        })?;
+        })
+}
+
+fn unwrap_content_key(
+    recipient: &KeyTransRecipientInfo,
+    key: &dyn PrivateKey,
+    expected_len: usize,
+) -> Result<Vec<u8>, Error> {
     let scheme = key_transport_scheme(&recipient.key_enc_alg)?;
-    let content_alg = &enveloped.encrypted_content.content_enc_alg;
-    let cipher = ContentCipher::from_oid(&content_alg.oid).ok_or_else(|| {
-        Error::UnsupportedAlgorithm(format!("content encryption algorithm {}", content_alg.oid))
-    })?;
-    let iv = content_alg
-        .parameters
-        .as_ref()
-        .ok_or_else(|| Error::malformed("the content encryption algorithm has no IV"))?
-        .decode_as::<OctetString>()?;
+    let wrong_key =
+        || Error::Decryption("the content key does not decrypt with our private key".into());
     let content_key = key
         .decrypt_key(scheme, recipient.enc_key.as_bytes())
-        .map_err(|_| {
-            Error::Decryption("the content key does not decrypt with our private key".into())
-        })?;
-    if content_key.len() != cipher.key_len() {
-        return Err(Error::Decryption(
-            "the content key does not decrypt with our private key".into(),
+        .map_err(|_| wrong_key())?;
+    // PKCS#1 v1.5 implicit rejection returns random bytes for a wrong key:
+    // a length other than the cipher's gives it away.
+    if content_key.len() != expected_len {
+        return Err(wrong_key());
+    }
+    Ok(content_key)
+}
+
+/// The CBC cipher and IV of an EnvelopedData content-encryption algorithm.
+fn cbc_cipher(alg: &AlgorithmIdentifierOwned) -> Result<(ContentCipher, Vec<u8>), Error> {
+    let params = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| Error::malformed("the content encryption algorithm has no parameters"))?;
+    if alg.oid == oids::RC2_CBC {
+        let (version, iv) = match params.decode_as::<Rc2Params>() {
+            Ok(p) => (p.version, p.iv),
+            Err(_) => (None, params.decode_as::<OctetString>()?),
+        };
+        // RFC 2268 §6: version 160 = 40 bits, 120 = 64 bits, 58 = 128 bits; ≥ 256 is the bit count.
+        let effective_bits = match version {
+            Some(160) | None => 40,
+            Some(120) => 64,
+            Some(58) => 128,
+            Some(bits) if bits >= 256 => u16::try_from(bits).unwrap_or(u16::MAX),
+            Some(other) => {
+                return Err(Error::UnsupportedAlgorithm(format!(
+                    "RC2 parameter version {other}"
+                )));
+            }
+        };
+        return Ok((
+            ContentCipher::Rc2Cbc { effective_bits },
+            iv.as_bytes().to_vec(),
         ));
     }
-    let ciphertext = enveloped
-        .encrypted_content
-        .encrypted_content
-        .as_ref()
-        .ok_or_else(|| Error::malformed("the EnvelopedData carries no encrypted content"))?;
-    provider
-        .cipher_all(
-            cipher,
-            Direction::Decrypt,
-            &content_key,
-            iv.as_bytes(),
-            ciphertext.as_bytes(),
-        )
-        .map_err(|_| {
-            Error::Decryption("the content does not decrypt: wrong key or altered content".into())
-        })
+    let cipher = ContentCipher::from_oid(&alg.oid).ok_or_else(|| {
+        Error::UnsupportedAlgorithm(format!("content encryption algorithm {}", alg.oid))
+    })?;
+    let iv = params.decode_as::<OctetString>()?;
+    if iv.as_bytes().len() != cipher.block_len() {
+        return Err(Error::malformed("the IV length does not fit the cipher"));
+    }
+    Ok((cipher, iv.as_bytes().to_vec()))
+}
+
+/// Decrypts CMS EnvelopedData (CBC ciphers, RC2 included) or AuthEnvelopedData
+/// (AES-GCM) addressed to `key`'s certificate (RFC 5652 §6.2.1, RFC 5083).
+/// Every failure that a wrong key or altered content can cause is [`Error::Decryption`].
+pub fn decrypt(
+    enveloped_der: &[u8],
+    key: &dyn PrivateKey,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let info = ContentInfo::from_ber(enveloped_der).map_err(|e| {
+        Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
+    })?;
+    let ours = Cert::from_der(&key.certificate_der())?;
+    let not_decryptable =
+        || Error::Decryption("the content does not decrypt: wrong key or altered content".into());
+    if info.content_type == oids::ENVELOPED_DATA {
+        let enveloped: EnvelopedData = info
+            .content
+            .decode_as_encoding(EncodingRules::Ber)
+            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))?;
+        let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
+        let (cipher, iv) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
+        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+        let ciphertext = enveloped
+            .encrypted_content
+            .encrypted_content
+            .as_ref()
+            .ok_or_else(|| Error::malformed("the EnvelopedData carries no encrypted content"))?;
+        provider
+            .cipher_all(
+                cipher,
+                Direction::Decrypt,
+                &content_key,
+                &iv,
+                ciphertext.as_bytes(),
+            )
+            .map_err(|_| not_decryptable())
+    } else if info.content_type == oids::AUTH_ENVELOPED_DATA {
+        let enveloped: AuthEnvelopedData = info
+            .content
+            .decode_as_encoding(EncodingRules::Ber)
+            .map_err(|e| Error::malformed(format!("invalid AuthEnvelopedData: {e}")))?;
+        if enveloped.auth_attrs.is_some() {
+            return Err(Error::UnsupportedAlgorithm(
+                "AuthEnvelopedData with authenticated attributes".into(),
+            ));
+        }
+        let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
+        let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
+        let cipher = AeadCipher::from_oid(&alg.oid).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(format!("authenticated encryption algorithm {}", alg.oid))
+        })?;
+        let params: GcmParams = alg
+            .parameters
+            .as_ref()
+            .ok_or_else(|| Error::malformed("AES-GCM without parameters"))?
+            .decode_as()?;
+        let tag_len = params.icv_len.unwrap_or(12) as usize;
+        if enveloped.mac.as_bytes().len() != tag_len {
+            return Err(Error::malformed(
+                "the AES-GCM tag length differs from icvLen",
+            ));
+        }
+        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+        let mut sealed = enveloped
+            .auth_encrypted_content_info
+            .encrypted_content
+            .as_ref()
+            .ok_or_else(|| Error::malformed("the AuthEnvelopedData carries no encrypted content"))?
+            .as_bytes()
+            .to_vec();
+        sealed.extend_from_slice(enveloped.mac.as_bytes());
+        provider
+            .aead_open(
+                cipher,
+                &content_key,
+                params.nonce.as_bytes(),
+                &[],
+                &sealed,
+                tag_len,
+            )
+            .map_err(|e| match e {
+                CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
+                _ => not_decryptable(),
+            })
+    } else {
+        Err(Error::malformed(format!(
+            "the encrypted body holds CMS content type {}, not EnvelopedData or AuthEnvelopedData",
+            info.content_type
+        )))
+    }
 }

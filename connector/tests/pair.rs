@@ -278,3 +278,118 @@ fn expired_partner_certificate_is_rejected_with_cert_has_expired() {
     assert_eq!(err.code(), ErrorCode::CertHasExpired);
     assert_eq!(err.code().as_str(), "CERT_HAS_EXPIRED");
 }
+
+/// Every outbound option the engine offers, sent and received through the
+/// engine: the document arrives intact and the signed MDN proves receipt.
+#[test]
+fn every_algorithm_combination_round_trips_with_a_matching_mic() {
+    let (acme, globex, _) = stations();
+    let provider = RustCryptoProvider;
+    let now = SystemTime::now();
+    let mut cases = Vec::new();
+    for signing in ["none", "sha1", "sha224", "sha256", "sha384", "sha512"] {
+        for encryption in [
+            "none",
+            "3des",
+            "aes128-cbc",
+            "aes192-cbc",
+            "aes256-cbc",
+            "aes128-gcm",
+            "aes192-gcm",
+            "aes256-gcm",
+        ] {
+            cases.push(format!(
+                r#","signing":"{signing}","encryption":"{encryption}""#
+            ));
+        }
+    }
+    for scheme in ["pkcs1v15", "pss"] {
+        for transport in ["rsa-pkcs1v15", "rsa-oaep-sha1", "rsa-oaep-sha256"] {
+            cases.push(format!(
+                r#","signature_scheme":"{scheme}","key_transport":"{transport}""#
+            ));
+        }
+    }
+    for compression in ["before-signing", "after-signing"] {
+        for encryption in ["none", "aes256-cbc"] {
+            for encoding in ["binary", "base64"] {
+                cases.push(format!(r#","compression":"{compression}","encryption":"{encryption}","encoding":"{encoding}""#));
+            }
+        }
+    }
+    cases.push(r#","encryption":"none","signature_encoding":"binary""#.to_string());
+    cases.push(r#","encoding":"base64""#.to_string());
+    cases.push(r#","mdn":"unsigned""#.to_string());
+    cases.push(r#","mdn_micalg":"sha512""#.to_string());
+    let lenient = r#","require_signed":false,"require_encrypted":false"#;
+    for case in cases {
+        let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, &case);
+        let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, lenient);
+        let outbound = message::build(&sender, &document(), &acme.generated.key, now, &provider)
+            .unwrap_or_else(|e| panic!("{case}: build: {e}"));
+        let inbound = message::receive(
+            &receiver,
+            &to_headers(&outbound.headers),
+            &outbound.body,
+            &globex.generated.key,
+            now,
+            &provider,
+        )
+        .unwrap_or_else(|e| panic!("{case}: receive: {e}"));
+        let received = inbound.result.unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(received.document, document(), "{case}");
+        assert_eq!(received.mic, outbound.mic, "{case}");
+        let mdn = inbound.mdn.unwrap();
+        let verdict = message::check_mdn(
+            &sender,
+            &outbound.message_id,
+            &outbound.mic,
+            &mdn.message.headers,
+            &mdn.message.body,
+            &provider,
+        )
+        .unwrap_or_else(|e| panic!("{case}: MDN: {e}"));
+        assert!(verdict.proves_receipt, "{case}: {:?}", verdict.mdn);
+    }
+}
+
+#[test]
+fn lf_only_copy_of_a_crlf_signed_text_part_verifies_unless_canonicalization_is_prevented() {
+    use as2_connector::crypto::SignatureScheme;
+    use as2_connector::signed::{self, SigningParams};
+    let (acme, _, _) = stations();
+    let provider = RustCryptoProvider;
+    let signed_text = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\r\n".to_vec();
+    let params = SigningParams {
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        scheme: SignatureScheme::RsaPkcs1v15,
+        micalg: "sha-256",
+        binary_signature: false,
+    };
+    let entity = signed::sign_entity(
+        &signed_text,
+        &acme.generated.key,
+        params,
+        SystemTime::now(),
+        &provider,
+    )
+    .unwrap();
+    // A relay rewrote CRLF to LF in the text part.
+    let lf_body: Vec<u8> = {
+        let text = String::from_utf8(entity.body.clone()).unwrap();
+        text.replacen(
+            "Content-Type: text/plain\r\n\r\nline one\r\nline two",
+            "Content-Type: text/plain\n\nline one\nline two",
+            1,
+        )
+        .into_bytes()
+    };
+    let mut headers = Headers::new();
+    headers.push("Content-Type", entity.content_type.clone());
+    let outer = as2_connector::mime::Entity::from_parts(headers, &lf_body);
+    let partner = as2_connector::smime::Cert::from_pem(&acme.generated.certificate_pem).unwrap();
+    let verified = signed::verify_entity(&outer, &partner, false, &provider).unwrap();
+    assert_eq!(verified.content.as_ref(), signed_text.as_slice());
+    let err = signed::verify_entity(&outer, &partner, true, &provider).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IntegrityCheckFailed);
+}

@@ -38,7 +38,9 @@ fn main() -> anyhow::Result<()> {
     let calls: Vec<Duration> = (0..2000)
         .map(|_| {
             let started = Instant::now();
-            runtime.call(&station, |guest, store| guest.call_config_schema(store)).map(|_| started.elapsed())
+            runtime
+                .call(&station, |guest, store| guest.call_config_schema(store))
+                .map(|_| started.elapsed())
         })
         .collect::<Result<_, _>>()?;
     let per_call = median(calls);

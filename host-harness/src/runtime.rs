@@ -17,8 +17,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use as2_connector::crypto::rustcrypto::{RustCryptoProvider, SoftwareKey};
 use as2_connector::crypto::{
-    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
-    KeyTransport, PrivateKey, SignatureScheme,
+    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    Hasher, KeyTransport, PrivateKey, SignatureScheme,
 };
 
 use crate::keystore::{self, KeyError, KeyStore};
@@ -196,6 +196,48 @@ impl primitives::Host for CallState {
             )
             .map_err(crypto_error))
     }
+
+    fn aead_seal(
+        &mut self,
+        algorithm: primitives::AeadAlgorithm,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        plaintext: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .aead_seal(aead(algorithm), &key, &nonce, &aad, &plaintext)
+            .map_err(crypto_error))
+    }
+
+    fn aead_open(
+        &mut self,
+        algorithm: primitives::AeadAlgorithm,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        sealed: Vec<u8>,
+        tag_length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .aead_open(
+                aead(algorithm),
+                &key,
+                &nonce,
+                &aad,
+                &sealed,
+                tag_length as usize,
+            )
+            .map_err(crypto_error))
+    }
+}
+
+fn aead(algorithm: primitives::AeadAlgorithm) -> AeadCipher {
+    match algorithm {
+        primitives::AeadAlgorithm::Aes128Gcm => AeadCipher::Aes128Gcm,
+        primitives::AeadAlgorithm::Aes192Gcm => AeadCipher::Aes192Gcm,
+        primitives::AeadAlgorithm::Aes256Gcm => AeadCipher::Aes256Gcm,
+    }
 }
 
 impl wit_keystore::HostPrivateKey for CallState {
@@ -292,6 +334,11 @@ impl primitives::HostCipher for CallState {
             primitives::CipherAlgorithm::Aes192Cbc => ContentCipher::Aes192Cbc,
             primitives::CipherAlgorithm::Aes256Cbc => ContentCipher::Aes256Cbc,
             primitives::CipherAlgorithm::DesEde3Cbc => ContentCipher::DesEde3Cbc,
+            primitives::CipherAlgorithm::Rc2Cbc40 => ContentCipher::Rc2Cbc { effective_bits: 40 },
+            primitives::CipherAlgorithm::Rc2Cbc64 => ContentCipher::Rc2Cbc { effective_bits: 64 },
+            primitives::CipherAlgorithm::Rc2Cbc128 => ContentCipher::Rc2Cbc {
+                effective_bits: 128,
+            },
         };
         let direction = match direction {
             primitives::CipherDirection::Encrypt => Direction::Encrypt,

@@ -1,8 +1,8 @@
 //! The engine's crypto traits, served by the host's imports.
 
 use crate::crypto::{
-    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
-    KeyTransport, PrivateKey, SignatureScheme,
+    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    Hasher, KeyTransport, PrivateKey, SignatureScheme,
 };
 
 use super::bindings::as2::connector::{keystore, primitives, types as wit};
@@ -15,6 +15,14 @@ fn digest(algorithm: DigestAlgorithm) -> wit::DigestAlgorithm {
         DigestAlgorithm::Sha256 => wit::DigestAlgorithm::Sha256,
         DigestAlgorithm::Sha384 => wit::DigestAlgorithm::Sha384,
         DigestAlgorithm::Sha512 => wit::DigestAlgorithm::Sha512,
+    }
+}
+
+fn aead(algorithm: AeadCipher) -> primitives::AeadAlgorithm {
+    match algorithm {
+        AeadCipher::Aes128Gcm => primitives::AeadAlgorithm::Aes128Gcm,
+        AeadCipher::Aes192Gcm => primitives::AeadAlgorithm::Aes192Gcm,
+        AeadCipher::Aes256Gcm => primitives::AeadAlgorithm::Aes256Gcm,
     }
 }
 
@@ -88,6 +96,16 @@ impl CryptoProvider for HostCrypto {
             ContentCipher::Aes192Cbc => primitives::CipherAlgorithm::Aes192Cbc,
             ContentCipher::Aes256Cbc => primitives::CipherAlgorithm::Aes256Cbc,
             ContentCipher::DesEde3Cbc => primitives::CipherAlgorithm::DesEde3Cbc,
+            ContentCipher::Rc2Cbc { effective_bits: 40 } => primitives::CipherAlgorithm::Rc2Cbc40,
+            ContentCipher::Rc2Cbc { effective_bits: 64 } => primitives::CipherAlgorithm::Rc2Cbc64,
+            ContentCipher::Rc2Cbc {
+                effective_bits: 128,
+            } => primitives::CipherAlgorithm::Rc2Cbc128,
+            ContentCipher::Rc2Cbc { effective_bits } => {
+                return Err(CryptoError::UnsupportedAlgorithm(format!(
+                    "RC2 with a {effective_bits}-bit effective key"
+                )));
+            }
         };
         let direction = match direction {
             Direction::Encrypt => primitives::CipherDirection::Encrypt,
@@ -124,6 +142,32 @@ impl CryptoProvider for HostCrypto {
             signature_bytes,
         )
         .map_err(crypto_error)
+    }
+
+    fn aead_seal(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        primitives::aead_seal(aead(algorithm), key, nonce, aad, plaintext).map_err(crypto_error)
+    }
+
+    fn aead_open(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        sealed: &[u8],
+        tag_len: usize,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let tag_len = u32::try_from(tag_len)
+            .map_err(|_| CryptoError::UnsupportedAlgorithm("AES-GCM tag length".into()))?;
+        primitives::aead_open(aead(algorithm), key, nonce, aad, sealed, tag_len)
+            .map_err(crypto_error)
     }
 
     fn fill_random(&self, buf: &mut [u8]) {

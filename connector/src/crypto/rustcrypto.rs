@@ -10,8 +10,8 @@ use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use sha2::Digest;
 
 use super::{
-    Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction, Hasher,
-    KeyTransport, PrivateKey, SignatureScheme,
+    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    Hasher, KeyTransport, PrivateKey, SignatureScheme,
 };
 
 /// RustCrypto implementation of [`CryptoProvider`].
@@ -73,6 +73,31 @@ impl<C: cbc::cipher::BlockCipherDecrypt> CbcMode for cbc::Decryptor<C> {
     fn process(&mut self, blocks: &mut [cbc::cipher::Block<Self>]) {
         self.decrypt_blocks(blocks)
     }
+}
+
+/// Runs `$body` with `$g` bound to the AES-GCM type of `$alg` and a nonce of
+/// `$nonce_len` bytes (12 is the norm; RFC 5084 allows others).
+macro_rules! with_gcm {
+    ($alg:expr, $nonce_len:expr, $g:ident => $body:expr) => {{
+        use aes_gcm::aead::{Aead, KeyInit};
+        match ($alg, $nonce_len) {
+            (AeadCipher::Aes128Gcm, 12) => {
+                type $g = aes_gcm::Aes128Gcm;
+                $body
+            }
+            (AeadCipher::Aes192Gcm, 12) => {
+                type $g = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
+                $body
+            }
+            (AeadCipher::Aes256Gcm, 12) => {
+                type $g = aes_gcm::Aes256Gcm;
+                $body
+            }
+            (_, other) => Err(CryptoError::UnsupportedAlgorithm(format!(
+                "AES-GCM with a {other}-byte nonce"
+            ))),
+        }
+    }};
 }
 
 /// CBC over any block cipher, streaming: whole blocks go through at once; the
@@ -182,6 +207,24 @@ impl CryptoProvider for RustCryptoProvider {
             ContentCipher::Aes192Cbc => cbc_stream::<Aes192>(direction, key, iv),
             ContentCipher::Aes256Cbc => cbc_stream::<Aes256>(direction, key, iv),
             ContentCipher::DesEde3Cbc => cbc_stream::<TdesEde3>(direction, key, iv),
+            ContentCipher::Rc2Cbc { effective_bits } => {
+                if direction == Direction::Encrypt {
+                    return Err(CryptoError::UnsupportedAlgorithm(
+                        "RC2 is accepted from legacy partners but never used to send".into(),
+                    ));
+                }
+                let rc2 = rc2::Rc2::new_with_eff_key_len(key, usize::from(effective_bits));
+                let mode =
+                    <cbc::Decryptor<rc2::Rc2> as cbc::cipher::InnerIvInit>::inner_iv_slice_init(
+                        rc2, iv,
+                    )
+                    .map_err(|_| CryptoError::InvalidKey("RC2 IV must be 8 bytes".into()))?;
+                Ok(Box::new(CbcStream {
+                    mode,
+                    pending: Vec::new(),
+                    direction,
+                }))
+            }
         }
     }
 
@@ -214,9 +257,58 @@ impl CryptoProvider for RustCryptoProvider {
         }
         let verdict = with_digest!(algorithm, D => match scheme {
             SignatureScheme::RsaPkcs1v15 => key.pkcs1v15_verify_prehash::<D>(digest, signature),
-            SignatureScheme::RsaPss => key.pss_verify_prehash::<D>(digest, signature),
+            // Any salt length: OpenSSL signs with the longest salt the key allows.
+            SignatureScheme::RsaPss => key.verify(
+                rsa::Pss::<D> { blinded: false, digest: D::new(), salt_len: None },
+                digest,
+                signature,
+            ),
         });
         Ok(verdict.is_ok())
+    }
+
+    fn aead_seal(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        with_gcm!(algorithm, nonce.len(), G => {
+            let cipher = G::new_from_slice(key)
+                .map_err(|_| CryptoError::InvalidKey("AES-GCM key length".into()))?;
+            let nonce = aes_gcm::aead::Nonce::<G>::try_from(nonce)
+                .map_err(|_| CryptoError::InvalidKey("AES-GCM nonce length".into()))?;
+            cipher
+                .encrypt(&nonce, aes_gcm::aead::Payload { msg: plaintext, aad })
+                .map_err(|_| CryptoError::InvalidKey("AES-GCM encryption failed".into()))
+        })
+    }
+
+    fn aead_open(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        sealed: &[u8],
+        tag_len: usize,
+    ) -> Result<Vec<u8>, CryptoError> {
+        if tag_len != crate::crypto::GCM_TAG_LEN {
+            return Err(CryptoError::UnsupportedAlgorithm(format!(
+                "AES-GCM with a {tag_len}-byte tag"
+            )));
+        }
+        with_gcm!(algorithm, nonce.len(), G => {
+            let cipher = G::new_from_slice(key)
+                .map_err(|_| CryptoError::InvalidKey("AES-GCM key length".into()))?;
+            let nonce = aes_gcm::aead::Nonce::<G>::try_from(nonce)
+                .map_err(|_| CryptoError::InvalidKey("AES-GCM nonce length".into()))?;
+            cipher
+                .decrypt(&nonce, aes_gcm::aead::Payload { msg: sealed, aad })
+                .map_err(|_| CryptoError::Decryption)
+        })
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
