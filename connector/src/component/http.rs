@@ -89,28 +89,10 @@ pub fn send(
     // Hand the request to the host before writing the body: the host streams
     // the body as it is written, so a large body cannot fill a buffer nobody drains.
     let future = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
-    {
-        let stream = outgoing_body
-            .write()
-            .map_err(|()| "request body stream unavailable".to_string())?;
-        let mut remaining = body;
-        while !remaining.is_empty() {
-            let permitted = loop {
-                let permitted = stream.check_write().map_err(stream_error)?;
-                if permitted > 0 {
-                    break permitted;
-                }
-                stream.subscribe().block();
-            };
-            let take = remaining
-                .len()
-                .min(usize::try_from(permitted).unwrap_or(usize::MAX));
-            stream.write(&remaining[..take]).map_err(stream_error)?;
-            remaining = &remaining[take..];
-        }
-        stream.blocking_flush().map_err(stream_error)?;
-    }
-    OutgoingBody::finish(outgoing_body, None).map_err(describe)?;
+    // A failed write usually means the exchange itself failed: the response
+    // future then says why (refused, reset, answered early), so ask it first.
+    let sent = write_body(&outgoing_body, body)
+        .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(describe));
 
     future.subscribe().block();
     let response = match future.get() {
@@ -118,6 +100,12 @@ pub fn send(
         Some(Ok(Err(code))) => return Err(describe(code)),
         Some(Err(())) | None => return Err("the HTTP response was not available".to_string()),
     };
+    if let Err(e) = sent {
+        // An early 4xx/5xx explains itself; a 2xx after a broken body does not count.
+        if (200..300).contains(&response.status()) {
+            return Err(format!("sending the body failed: {e}"));
+        }
+    }
     let status = response.status();
     let headers: Headers = response
         .headers()
@@ -152,6 +140,33 @@ pub fn send(
         headers,
         body,
     })
+}
+
+fn write_body(outgoing_body: &OutgoingBody, body: &[u8]) -> Result<(), String> {
+    let stream = outgoing_body
+        .write()
+        .map_err(|()| "request body stream unavailable".to_string())?;
+    let mut remaining = body;
+    while !remaining.is_empty() {
+        let permitted = loop {
+            let permitted = stream.check_write().map_err(stream_error)?;
+            if permitted > 0 {
+                break permitted;
+            }
+            stream.subscribe().block();
+        };
+        let take = remaining
+            .len()
+            .min(usize::try_from(permitted).unwrap_or(usize::MAX));
+        stream.write(&remaining[..take]).map_err(stream_error)?;
+        remaining = &remaining[take..];
+    }
+    match stream.blocking_flush() {
+        // Every byte was written; the host may close the stream as soon as the
+        // Content-Length is reached and the response is under way.
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(error) => Err(stream_error(error)),
+    }
 }
 
 fn stream_error(error: StreamError) -> String {
