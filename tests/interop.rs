@@ -187,6 +187,9 @@ fn b64(text: &serde_json::Value) -> Vec<u8> {
 
 type Table = BTreeMap<(String, String), &'static str>;
 
+/// A request the capture endpoint received: headers and body.
+type Captured = (Vec<(String, String)>, Vec<u8>);
+
 /// pyas2lib builds, we receive through the component, pyas2lib checks our MDN.
 async fn pyas2lib_to_component(world: &World, table: &mut Table) {
     let mut cases: Vec<(String, Vec<&str>)> = Vec::new();
@@ -521,6 +524,16 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
             vec!["-md", "sha256", "-stream"],
             vec!["-aes-256-cbc", "-stream"],
         ),
+        (
+            "encrypt rc2-40 (legacy, decrypt only)",
+            vec!["-md", "sha1"],
+            vec!["-provider", "legacy", "-provider", "default", "-rc2-40"],
+        ),
+        (
+            "encrypt rc2-128 (legacy, decrypt only)",
+            vec!["-md", "sha1"],
+            vec!["-provider", "legacy", "-provider", "default", "-rc2-128"],
+        ),
     ];
     let peer_key = world.peer_key.display().to_string();
     let peer_cert = world.peer_cert.display().to_string();
@@ -619,7 +632,7 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
 /// The component builds; `openssl cms` decrypts and verifies.
 async fn component_to_openssl(world: Arc<World>, table: &mut Table) {
     use http_body_util::BodyExt;
-    let captured: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/capture", listener.local_addr().unwrap());
     let sink = captured.clone();

@@ -1,0 +1,162 @@
+//! Messages that must be refused, sent over loopback HTTP to the component:
+//! each gets the RFC 4130 disposition that names its fault, in an MDN that
+//! verifies, and nothing reaches the inbox.
+
+use std::time::{Duration, SystemTime};
+
+use as2_connector::config::Connection;
+use as2_connector::crypto::rustcrypto::{RustCryptoProvider, generate_station_key};
+use as2_connector::headers::Headers;
+use as2_connector::mdn::Disposition;
+use as2_connector::message::{self, Document};
+use as2_tests::{Pair, post, runtime};
+
+fn document() -> Document {
+    Document {
+        file_name: Some("po.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: b"ST*850*0001~\r\nSE*2*0001~\r\n".to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_messages_get_the_disposition_that_names_the_fault() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let provider = RustCryptoProvider;
+    let now = SystemTime::now();
+    let acme_key = pair.acme.station.keys.get("acme").unwrap();
+    let intruder = generate_station_key(
+        "INTRUDER",
+        now - Duration::from_secs(60),
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    let sender = Connection::check(&pair.acme_config, now).unwrap();
+    let to_intruder = pair.acme_config.replace(
+        &serde_json::to_string(
+            &Connection::from_json(&pair.acme_config)
+                .unwrap()
+                .partner
+                .certificate,
+        )
+        .unwrap(),
+        &serde_json::to_string(&intruder.certificate_pem).unwrap(),
+    );
+    let to_intruder = Connection::check(&to_intruder, now).unwrap();
+    let unsigned = Connection::check(
+        &pair
+            .acme_config
+            .replace("\"signing\":\"sha256\"", "\"signing\":\"none\""),
+        now,
+    )
+    .unwrap();
+
+    struct Case {
+        name: &'static str,
+        headers: Headers,
+        body: Vec<u8>,
+        expected: Disposition,
+    }
+    let build = |config: &as2_connector::config::Checked,
+                 key: &dyn as2_connector::crypto::PrivateKey| {
+        message::build(config, &document(), key, now, &provider).unwrap()
+    };
+    let mut cases = Vec::new();
+    let wrong_recipient = build(&to_intruder, acme_key.as_ref());
+    cases.push(Case {
+        name: "encrypted for another certificate",
+        headers: wrong_recipient.headers,
+        body: wrong_recipient.body,
+        expected: Disposition::error("decryption-failed"),
+    });
+    let forged = build(&sender, &intruder.key);
+    cases.push(Case {
+        name: "signed by an unknown key",
+        headers: forged.headers,
+        body: forged.body,
+        expected: Disposition::error("authentication-failed"),
+    });
+    let plain = build(&unsigned, acme_key.as_ref());
+    cases.push(Case {
+        name: "unsigned where signing is required",
+        headers: plain.headers,
+        body: plain.body,
+        expected: Disposition::error("insufficient-message-security"),
+    });
+    let mut corrupted = build(&sender, acme_key.as_ref());
+    // The last byte of the next-to-last CBC block XORs into the padding length:
+    // 0x55 makes it larger than a block, so the padding check must fail.
+    let last = corrupted.body.len() - 17;
+    corrupted.body[last] ^= 0x55;
+    cases.push(Case {
+        name: "ciphertext altered in transit",
+        headers: corrupted.headers,
+        body: corrupted.body,
+        expected: Disposition::error("decryption-failed"),
+    });
+    let unknown_micalg = build(&sender, acme_key.as_ref());
+    let headers: Headers = unknown_micalg
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let v = if n == "Disposition-Notification-Options" {
+                "signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, md5"
+            } else {
+                v
+            };
+            (n.to_string(), v.to_string())
+        })
+        .collect();
+    cases.push(Case {
+        name: "only an unsupported MIC algorithm asked for",
+        headers,
+        body: unknown_micalg.body,
+        expected: Disposition::failure("unsupported MIC-algorithms"),
+    });
+
+    for case in cases {
+        let message_id = case.headers.get("Message-ID").unwrap().to_string();
+        let wire: Vec<(String, String)> = case
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let (status, response_headers, body) = post(&pair.url, &wire, case.body).await;
+        assert_eq!(
+            status, 200,
+            "{}: the MDN travels in a 200 response",
+            case.name
+        );
+        let response_headers: Headers = response_headers.into_iter().collect();
+        let mdn = as2_connector::mdn::parse(
+            &response_headers,
+            &body,
+            &Connection::check(&pair.acme_config, now)
+                .unwrap()
+                .partner_cert,
+            &provider,
+        )
+        .unwrap_or_else(|e| panic!("{}: the MDN does not parse: {e}", case.name));
+        assert_eq!(mdn.disposition, case.expected, "{}", case.name);
+        assert_eq!(mdn.original_message_id, message_id, "{}", case.name);
+        assert!(
+            mdn.received_mic.is_none(),
+            "{}: no MIC for a refused message",
+            case.name
+        );
+        // An unsigned MDN only when the request could not name a usable algorithm.
+        assert_eq!(
+            mdn.signed,
+            case.name != "only an unsupported MIC algorithm asked for",
+            "{}",
+            case.name
+        );
+    }
+    assert!(
+        !pair.inbox.exists()
+            || std::fs::read_dir(pair.inbox.join("ACME"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+    );
+}
