@@ -64,6 +64,89 @@ pub fn connection_json(
     .to_string()
 }
 
+/// Two stations on loopback: ACME sends, GLOBEX receives on an AS2 endpoint
+/// at `url`. Each has fresh keys and its own data folder.
+pub struct TwoStations {
+    /// ACME's connector (the sender).
+    pub acme: Connector,
+    /// GLOBEX's connector (the receiver, serving `url`).
+    pub globex: Connector,
+    /// ACME's connection to GLOBEX.
+    pub acme_config: String,
+    /// GLOBEX's connection from ACME.
+    pub globex_config: String,
+    /// GLOBEX's AS2 URL.
+    pub url: String,
+    /// Where GLOBEX stores what it receives.
+    pub inbox: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TwoStations {
+    /// Creates both stations under `dir` and starts GLOBEX's endpoint.
+    pub async fn start(
+        dir: &Path,
+        acme_runtime: Arc<Runtime>,
+        globex_runtime: Arc<Runtime>,
+    ) -> anyhow::Result<Self> {
+        let acme = Station::open(&dir.join("acme"))?;
+        let globex = Station::open(&dir.join("globex"))?;
+        let year = Duration::from_secs(365 * 86400);
+        let acme_cert = acme.keys.generate("acme", "ACME", year)?;
+        let globex_cert = globex.keys.generate("globex", "GLOBEX", year)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port")?;
+        let url = format!("http://{}/as2", listener.local_addr()?);
+        let acme_config = connection_json(
+            "ACME to GLOBEX",
+            "ACME",
+            "acme",
+            "GLOBEX",
+            &url,
+            &globex_cert,
+        );
+        // GLOBEX answers synchronously and never sends, so its partner URL is unused.
+        let globex_config = connection_json(
+            "GLOBEX from ACME",
+            "GLOBEX",
+            "globex",
+            "ACME",
+            "http://127.0.0.1:9/",
+            &acme_cert,
+        );
+        let globex_connector = Connector::new(globex_runtime, globex.clone());
+        let inbox = globex.data_dir.join("inbox");
+        let endpoint = Arc::new(Endpoint {
+            connector: globex_connector.clone(),
+            routes: vec![Route::from_json(globex_config.clone())?],
+            max_body: 256 << 20,
+            inbox: inbox.clone(),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::serve(listener, endpoint, async {
+            let _ = stopped.await;
+        }));
+        Ok(TwoStations {
+            acme: Connector::new(acme_runtime, acme),
+            globex: globex_connector,
+            acme_config,
+            globex_config,
+            url,
+            inbox,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops GLOBEX's endpoint.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
 /// Runs the demo in `work_dir`, telling each step to `out`.
 pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<DemoOutcome> {
     let say = |out: &mut (dyn Write + Send), text: String| -> anyhow::Result<()> {
@@ -94,47 +177,15 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         ),
     )?;
 
-    let acme = Station::open(&work_dir.join("acme"))?;
-    let globex = Station::open(&work_dir.join("globex"))?;
-    let year = Duration::from_secs(365 * 86400);
-    let acme_cert = acme.keys.generate("acme", "ACME", year)?;
-    let globex_cert = globex.keys.generate("globex", "GLOBEX", year)?;
+    let stations = TwoStations::start(work_dir, runtime.clone(), runtime.clone()).await?;
     say(out, "2. Generated an RSA-2048 key and a self-signed certificate for each station; the keys stay in each host's key store.".into())?;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a loopback port")?;
-    let url = format!("http://{}/as2", listener.local_addr()?);
-    let acme_config = connection_json(
-        "ACME to GLOBEX",
-        "ACME",
-        "acme",
-        "GLOBEX",
-        &url,
-        &globex_cert,
-    );
-    let globex_config = connection_json(
-        "GLOBEX from ACME",
-        "GLOBEX",
-        "globex",
-        "ACME",
-        "http://127.0.0.1:9/unused",
-        &acme_cert,
-    );
-    let globex_connector = Connector::new(runtime.clone(), globex.clone());
-    let endpoint = Arc::new(Endpoint {
-        connector: globex_connector.clone(),
-        routes: vec![Route::from_json(globex_config.clone())?],
-        max_body: 64 << 20,
-        inbox: globex.data_dir.join("inbox"),
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listener, endpoint, async {
-        let _ = stopped.await;
-    }));
-    say(out, format!("3. GLOBEX listens for AS2 messages at {url}."))?;
-
-    let acme_connector = Connector::new(runtime.clone(), acme.clone());
+    say(
+        out,
+        format!("3. GLOBEX listens for AS2 messages at {}.", stations.url),
+    )?;
+    let (acme_connector, acme_config) = (stations.acme.clone(), stations.acme_config.clone());
+    let (globex_connector, globex_config) =
+        (stations.globex.clone(), stations.globex_config.clone());
     for (who, connector, config) in [
         ("ACME", &acme_connector, &acme_config),
         ("GLOBEX", &globex_connector, &globex_config),
@@ -225,11 +276,7 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         ),
     )?;
 
-    let stored = globex
-        .data_dir
-        .join("inbox")
-        .join("ACME")
-        .join("po-4711.x12");
+    let stored = stations.inbox.join("ACME").join("po-4711.x12");
     let received_intact = std::fs::read(&stored).is_ok_and(|bytes| bytes == document.content);
     say(
         out,
@@ -266,8 +313,7 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
             format!("8. Looking the message up failed: {}", describe(&e)),
         )?,
     }
-    let _ = stop.send(());
-    server.await??;
+    stations.stop().await?;
 
     let outcome = DemoOutcome {
         message_id: outcome.message_id,

@@ -3,12 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use as2_harness::connector::Connector;
-use as2_harness::demo::connection_json;
-use as2_harness::runtime::{Limits, Runtime, Station};
-use as2_harness::server::{self, Endpoint, Route};
+use as2_harness::demo::TwoStations;
+use as2_harness::runtime::{Limits, Runtime};
 
 /// A folder for one test, removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -49,84 +46,42 @@ pub fn runtime() -> Arc<Runtime> {
         .clone()
 }
 
-/// Two stations, ACME (sender) and GLOBEX (receiver, listening on loopback).
+/// Two stations, ACME (sender) and GLOBEX (receiver, listening on loopback),
+/// in a temporary folder.
 pub struct Pair {
-    /// Folder holding both stations.
-    pub dir: TempDir,
-    /// ACME's connector.
-    pub acme: Connector,
-    /// GLOBEX's connector.
-    pub globex: Connector,
-    /// ACME's connection to GLOBEX.
-    pub acme_config: String,
-    /// GLOBEX's connection from ACME.
-    pub globex_config: String,
-    /// GLOBEX's AS2 URL.
-    pub url: String,
-    /// GLOBEX's inbox folder.
-    pub inbox: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stations: Option<TwoStations>,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for Pair {
+    type Target = TwoStations;
+    fn deref(&self) -> &TwoStations {
+        self.stations
+            .as_ref()
+            .expect("the stations run until the pair is dropped")
+    }
 }
 
 impl Pair {
-    /// Sets up both stations on `runtime` (GLOBEX serving on its own runtime `receiver_runtime`).
+    /// Starts both stations: ACME on `runtime`, GLOBEX on `receiver_runtime`.
     pub async fn start(runtime: Arc<Runtime>, receiver_runtime: Arc<Runtime>) -> Pair {
         let dir = TempDir::new("pair");
-        let acme_station = Station::open(&dir.0.join("acme")).unwrap();
-        let globex_station = Station::open(&dir.0.join("globex")).unwrap();
-        let year = Duration::from_secs(365 * 86400);
-        let acme_cert = acme_station.keys.generate("acme", "ACME", year).unwrap();
-        let globex_cert = globex_station
-            .keys
-            .generate("globex", "GLOBEX", year)
+        let stations = TwoStations::start(&dir.0, runtime, receiver_runtime)
+            .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/as2", listener.local_addr().unwrap());
-        let acme_config = connection_json(
-            "ACME to GLOBEX",
-            "ACME",
-            "acme",
-            "GLOBEX",
-            &url,
-            &globex_cert,
-        );
-        let globex_config = connection_json(
-            "GLOBEX from ACME",
-            "GLOBEX",
-            "globex",
-            "ACME",
-            "http://127.0.0.1:9/",
-            &acme_cert,
-        );
-        let globex = Connector::new(receiver_runtime, globex_station.clone());
-        let inbox = globex_station.data_dir.join("inbox");
-        let endpoint = Arc::new(Endpoint {
-            connector: globex.clone(),
-            routes: vec![Route::from_json(globex_config.clone()).unwrap()],
-            max_body: 256 << 20,
-            inbox: inbox.clone(),
-        });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, endpoint, async {
-            let _ = stopped.await;
-        }));
         Pair {
-            dir,
-            acme: Connector::new(runtime, acme_station),
-            globex,
-            acme_config,
-            globex_config,
-            url,
-            inbox,
-            stop: Some(stop),
+            stations: Some(stations),
+            _dir: dir,
         }
     }
 }
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let (Some(stations), Ok(runtime)) =
+            (self.stations.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(stations.stop());
         }
     }
 }
