@@ -304,8 +304,9 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         Ok(status) => say(
             out,
             format!(
-                "8. ACME's record of the message: state {:?}, {} attempt(s).",
-                status.state, status.attempts
+                "8. ACME's record of the message: state {}, {} attempt(s).",
+                state_text(status.state),
+                status.attempts
             ),
         )?,
         Err(e) => say(
@@ -338,6 +339,15 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         ),
     )?;
     Ok(outcome)
+}
+
+/// `pending`, `acknowledged` or `failed`.
+pub fn state_text(state: api::MessageState) -> &'static str {
+    match state {
+        api::MessageState::Pending => "pending",
+        api::MessageState::Acknowledged => "acknowledged",
+        api::MessageState::Failed => "failed",
+    }
 }
 
 /// `processed`, `processed/error: decryption-failed`, …
