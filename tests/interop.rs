@@ -487,6 +487,28 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
             vec!["-aes-128-cbc"],
         ),
         (
+            "sign sha224, encrypt aes-192-cbc",
+            vec!["-md", "sha224"],
+            vec!["-aes-192-cbc"],
+        ),
+        (
+            "sign sha384, encrypt aes-192-gcm",
+            vec!["-md", "sha384"],
+            vec!["-aes-192-gcm"],
+        ),
+        (
+            "sign RSASSA-PSS sha512 (maximum salt)",
+            vec![
+                "-md",
+                "sha512",
+                "-keyopt",
+                "rsa_padding_mode:pss",
+                "-keyopt",
+                "rsa_pss_saltlen:max",
+            ],
+            vec!["-aes-256-cbc"],
+        ),
+        (
             "sign RSASSA-PSS sha256",
             vec!["-md", "sha256", "-keyopt", "rsa_padding_mode:pss"],
             vec!["-aes-256-cbc"],

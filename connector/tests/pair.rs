@@ -393,3 +393,129 @@ fn lf_only_copy_of_a_crlf_signed_text_part_verifies_unless_canonicalization_is_p
     let err = signed::verify_entity(&outer, &partner, true, &provider).unwrap_err();
     assert_eq!(err.code(), ErrorCode::IntegrityCheckFailed);
 }
+
+#[test]
+fn unsigned_mdn_where_a_signed_one_was_asked_is_a_warning_and_not_proof() {
+    let (acme, globex, _) = stations();
+    let provider = RustCryptoProvider;
+    let now = SystemTime::now();
+    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
+    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
+    let outbound =
+        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
+    // A partner that ignores Disposition-Notification-Options answers unsigned.
+    let headers: Headers = outbound
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("Disposition-Notification-Options"))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let inbound = message::receive(
+        &receiver,
+        &headers,
+        &outbound.body,
+        &globex.generated.key,
+        now,
+        &provider,
+    )
+    .unwrap();
+    let mdn = inbound.mdn.unwrap();
+    let verdict = message::check_mdn(
+        &sender,
+        &outbound.message_id,
+        &outbound.mic,
+        &mdn.message.headers,
+        &mdn.message.body,
+        &provider,
+    )
+    .unwrap();
+    assert!(!verdict.mdn.signed);
+    assert!(verdict.mic_matched);
+    assert!(!verdict.proves_receipt);
+    assert!(
+        verdict
+            .mdn
+            .warnings
+            .iter()
+            .any(|w| w.contains("not proof of receipt")),
+        "{:?}",
+        verdict.mdn.warnings
+    );
+}
+
+#[test]
+fn legacy_x_pkcs7_content_types_and_lf_headers_are_accepted() {
+    let (acme, globex, _) = stations();
+    let provider = RustCryptoProvider;
+    let now = SystemTime::now();
+    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
+    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
+    let outbound =
+        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
+    let headers: Headers = outbound
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let v = v.replace("application/pkcs7-mime", "application/x-pkcs7-mime");
+            (n.to_ascii_lowercase(), v)
+        })
+        .collect();
+    let inbound = message::receive(
+        &receiver,
+        &headers,
+        &outbound.body,
+        &globex.generated.key,
+        now,
+        &provider,
+    )
+    .unwrap();
+    assert_eq!(inbound.result.unwrap().document, document());
+}
+
+#[test]
+fn opaque_signed_data_gets_failed_unsupported_format() {
+    let (acme, globex, _) = stations();
+    let provider = RustCryptoProvider;
+    let now = SystemTime::now();
+    let receiver = connection(
+        "GLOBEX",
+        "ACME",
+        &acme.generated.certificate_pem,
+        r#","require_encrypted":false"#,
+    );
+    let signature = as2_connector::smime::sign_detached(
+        b"x",
+        &acme.generated.key,
+        as2_connector::crypto::DigestAlgorithm::Sha256,
+        as2_connector::crypto::SignatureScheme::RsaPkcs1v15,
+        now,
+        &provider,
+    )
+    .unwrap();
+    let mut headers = Headers::new();
+    for (n, v) in [
+        ("AS2-From", "ACME"),
+        ("AS2-To", "GLOBEX"),
+        ("Message-ID", "<opaque@ACME>"),
+        (
+            "Content-Type",
+            "application/pkcs7-mime; smime-type=signed-data",
+        ),
+        ("Disposition-Notification-To", "x@y"),
+    ] {
+        headers.push(n, v);
+    }
+    let inbound = message::receive(
+        &receiver,
+        &headers,
+        &signature,
+        &globex.generated.key,
+        now,
+        &provider,
+    )
+    .unwrap();
+    assert_eq!(
+        inbound.disposition,
+        Disposition::failure("unsupported format")
+    );
+}

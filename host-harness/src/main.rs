@@ -395,7 +395,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn print_status(status: &api::MessageStatus) {
     println!("Message-ID: {}", status.message_id);
     println!("Partner:    {}", status.partner);
-    println!("State:      {}", as2_harness::demo::state_text(status.state));
+    println!(
+        "State:      {}",
+        as2_harness::demo::state_text(status.state)
+    );
     println!(
         "MIC:        {}, {}",
         status.mic.digest, status.mic.algorithm
