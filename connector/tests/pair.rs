@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use as2_connector::ErrorCode;
 use as2_connector::config::{Checked, Connection};
+use as2_connector::crypto::PrivateKey;
 use as2_connector::crypto::rustcrypto::{GeneratedKey, RustCryptoProvider, generate_station_key};
 use as2_connector::headers::Headers;
 use as2_connector::mdn::Disposition;
-use as2_connector::message::{self, Document};
+use as2_connector::message::{self, Document, Inbound, MdnVerdict, Outbound};
 
 struct Station {
     generated: GeneratedKey,
@@ -44,23 +45,81 @@ fn document() -> Document {
     }
 }
 
-fn to_headers(headers: &Headers) -> Headers {
-    headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+/// ACME's connection to GLOBEX (partner fields `sender_extra`) and GLOBEX's
+/// from ACME (partner fields `receiver_extra`).
+fn connections(sender_extra: &str, receiver_extra: &str) -> (Checked, Checked) {
+    let (acme, globex, _) = stations();
+    (
+        connection(
+            "ACME",
+            "GLOBEX",
+            &globex.generated.certificate_pem,
+            sender_extra,
+        ),
+        connection(
+            "GLOBEX",
+            "ACME",
+            &acme.generated.certificate_pem,
+            receiver_extra,
+        ),
+    )
+}
+
+/// ACME builds the message for `document()`, signing with `signer`.
+fn send(sender: &Checked, signer: &dyn PrivateKey) -> Outbound {
+    message::build(
+        sender,
+        &document(),
+        signer,
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+    .unwrap()
+}
+
+/// GLOBEX receives a request.
+fn deliver(
+    receiver: &Checked,
+    headers: &Headers,
+    body: &[u8],
+) -> Result<Inbound, as2_connector::Error> {
+    let globex = &stations().1;
+    message::receive(
+        receiver,
+        headers,
+        body,
+        &globex.generated.key,
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+}
+
+/// ACME checks GLOBEX's MDN for `outbound`.
+fn check(sender: &Checked, outbound: &Outbound, inbound: &Inbound) -> MdnVerdict {
+    let mdn = inbound.mdn.as_ref().expect("an MDN was asked for");
+    message::check_mdn(
+        sender,
+        &outbound.message_id,
+        &outbound.mic,
+        &mdn.message.headers,
+        &mdn.message.body,
+        &RustCryptoProvider,
+    )
+    .unwrap()
+}
+
+/// The headers with `edit` applied to each (name, value); `None` drops the field.
+fn edit_headers(
+    headers: &Headers,
+    edit: impl Fn(&str, &str) -> Option<(String, String)>,
+) -> Headers {
+    headers.iter().filter_map(|(n, v)| edit(n, v)).collect()
 }
 
 #[test]
 fn signed_encrypted_message_is_received_byte_for_byte_and_the_signed_mdn_proves_receipt() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let now = SystemTime::now();
-
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
+    let (sender, receiver) = connections("", "");
+    let outbound = send(&sender, &stations().0.generated.key);
     assert!(
         outbound
             .headers
@@ -68,89 +127,37 @@ fn signed_encrypted_message_is_received_byte_for_byte_and_the_signed_mdn_proves_
             .unwrap()
             .starts_with("application/pkcs7-mime")
     );
-
-    let inbound = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     assert_eq!(inbound.disposition, Disposition::processed());
-    let received = inbound.result.unwrap();
+    assert!(inbound.mdn.as_ref().unwrap().async_url.is_none());
+    let received = inbound.result.as_ref().unwrap();
     assert_eq!(received.document, document());
     assert!(received.signed && received.encrypted);
     assert_eq!(received.mic, outbound.mic);
-
-    let mdn = inbound.mdn.unwrap();
-    assert!(mdn.async_url.is_none());
-    let verdict = message::check_mdn(
-        &sender,
-        &outbound.message_id,
-        &outbound.mic,
-        &mdn.message.headers,
-        &mdn.message.body,
-        &provider,
-    )
-    .unwrap();
-    assert!(verdict.mdn.signed);
-    assert!(verdict.mic_matched);
-    assert!(verdict.proves_receipt);
+    let verdict = check(&sender, &outbound, &inbound);
+    assert!(verdict.mdn.signed && verdict.mic_matched && verdict.proves_receipt);
     assert_eq!(verdict.mdn.disposition, Disposition::processed());
 }
 
 #[test]
 fn tampered_signed_body_yields_integrity_check_failed() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let sender = connection(
-        "ACME",
-        "GLOBEX",
-        &globex.generated.certificate_pem,
-        r#","encryption":"none""#,
-    );
-    let receiver = connection(
-        "GLOBEX",
-        "ACME",
-        &acme.generated.certificate_pem,
-        r#","require_encrypted":false"#,
-    );
-    let now = SystemTime::now();
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
+    let (sender, receiver) =
+        connections(r#","encryption":"none""#, r#","require_encrypted":false"#);
+    let outbound = send(&sender, &stations().0.generated.key);
     let mut body = outbound.body.clone();
     let at = body.windows(6).position(|w| w == b"ST*850").unwrap();
     body[at + 3] = b'9';
-    let inbound = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let inbound = deliver(&receiver, &outbound.headers, &body).unwrap();
     assert_eq!(
         inbound.disposition,
         Disposition::error("integrity-check-failed")
     );
     assert_eq!(
-        inbound.result.unwrap_err().code(),
+        inbound.result.as_ref().unwrap_err().code(),
         ErrorCode::IntegrityCheckFailed
     );
     // The MDN still goes back, signed, and tells the sender it failed.
-    let mdn = inbound.mdn.unwrap();
-    let verdict = message::check_mdn(
-        &sender,
-        &outbound.message_id,
-        &outbound.mic,
-        &mdn.message.headers,
-        &mdn.message.body,
-        &provider,
-    )
-    .unwrap();
+    let verdict = check(&sender, &outbound, &inbound);
     assert!(!verdict.proves_receipt);
     assert_eq!(
         verdict.mdn.disposition,
@@ -160,51 +167,21 @@ fn tampered_signed_body_yields_integrity_check_failed() {
 
 #[test]
 fn message_for_another_certificate_yields_decryption_failed() {
-    let (acme, globex, intruder) = stations();
-    let provider = RustCryptoProvider;
+    let (acme, _, intruder) = stations();
     // ACME encrypts to INTRUDER's certificate, but GLOBEX receives it.
     let sender = connection("ACME", "GLOBEX", &intruder.generated.certificate_pem, "");
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let now = SystemTime::now();
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
-    let inbound = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let (_, receiver) = connections("", "");
+    let outbound = send(&sender, &acme.generated.key);
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     assert_eq!(inbound.disposition, Disposition::error("decryption-failed"));
 }
 
 #[test]
 fn signature_from_an_unknown_signer_yields_authentication_failed() {
-    let (acme, globex, intruder) = stations();
-    let provider = RustCryptoProvider;
-    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let now = SystemTime::now();
+    let (sender, receiver) = connections("", "");
     // Signed with INTRUDER's key while claiming to be ACME.
-    let outbound = message::build(
-        &sender,
-        &document(),
-        &intruder.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
-    let inbound = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let outbound = send(&sender, &stations().2.generated.key);
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     assert_eq!(
         inbound.disposition,
         Disposition::error("authentication-failed")
@@ -213,27 +190,9 @@ fn signature_from_an_unknown_signer_yields_authentication_failed() {
 
 #[test]
 fn unsigned_message_when_signing_is_required_yields_insufficient_message_security() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let sender = connection(
-        "ACME",
-        "GLOBEX",
-        &globex.generated.certificate_pem,
-        r#","signing":"none""#,
-    );
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let now = SystemTime::now();
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
-    let inbound = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let (sender, receiver) = connections(r#","signing":"none""#, "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     assert_eq!(
         inbound.disposition,
         Disposition::error("insufficient-message-security")
@@ -243,26 +202,15 @@ fn unsigned_message_when_signing_is_required_yields_insufficient_message_securit
 #[test]
 fn unknown_as2_to_is_an_error_not_an_mdn() {
     let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
     let sender = connection(
         "ACME",
         "SOMEONE-ELSE",
         &globex.generated.certificate_pem,
         "",
     );
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let now = SystemTime::now();
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
-    let err = message::receive(
-        &receiver,
-        &to_headers(&outbound.headers),
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap_err();
+    let (_, receiver) = connections("", "");
+    let outbound = send(&sender, &acme.generated.key);
+    let err = deliver(&receiver, &outbound.headers, &outbound.body).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownPartner);
 }
 
@@ -281,11 +229,10 @@ fn expired_partner_certificate_is_rejected_with_cert_has_expired() {
 
 /// Every outbound option the engine offers, sent and received through the
 /// engine: the document arrives intact and the signed MDN proves receipt.
+/// Every outbound option the engine offers, sent and received through the
+/// engine: the document arrives intact and the signed MDN proves receipt.
 #[test]
 fn every_algorithm_combination_round_trips_with_a_matching_mic() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let now = SystemTime::now();
     let mut cases = Vec::new();
     for signing in ["none", "sha1", "sha224", "sha256", "sha384", "sha512"] {
         for encryption in [
@@ -321,35 +268,21 @@ fn every_algorithm_combination_round_trips_with_a_matching_mic() {
     cases.push(r#","encoding":"base64""#.to_string());
     cases.push(r#","mdn":"unsigned""#.to_string());
     cases.push(r#","mdn_micalg":"sha512""#.to_string());
-    let lenient = r#","require_signed":false,"require_encrypted":false"#;
     for case in cases {
-        let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, &case);
-        let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, lenient);
-        let outbound = message::build(&sender, &document(), &acme.generated.key, now, &provider)
-            .unwrap_or_else(|e| panic!("{case}: build: {e}"));
-        let inbound = message::receive(
-            &receiver,
-            &to_headers(&outbound.headers),
-            &outbound.body,
-            &globex.generated.key,
-            now,
-            &provider,
-        )
-        .unwrap_or_else(|e| panic!("{case}: receive: {e}"));
-        let received = inbound.result.unwrap_or_else(|e| panic!("{case}: {e}"));
+        let (sender, receiver) = connections(
+            &case,
+            r#","require_signed":false,"require_encrypted":false"#,
+        );
+        let outbound = send(&sender, &stations().0.generated.key);
+        let inbound = deliver(&receiver, &outbound.headers, &outbound.body)
+            .unwrap_or_else(|e| panic!("{case}: receive: {e}"));
+        let received = inbound
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(received.document, document(), "{case}");
         assert_eq!(received.mic, outbound.mic, "{case}");
-        let mdn = inbound.mdn.unwrap();
-        let verdict = message::check_mdn(
-            &sender,
-            &outbound.message_id,
-            &outbound.mic,
-            &mdn.message.headers,
-            &mdn.message.body,
-            &provider,
-        )
-        .unwrap_or_else(|e| panic!("{case}: MDN: {e}"));
-        assert!(verdict.proves_receipt, "{case}: {:?}", verdict.mdn);
+        assert!(check(&sender, &outbound, &inbound).proves_receipt, "{case}");
     }
 }
 
@@ -396,39 +329,15 @@ fn lf_only_copy_of_a_crlf_signed_text_part_verifies_unless_canonicalization_is_p
 
 #[test]
 fn unsigned_mdn_where_a_signed_one_was_asked_is_a_warning_and_not_proof() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let now = SystemTime::now();
-    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
+    let (sender, receiver) = connections("", "");
+    let outbound = send(&sender, &stations().0.generated.key);
     // A partner that ignores Disposition-Notification-Options answers unsigned.
-    let headers: Headers = outbound
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("Disposition-Notification-Options"))
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    let inbound = message::receive(
-        &receiver,
-        &headers,
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
-    let mdn = inbound.mdn.unwrap();
-    let verdict = message::check_mdn(
-        &sender,
-        &outbound.message_id,
-        &outbound.mic,
-        &mdn.message.headers,
-        &mdn.message.body,
-        &provider,
-    )
-    .unwrap();
+    let headers = edit_headers(&outbound.headers, |n, v| {
+        (!n.eq_ignore_ascii_case("Disposition-Notification-Options"))
+            .then(|| (n.to_string(), v.to_string()))
+    });
+    let inbound = deliver(&receiver, &headers, &outbound.body).unwrap();
+    let verdict = check(&sender, &outbound, &inbound);
     assert!(!verdict.mdn.signed);
     assert!(verdict.mic_matched);
     assert!(!verdict.proves_receipt);
@@ -444,45 +353,25 @@ fn unsigned_mdn_where_a_signed_one_was_asked_is_a_warning_and_not_proof() {
 }
 
 #[test]
-fn legacy_x_pkcs7_content_types_and_lf_headers_are_accepted() {
-    let (acme, globex, _) = stations();
-    let provider = RustCryptoProvider;
-    let now = SystemTime::now();
-    let sender = connection("ACME", "GLOBEX", &globex.generated.certificate_pem, "");
-    let receiver = connection("GLOBEX", "ACME", &acme.generated.certificate_pem, "");
-    let outbound =
-        message::build(&sender, &document(), &acme.generated.key, now, &provider).unwrap();
-    let headers: Headers = outbound
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            let v = v.replace("application/pkcs7-mime", "application/x-pkcs7-mime");
-            (n.to_ascii_lowercase(), v)
-        })
-        .collect();
-    let inbound = message::receive(
-        &receiver,
-        &headers,
-        &outbound.body,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+fn legacy_x_pkcs7_content_types_and_lower_case_header_names_are_accepted() {
+    let (sender, receiver) = connections("", "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    let headers = edit_headers(&outbound.headers, |n, v| {
+        Some((
+            n.to_ascii_lowercase(),
+            v.replace("application/pkcs7-mime", "application/x-pkcs7-mime"),
+        ))
+    });
+    let inbound = deliver(&receiver, &headers, &outbound.body).unwrap();
     assert_eq!(inbound.result.unwrap().document, document());
 }
 
 #[test]
 fn opaque_signed_data_gets_failed_unsupported_format() {
-    let (acme, globex, _) = stations();
+    let acme = &stations().0;
     let provider = RustCryptoProvider;
     let now = SystemTime::now();
-    let receiver = connection(
-        "GLOBEX",
-        "ACME",
-        &acme.generated.certificate_pem,
-        r#","require_encrypted":false"#,
-    );
+    let (_, receiver) = connections("", r#","require_encrypted":false"#);
     let signature = as2_connector::smime::sign_detached(
         b"x",
         &acme.generated.key,
@@ -505,15 +394,7 @@ fn opaque_signed_data_gets_failed_unsupported_format() {
     ] {
         headers.push(n, v);
     }
-    let inbound = message::receive(
-        &receiver,
-        &headers,
-        &signature,
-        &globex.generated.key,
-        now,
-        &provider,
-    )
-    .unwrap();
+    let inbound = deliver(&receiver, &headers, &signature).unwrap();
     assert_eq!(
         inbound.disposition,
         Disposition::failure("unsupported format")
