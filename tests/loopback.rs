@@ -23,13 +23,7 @@ fn purchase_order() -> Document {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_arrives_byte_for_byte_and_the_signed_mdn_verifies() {
     let pair = Pair::start(runtime(), runtime()).await;
-    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
-    let outcomes = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let outcome = outcomes.into_iter().next().unwrap().unwrap();
+    let outcome = pair.send(purchase_order()).await;
     let mdn = outcome.mdn.expect("a synchronous MDN");
     assert_eq!(disposition_text(&mdn.disposition), "processed");
     assert!(matches!(mdn.signature, SignatureVerdict::Verified));

@@ -58,14 +58,7 @@ fn keystore_interface_has_no_way_to_read_a_private_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_and_decryption_go_through_the_hosts_key_handles() {
     let pair = Pair::start(runtime(), runtime()).await;
-    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
-    let outcome = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-        .remove(0)
-        .unwrap();
+    let outcome = pair.send(purchase_order()).await;
     assert_eq!(
         disposition_text(&outcome.mdn.unwrap().disposition),
         "processed"
@@ -116,14 +109,7 @@ async fn guest_trap_is_reported_and_the_next_request_is_served() {
         String::from_utf8_lossy(&body)
     );
 
-    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
-    let outcome = tokio::task::spawn_blocking(move || acme.import(&config, &[purchase_order()]))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-        .remove(0)
-        .unwrap();
+    let outcome = pair.send(purchase_order()).await;
     assert_eq!(
         disposition_text(&outcome.mdn.unwrap().disposition),
         "processed"

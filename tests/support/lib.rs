@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use as2_harness::demo::TwoStations;
-use as2_harness::runtime::{Limits, Runtime};
+use as2_harness::runtime::{Document, Limits, Runtime, api};
 
 /// A folder for one test, removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -63,6 +63,19 @@ impl std::ops::Deref for Pair {
 }
 
 impl Pair {
+    /// ACME sends `document` to GLOBEX through the component; panics unless
+    /// the send itself succeeds, and returns its outcome (MDN included).
+    pub async fn send(&self, document: Document) -> api::SendOutcome {
+        let (acme, config) = (self.acme.clone(), self.acme_config.clone());
+        tokio::task::spawn_blocking(move || acme.import(&config, &[document]))
+            .await
+            .expect("the send task")
+            .expect("the component ran")
+            .expect("the configuration is valid")
+            .remove(0)
+            .expect("the document was sent")
+    }
+
     /// Starts both stations: ACME on `runtime`, GLOBEX on `receiver_runtime`.
     pub async fn start(runtime: Arc<Runtime>, receiver_runtime: Arc<Runtime>) -> Pair {
         let dir = TempDir::new("pair");
