@@ -1,8 +1,5 @@
 //! Two stations over real loopback HTTP, both through the component.
 
-use std::time::SystemTime;
-
-use as2_connector::config::Connection;
 use as2_connector::crypto::rustcrypto::RustCryptoProvider;
 use as2_connector::headers::Headers;
 use as2_connector::mdn::Disposition;
@@ -62,21 +59,12 @@ async fn document_arrives_byte_for_byte_and_the_signed_mdn_verifies() {
 async fn natively_built_message_gets_an_mdn_that_verifies_natively() {
     let pair = Pair::start(runtime(), runtime()).await;
     let provider = RustCryptoProvider;
-    let acme_key = pair.acme.station.keys.get("acme").unwrap();
-    let checked = Connection::check(&pair.acme_config, SystemTime::now()).unwrap();
     let document = EngineDocument {
         file_name: Some("invoice.x12".into()),
         content_type: "application/edi-x12".into(),
         content: b"ST*810*0001~\nSE*2*0001~\n".to_vec(),
     };
-    let outbound = message::build(
-        &checked,
-        &document,
-        acme_key.as_ref(),
-        SystemTime::now(),
-        &provider,
-    )
-    .unwrap();
+    let (checked, outbound) = pair.build_natively(&pair.acme_config, &document);
     let headers: Vec<(String, String)> = outbound
         .headers
         .iter()
@@ -108,7 +96,6 @@ async fn natively_built_message_gets_an_mdn_that_verifies_natively() {
 async fn tampered_message_through_the_component_gets_integrity_check_failed_and_no_document() {
     let pair = Pair::start(runtime(), runtime()).await;
     let provider = RustCryptoProvider;
-    let acme_key = pair.acme.station.keys.get("acme").unwrap();
     // Signed but not encrypted, so the content can be altered in transit.
     let config = pair.acme_config.replace("\"aes256-cbc\"", "\"none\"");
     let globex_config = pair.globex_config.replace(
@@ -117,20 +104,12 @@ async fn tampered_message_through_the_component_gets_integrity_check_failed_and_
     );
     let globex_route = as2_harness::server::Route::from_json(globex_config).unwrap();
     assert!(globex_route.config_json.contains("require_encrypted"));
-    let checked = Connection::check(&config, SystemTime::now()).unwrap();
     let document = EngineDocument {
         file_name: Some("po.x12".into()),
         content_type: "application/edi-x12".into(),
         content: SAMPLE_X12_850.as_bytes().to_vec(),
     };
-    let outbound = message::build(
-        &checked,
-        &document,
-        acme_key.as_ref(),
-        SystemTime::now(),
-        &provider,
-    )
-    .unwrap();
+    let (checked, outbound) = pair.build_natively(&config, &document);
     let mut body = outbound.body.clone();
     let at = body.windows(6).position(|w| w == b"PO-471").unwrap();
     body[at + 5] = b'9';

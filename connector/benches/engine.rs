@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                         &outbound.headers,
                         &outbound.body,
                         &b.key,
+                        &mut |_| Ok(false),
                         SystemTime::now(),
                         &provider,
                     )

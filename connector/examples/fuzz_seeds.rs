@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &outbound.headers,
             &outbound.body,
             &b.key,
+            &mut |_| Ok(false),
             now,
             &provider,
         )?;

@@ -89,6 +89,18 @@ pub struct Partner {
     /// The MDN to request from the partner.
     #[serde(default = "default_mdn")]
     pub mdn: MdnMode,
+    /// Whether the partner returns the MDN in the HTTP response (`sync`) or
+    /// POSTs it later to your station URL (`async`, RFC 4130 §7.3:
+    /// Receipt-Delivery-Option). Async needs `station.url`.
+    #[serde(default = "default_mdn_delivery")]
+    pub mdn_delivery: MdnDelivery,
+    /// How many times a message may go out: the first send plus resends under
+    /// the same Message-ID when the partner cannot be reached, answers with a
+    /// 5xx status, or drops the connection before the MDN (AS2-Reliability).
+    /// A partner that detects duplicates stores it once.
+    #[serde(default = "default_send_attempts")]
+    #[schemars(range(min = 1, max = 10))]
+    pub send_attempts: u32,
     /// The MIC algorithm to ask for in signed MDNs (default: the signing digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdn_micalg: Option<Digest>,
@@ -302,6 +314,23 @@ pub enum MdnMode {
     Signed,
 }
 
+/// How the partner returns the MDN (RFC 4130 §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MdnDelivery {
+    /// In the HTTP response to the message.
+    #[serde(rename = "sync")]
+    Sync,
+    /// In a separate POST to your station URL, after the message was answered with 200.
+    #[serde(rename = "async")]
+    Async,
+}
+
+fn default_send_attempts() -> u32 {
+    3
+}
+fn default_mdn_delivery() -> MdnDelivery {
+    MdnDelivery::Sync
+}
 fn default_digest() -> Digest {
     Digest::Sha256
 }
@@ -380,6 +409,21 @@ impl Connection {
         }
         check_url(&connection.partner.url)
             .map_err(|reason| Error::config("/partner/url", reason))?;
+        if !(1..=10).contains(&connection.partner.send_attempts) {
+            return Err(Error::config(
+                "/partner/send_attempts",
+                "give a number of send attempts from 1 to 10",
+            ));
+        }
+        if connection.partner.mdn_delivery == MdnDelivery::Async
+            && connection.partner.mdn != MdnMode::None
+            && connection.station.url.is_none()
+        {
+            return Err(Error::config(
+                "/station/url",
+                "asynchronous MDNs are POSTed to your station URL: fill it in, or ask for synchronous MDNs",
+            ));
+        }
         if connection.station.private_key.trim().is_empty() {
             return Err(Error::config(
                 "/station/private_key",

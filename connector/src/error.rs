@@ -132,6 +132,9 @@ pub enum Error {
     /// The key store failed.
     #[error("key store: {0}")]
     KeyStore(String),
+    /// The host's state store failed.
+    #[error("state store: {0}")]
+    Storage(String),
 }
 
 impl Error {
@@ -163,6 +166,7 @@ impl Error {
             Error::CertificateNotYetValid(_) => ErrorCode::CertNotYetValid,
             Error::MicMismatch { .. } => ErrorCode::MicMismatch,
             Error::KeyStore(_) => ErrorCode::KeystoreFailed,
+            Error::Storage(_) => ErrorCode::StorageFailed,
         }
     }
 

@@ -78,6 +78,14 @@ impl Disposition {
             && !matches!(self.modifier, Some((ModifierKind::Error, _)))
     }
 
+    /// `processed/warning: duplicate-document`: the partner had the message already.
+    pub fn is_duplicate_document(&self) -> bool {
+        matches!(
+            &self.modifier,
+            Some((ModifierKind::Warning, description)) if description.eq_ignore_ascii_case("duplicate-document")
+        ) && self.disposition_type == DispositionType::Processed
+    }
+
     /// The disposition for a message that failed with `error` (RFC 4130 §7.4.3).
     pub fn for_error(error: &Error) -> Self {
         match error {
@@ -435,6 +443,24 @@ pub fn parse(
         signed,
         warnings,
     })
+}
+
+/// Whether an inbound HTTP request carries an MDN rather than an AS2 message:
+/// a `multipart/report`, bare or as the first part of a `multipart/signed`.
+/// RFC 4130 §7.3 has asynchronous MDNs POSTed like messages, often to the
+/// same URL, so the endpoint must tell the two apart.
+pub fn is_mdn(http_headers: &Headers, body: &[u8]) -> bool {
+    let outer = Entity::from_parts(http_headers.clone(), body);
+    let content_type = outer.content_type();
+    match content_type.value.as_str() {
+        "multipart/report" => true,
+        "multipart/signed" => content_type
+            .param("boundary")
+            .and_then(|boundary| mime::split_multipart(outer.body, boundary).ok())
+            .and_then(|parts| parts.first().and_then(|first| Entity::parse(first).ok()))
+            .is_some_and(|signed| signed.content_type().value == "multipart/report"),
+        _ => false,
+    }
 }
 
 fn single_header(name: &str, from: &Headers) -> Headers {

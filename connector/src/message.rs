@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::compress;
-use crate::config::{Checked, Compression, MdnMode, TransferEncoding};
+use crate::config::{Checked, Compression, MdnDelivery, MdnMode, TransferEncoding};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
 use crate::error::Error;
 use crate::headers::{self, Headers};
@@ -247,6 +247,16 @@ pub fn build(
             MdnRequest::signed_options(mic.algorithm),
         );
     }
+    if partner.mdn != MdnMode::None && partner.mdn_delivery == MdnDelivery::Async {
+        // RFC 4130 §7.3: where the partner POSTs the MDN; `check` made sure it is set.
+        if let Some(url) = &config.station.url {
+            http.push("Receipt-Delivery-Option", url.clone());
+        }
+    }
+    // RFC 6017: only what we implement. AS2-Reliability: we detect repeated
+    // Message-IDs and answer them without delivering twice, and we resend
+    // under the same Message-ID.
+    http.push("EDIINT-Features", "AS2-Reliability");
     Ok(Outbound {
         message_id,
         headers: http,
@@ -262,8 +272,9 @@ pub struct MdnVerdict {
     pub mdn: Mdn,
     /// Whether its Received-Content-MIC equals the MIC we computed.
     pub mic_matched: bool,
-    /// Whether the MDN proves receipt: positive disposition, matching MIC,
-    /// signed when we asked for a signed one.
+    /// Whether the MDN proves receipt: positive disposition, matching MIC (or
+    /// a duplicate-document warning with no MIC at all), signed when we asked
+    /// for a signed one.
     pub proves_receipt: bool,
 }
 
@@ -277,7 +288,19 @@ pub fn check_mdn(
     body: &[u8],
     provider: &dyn CryptoProvider,
 ) -> Result<MdnVerdict, Error> {
-    let mut mdn = mdn::parse(http_headers, body, &connection.partner_cert, provider)?;
+    let mdn = mdn::parse(http_headers, body, &connection.partner_cert, provider)?;
+    judge_mdn(connection, mdn, sent_message_id, sent_mic)
+}
+
+/// Judges an MDN already parsed (and its signature verified) against the
+/// message it should acknowledge: [`check_mdn`] without the parsing, for an
+/// asynchronous MDN whose Original-Message-ID names the message to look up.
+pub fn judge_mdn(
+    connection: &Checked,
+    mut mdn: Mdn,
+    sent_message_id: &str,
+    sent_mic: &Mic,
+) -> Result<MdnVerdict, Error> {
     if mdn.original_message_id.trim() != sent_message_id {
         return Err(Error::malformed(format!(
             "the MDN acknowledges {}, not the message sent ({sent_message_id})",
@@ -288,7 +311,15 @@ pub fn check_mdn(
         .received_mic
         .as_ref()
         .is_some_and(|reported| reported.matches(sent_mic));
-    if mdn.received_mic.is_none() && mdn.disposition.is_positive() {
+    // pyas2lib (and others) answer a repeat before decrypting it, so without
+    // a MIC: the partner signs that it stored this Message-ID earlier.
+    let duplicate_without_mic =
+        mdn.received_mic.is_none() && mdn.disposition.is_duplicate_document();
+    if duplicate_without_mic {
+        mdn.warnings.push(
+            "the partner reports this Message-ID as a duplicate of a message it received earlier, without a Received-Content-MIC".into(),
+        );
+    } else if mdn.received_mic.is_none() && mdn.disposition.is_positive() {
         mdn.warnings
             .push("the MDN reports no Received-Content-MIC".into());
     }
@@ -298,7 +329,8 @@ pub fn check_mdn(
             "a signed MDN was requested but an unsigned one came back: not proof of receipt".into(),
         );
     }
-    let proves_receipt = mdn.disposition.is_positive() && mic_matched && signature_ok;
+    let proves_receipt =
+        mdn.disposition.is_positive() && (mic_matched || duplicate_without_mic) && signature_ok;
     Ok(MdnVerdict {
         mdn,
         mic_matched,
@@ -330,6 +362,9 @@ pub struct Inbound {
     pub result: Result<Received, Error>,
     /// The disposition reported in the MDN.
     pub disposition: Disposition,
+    /// The message was received before (same partner, same Message-ID): its
+    /// document must not be delivered again (`processed/warning: duplicate-document`).
+    pub duplicate: bool,
     /// The MDN, if the sender asked for one, with where it goes.
     pub mdn: Option<OutgoingMdn>,
 }
@@ -343,19 +378,9 @@ pub struct OutgoingMdn {
     pub async_url: Option<String>,
 }
 
-/// Processes a received AS2 request (RFC 4130 §7): checks the addressing,
-/// decrypts, verifies, extracts the document, computes the MIC, and builds
-/// the MDN the sender asked for. Message-level failures become the matching
-/// disposition; only requests no MDN can answer (unknown partner, no
-/// Message-ID) are errors.
-pub fn receive(
-    connection: &Checked,
-    http_headers: &Headers,
-    body: &[u8],
-    station_key: &dyn PrivateKey,
-    now: SystemTime,
-    provider: &dyn CryptoProvider,
-) -> Result<Inbound, Error> {
+/// Checks that a request's AS2-From / AS2-To name this connection's partner
+/// and station (RFC 4130 §6.2, compared unquoted).
+pub fn check_addressing(connection: &Checked, http_headers: &Headers) -> Result<(), Error> {
     let config = &connection.connection;
     let from = http_headers
         .get("AS2-From")
@@ -372,11 +397,41 @@ pub fn receive(
             config.station.as2_id
         )));
     }
-    let message_id = http_headers
+    Ok(())
+}
+
+/// The Message-ID of a received request, trimmed (RFC 4130 §5.3.3).
+pub fn message_id(http_headers: &Headers) -> Result<String, Error> {
+    http_headers
         .get("Message-ID")
         .map(|id| id.trim().to_string())
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::malformed("the message has no Message-ID header"))?;
+        .ok_or_else(|| Error::malformed("the message has no Message-ID header"))
+}
+
+/// Processes a received AS2 request (RFC 4130 §7): checks the addressing,
+/// decrypts, verifies, extracts the document, computes the MIC, and builds
+/// the MDN the sender asked for. Message-level failures become the matching
+/// disposition; only requests no MDN can answer (unknown partner, no
+/// Message-ID) are errors.
+///
+/// `received_before` answers whether this partner's Message-ID was already
+/// received and stored. A verified repeat is answered `processed/warning:
+/// duplicate-document` with the MIC, and [`Inbound::duplicate`] tells the
+/// caller not to deliver it again. It is asked only once the message has
+/// verified, so a forged copy cannot pass as a duplicate.
+pub fn receive(
+    connection: &Checked,
+    http_headers: &Headers,
+    body: &[u8],
+    station_key: &dyn PrivateKey,
+    received_before: &mut dyn FnMut(&str) -> Result<bool, Error>,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<Inbound, Error> {
+    let config = &connection.connection;
+    check_addressing(connection, http_headers)?;
+    let message_id = message_id(http_headers)?;
     let request = MdnRequest::from_headers(http_headers);
 
     let mic_algorithm = request
@@ -399,7 +454,12 @@ pub fn receive(
             provider,
         ),
     };
+    let duplicate = match &result {
+        Ok(_) => received_before(&message_id)?,
+        Err(_) => false,
+    };
     let disposition = match &result {
+        Ok(_) if duplicate => Disposition::warning("duplicate-document"),
         Ok(_) => Disposition::processed(),
         Err(error) => Disposition::for_error(error),
     };
@@ -407,6 +467,9 @@ pub fn receive(
         None => None,
         Some(request) => {
             let explanation = match &result {
+                Ok(_) if duplicate => format!(
+                    "The AS2 message {message_id} was received before; this copy was not processed again."
+                ),
                 Ok(_) => format!("The AS2 message {message_id} was received and processed."),
                 Err(error) => format!("The AS2 message {message_id} was not processed: {error}"),
             };
@@ -440,6 +503,7 @@ pub fn receive(
         partner: config.partner.as2_id.clone(),
         result,
         disposition,
+        duplicate,
         mdn,
     })
 }

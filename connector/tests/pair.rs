@@ -77,11 +77,21 @@ fn send(sender: &Checked, signer: &dyn PrivateKey) -> Outbound {
     .unwrap()
 }
 
-/// GLOBEX receives a request.
+/// GLOBEX receives a request it has not seen before.
 fn deliver(
     receiver: &Checked,
     headers: &Headers,
     body: &[u8],
+) -> Result<Inbound, as2_connector::Error> {
+    deliver_with_history(receiver, headers, body, &mut |_| Ok(false))
+}
+
+/// GLOBEX receives a request, asking `received_before` about its Message-ID.
+fn deliver_with_history(
+    receiver: &Checked,
+    headers: &Headers,
+    body: &[u8],
+    received_before: &mut dyn FnMut(&str) -> Result<bool, as2_connector::Error>,
 ) -> Result<Inbound, as2_connector::Error> {
     let globex = &stations().1;
     message::receive(
@@ -89,6 +99,7 @@ fn deliver(
         headers,
         body,
         &globex.generated.key,
+        received_before,
         SystemTime::now(),
         &RustCryptoProvider,
     )
@@ -399,4 +410,87 @@ fn opaque_signed_data_gets_failed_unsupported_format() {
         inbound.disposition,
         Disposition::failure("unsupported format")
     );
+}
+
+#[test]
+fn a_repeated_message_id_is_answered_duplicate_document_with_the_mic_and_not_delivered() {
+    let (sender, receiver) = connections("", "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    let mut asked = Vec::new();
+    let inbound = deliver_with_history(&receiver, &outbound.headers, &outbound.body, &mut |id| {
+        asked.push(id.to_string());
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(asked, vec![outbound.message_id.clone()]);
+    assert!(inbound.duplicate);
+    assert_eq!(
+        inbound.disposition,
+        Disposition::warning("duplicate-document")
+    );
+    let verdict = check(&sender, &outbound, &inbound);
+    assert_eq!(
+        verdict.mdn.disposition,
+        Disposition::warning("duplicate-document")
+    );
+    // The repeat proves receipt: the first copy was stored.
+    assert!(verdict.mic_matched && verdict.proves_receipt);
+}
+
+#[test]
+fn a_forged_repeat_is_not_taken_for_a_duplicate() {
+    let (sender, receiver) = connections("", "");
+    let forged = send(&sender, &stations().2.generated.key);
+    let mut asked = false;
+    let inbound = deliver_with_history(&receiver, &forged.headers, &forged.body, &mut |_| {
+        asked = true;
+        Ok(true)
+    })
+    .unwrap();
+    assert!(!asked, "history is consulted only for messages that verify");
+    assert!(!inbound.duplicate);
+    assert_eq!(
+        inbound.disposition,
+        Disposition::error("authentication-failed")
+    );
+}
+
+#[test]
+fn async_mdn_request_names_the_station_url_and_the_mdn_goes_there() {
+    let (sender, receiver) = connections(r#","mdn_delivery":"async""#, "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    assert_eq!(
+        outbound.headers.get("Receipt-Delivery-Option"),
+        Some("http://127.0.0.1/as2")
+    );
+    assert_eq!(
+        outbound.headers.get("EDIINT-Features"),
+        Some("AS2-Reliability")
+    );
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    let mdn = inbound.mdn.as_ref().unwrap();
+    assert_eq!(mdn.async_url.as_deref(), Some("http://127.0.0.1/as2"));
+    assert!(as2_connector::mdn::is_mdn(
+        &mdn.message.headers,
+        &mdn.message.body
+    ));
+    assert!(!as2_connector::mdn::is_mdn(
+        &outbound.headers,
+        &outbound.body
+    ));
+    let verdict = check(&sender, &outbound, &inbound);
+    assert!(verdict.proves_receipt);
+}
+
+#[test]
+fn async_mdn_without_a_station_url_is_a_configuration_error() {
+    let (_, globex, _) = stations();
+    let json = format!(
+        r#"{{"name":"t","station":{{"as2_id":"ACME","private_key":"k"}},
+            "partner":{{"as2_id":"GLOBEX","url":"http://127.0.0.1/as2","certificate":{},"mdn_delivery":"async"}}}}"#,
+        serde_json::to_string(&globex.generated.certificate_pem).unwrap()
+    );
+    let error = Connection::check(&json, SystemTime::now()).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidConfig);
+    assert_eq!(error.field(), Some("/station/url"));
 }

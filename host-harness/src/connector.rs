@@ -72,9 +72,11 @@ impl Connector {
 
 /// The stable text code of an error, e.g. `CERT_HAS_EXPIRED`.
 pub fn error_code(error: &ConnectorError) -> String {
+    // The generated Debug text is `ErrorCode::CertHasExpired`: keep the variant.
     let debug = format!("{:?}", error.code);
+    let variant = debug.rsplit("::").next().unwrap_or_default();
     let mut code = String::new();
-    for (i, c) in debug.chars().enumerate() {
+    for (i, c) in variant.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
             code.push('_');
         }
@@ -88,5 +90,32 @@ pub fn describe(error: &ConnectorError) -> String {
     match &error.field {
         Some(field) => format!("{}: {} (field {field})", error_code(error), error.message),
         None => format!("{}: {}", error_code(error), error.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ErrorCode;
+
+    #[test]
+    fn error_codes_print_in_their_stable_text_form() {
+        let error = |code| ConnectorError {
+            code,
+            message: "m".into(),
+            field: None,
+        };
+        assert_eq!(
+            error_code(&error(ErrorCode::CertHasExpired)),
+            "CERT_HAS_EXPIRED"
+        );
+        assert_eq!(error_code(&error(ErrorCode::NotFound)), "NOT_FOUND");
+        assert_eq!(
+            describe(&ConnectorError {
+                field: Some("/partner/url".into()),
+                ..error(ErrorCode::InvalidConfig)
+            }),
+            "INVALID_CONFIG: m (field /partner/url)"
+        );
     }
 }

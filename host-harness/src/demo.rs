@@ -64,8 +64,70 @@ pub fn connection_json(
     .to_string()
 }
 
-/// Two stations on loopback: ACME sends, GLOBEX receives on an AS2 endpoint
-/// at `url`. Each has fresh keys and its own data folder.
+/// `config` with `/station/url` set to `url`: where partners post messages
+/// and asynchronous MDNs.
+pub fn with_station_url(config: &str, url: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+    value["station"]["url"] = serde_json::Value::String(url.to_string());
+    value.to_string()
+}
+
+/// A station's AS2 endpoint on a loopback port, running until stopped.
+pub struct LoopbackEndpoint {
+    /// Its AS2 URL.
+    pub url: String,
+    /// Where it stores what it receives.
+    pub inbox: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LoopbackEndpoint {
+    /// Binds a loopback port; `serve` starts answering there.
+    pub async fn bind() -> anyhow::Result<(tokio::net::TcpListener, String)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port")?;
+        let url = format!("http://{}/as2", listener.local_addr()?);
+        Ok((listener, url))
+    }
+
+    /// Serves `routes` for `connector` on `listener`.
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        url: String,
+        connector: &Connector,
+        routes: Vec<Route>,
+    ) -> Self {
+        let inbox = connector.station.data_dir.join("inbox");
+        let endpoint = Arc::new(Endpoint {
+            connector: connector.clone(),
+            routes,
+            max_body: 256 << 20,
+            inbox: inbox.clone(),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::serve(listener, endpoint, async {
+            let _ = stopped.await;
+        }));
+        LoopbackEndpoint {
+            url,
+            inbox,
+            stop,
+            server,
+        }
+    }
+
+    /// Stops answering.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
+/// Two stations on loopback, ACME and GLOBEX, each with fresh keys, its own
+/// data folder and its own AS2 endpoint: ACME sends, GLOBEX receives at
+/// `url`, and ACME's endpoint takes GLOBEX's asynchronous MDNs.
 pub struct TwoStations {
     /// ACME's connector (the sender).
     pub acme: Connector,
@@ -77,14 +139,15 @@ pub struct TwoStations {
     pub globex_config: String,
     /// GLOBEX's AS2 URL.
     pub url: String,
+    /// ACME's AS2 URL (its `station.url`).
+    pub acme_url: String,
     /// Where GLOBEX stores what it receives.
     pub inbox: std::path::PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    endpoints: [LoopbackEndpoint; 2],
 }
 
 impl TwoStations {
-    /// Creates both stations under `dir` and starts GLOBEX's endpoint.
+    /// Creates both stations under `dir` and starts their endpoints.
     pub async fn start(
         dir: &Path,
         acme_runtime: Arc<Runtime>,
@@ -95,55 +158,63 @@ impl TwoStations {
         let year = Duration::from_secs(365 * 86400);
         let acme_cert = acme.keys.generate("acme", "ACME", year)?;
         let globex_cert = globex.keys.generate("globex", "GLOBEX", year)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding a loopback port")?;
-        let url = format!("http://{}/as2", listener.local_addr()?);
-        let acme_config = connection_json(
-            "ACME to GLOBEX",
-            "ACME",
-            "acme",
-            "GLOBEX",
+        let (globex_listener, url) = LoopbackEndpoint::bind().await?;
+        let (acme_listener, acme_url) = LoopbackEndpoint::bind().await?;
+        let acme_config = with_station_url(
+            &connection_json(
+                "ACME to GLOBEX",
+                "ACME",
+                "acme",
+                "GLOBEX",
+                &url,
+                &globex_cert,
+            ),
+            &acme_url,
+        );
+        // GLOBEX answers and never sends, so its partner URL is unused.
+        let globex_config = with_station_url(
+            &connection_json(
+                "GLOBEX from ACME",
+                "GLOBEX",
+                "globex",
+                "ACME",
+                "http://127.0.0.1:9/",
+                &acme_cert,
+            ),
             &url,
-            &globex_cert,
         );
-        // GLOBEX answers synchronously and never sends, so its partner URL is unused.
-        let globex_config = connection_json(
-            "GLOBEX from ACME",
-            "GLOBEX",
-            "globex",
-            "ACME",
-            "http://127.0.0.1:9/",
-            &acme_cert,
+        let acme = Connector::new(acme_runtime, acme);
+        let globex = Connector::new(globex_runtime, globex);
+        let globex_endpoint = LoopbackEndpoint::start(
+            globex_listener,
+            url.clone(),
+            &globex,
+            vec![Route::from_json(globex_config.clone())?],
         );
-        let globex_connector = Connector::new(globex_runtime, globex.clone());
-        let inbox = globex.data_dir.join("inbox");
-        let endpoint = Arc::new(Endpoint {
-            connector: globex_connector.clone(),
-            routes: vec![Route::from_json(globex_config.clone())?],
-            max_body: 256 << 20,
-            inbox: inbox.clone(),
-        });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(server::serve(listener, endpoint, async {
-            let _ = stopped.await;
-        }));
+        let acme_endpoint = LoopbackEndpoint::start(
+            acme_listener,
+            acme_url.clone(),
+            &acme,
+            vec![Route::from_json(acme_config.clone())?],
+        );
         Ok(TwoStations {
-            acme: Connector::new(acme_runtime, acme),
-            globex: globex_connector,
+            inbox: globex_endpoint.inbox.clone(),
+            acme,
+            globex,
             acme_config,
             globex_config,
             url,
-            inbox,
-            stop,
-            server,
+            acme_url,
+            endpoints: [globex_endpoint, acme_endpoint],
         })
     }
 
-    /// Stops GLOBEX's endpoint.
+    /// Stops both endpoints.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.server.await?
+        for endpoint in self.endpoints {
+            endpoint.stop().await?;
+        }
+        Ok(())
     }
 }
 

@@ -317,14 +317,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for (path, outcome) in files.iter().zip(outcomes) {
                 let line = match outcome {
                     Ok(outcome) => {
-                        let proved =
-                            outcome.mdn.as_ref().is_some_and(|mdn| {
-                                disposition_text(&mdn.disposition) == "processed"
-                            }) && outcome.mic_matched;
-                        all_ok &= proved;
+                        all_ok &= !matches!(outcome.state, api::MessageState::Failed);
                         serde_json::json!({
                             "file": path.display().to_string(),
                             "message_id": outcome.message_id,
+                            "state": as2_harness::demo::state_text(outcome.state),
+                            "attempts": outcome.attempts,
                             "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
                             "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
                             "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),

@@ -187,10 +187,10 @@ async fn receive(
         Ok(Ok(Err(error))) => {
             tracing::warn!(%peer, "rejected: {}", describe(&error));
             let status = match error.code {
-                ErrorCode::UnknownPartner => StatusCode::NOT_FOUND,
+                // An MDN for a message this connection never sent.
+                ErrorCode::UnknownPartner | ErrorCode::NotFound => StatusCode::NOT_FOUND,
                 ErrorCode::InvalidConfig
                 | ErrorCode::KeystoreFailed
-                | ErrorCode::NotFound
                 | ErrorCode::StorageFailed
                 | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::CertHasExpired | ErrorCode::CertNotYetValid => {
@@ -224,15 +224,28 @@ async fn receive(
             );
         }
     }
+    // Then the record that makes a resend a duplicate, in one transaction.
+    let commit: Vec<(String, Vec<u8>)> = result
+        .commit
+        .into_iter()
+        .map(|entry| (entry.key, entry.value))
+        .collect();
+    if let Err(e) = endpoint.connector.station.state.set_all(&commit) {
+        tracing::error!("recording the received message failed: {e}");
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the message could not be recorded; send it again later",
+        );
+    }
+    if let Some(receipt) = &result.receipt {
+        tracing::info!(
+            message_id = %receipt.message_id,
+            state = crate::demo::state_text(receipt.state),
+            "asynchronous MDN received"
+        );
+    }
     if let Some(mdn) = result.async_mdn {
-        tokio::spawn(async move {
-            let headers: Vec<(String, String)> =
-                mdn.headers.into_iter().map(|h| (h.name, h.value)).collect();
-            match crate::client::post(&mdn.url, &headers, mdn.body).await {
-                Ok(status) => tracing::info!(url = %mdn.url, status, "asynchronous MDN delivered"),
-                Err(e) => tracing::warn!(url = %mdn.url, "asynchronous MDN not delivered: {e:#}"),
-            }
-        });
+        tokio::spawn(deliver_async_mdn(mdn));
     }
     let mut response = Response::new(Full::new(Bytes::from(result.response.body)));
     *response.status_mut() = StatusCode::from_u16(result.response.status).unwrap_or(StatusCode::OK);
@@ -245,6 +258,34 @@ async fn receive(
         }
     }
     response
+}
+
+/// Delivery attempts for one asynchronous MDN, and the first pause between them.
+const ASYNC_MDN_ATTEMPTS: u32 = 5;
+const ASYNC_MDN_FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// POSTs an asynchronous MDN (RFC 4130 §7.3) to the partner, retrying with
+/// doubling pauses until a 2xx answer or the last attempt.
+async fn deliver_async_mdn(mdn: api::AsyncMdn) {
+    let headers: Vec<(String, String)> =
+        mdn.headers.into_iter().map(|h| (h.name, h.value)).collect();
+    let mut pause = ASYNC_MDN_FIRST_RETRY;
+    for attempt in 1..=ASYNC_MDN_ATTEMPTS {
+        let failure = match crate::client::post(&mdn.url, &headers, mdn.body.clone()).await {
+            Ok(status) if (200..300).contains(&status) => {
+                tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
+                return;
+            }
+            Ok(status) => format!("HTTP {status}"),
+            Err(e) => format!("{e:#}"),
+        };
+        tracing::warn!(url = %mdn.url, attempt, "asynchronous MDN not delivered: {failure}");
+        if attempt < ASYNC_MDN_ATTEMPTS {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+    tracing::error!(url = %mdn.url, "asynchronous MDN given up after {ASYNC_MDN_ATTEMPTS} attempts");
 }
 
 /// Writes a received document to `<inbox>/<partner>/<file name>`, fsynced,

@@ -64,12 +64,21 @@ impl StateStore {
 
     /// Stores `value` under `key`, committed before returning.
     pub fn set(&self, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-        self.db().execute(
-            "INSERT INTO state (key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
-            params![key, value],
-        )?;
-        Ok(())
+        self.set_all(&[(key.to_string(), value.to_vec())])
+    }
+
+    /// Stores every `(key, value)` in one transaction: all or none.
+    pub fn set_all(&self, entries: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for (key, value) in entries {
+            tx.execute(
+                "INSERT INTO state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
+                params![key, value],
+            )?;
+        }
+        tx.commit()
     }
 
     /// Removes `key`.

@@ -66,7 +66,12 @@ impl Pair {
     /// ACME sends `document` to GLOBEX through the component; panics unless
     /// the send itself succeeds, and returns its outcome (MDN included).
     pub async fn send(&self, document: Document) -> api::SendOutcome {
-        let (acme, config) = (self.acme.clone(), self.acme_config.clone());
+        self.send_with(&self.acme_config, document).await
+    }
+
+    /// [`Pair::send`] over ACME's connection `config` instead of its default one.
+    pub async fn send_with(&self, config: &str, document: Document) -> api::SendOutcome {
+        let (acme, config) = (self.acme.clone(), config.to_string());
         tokio::task::spawn_blocking(move || acme.import(&config, &[document]))
             .await
             .expect("the send task")
@@ -74,6 +79,31 @@ impl Pair {
             .expect("the configuration is valid")
             .remove(0)
             .expect("the document was sent")
+    }
+
+    /// ACME's connection `config`, checked, and the message the native engine
+    /// builds from it for `document`, signed with ACME's key from its key store.
+    pub fn build_natively(
+        &self,
+        config: &str,
+        document: &as2_connector::message::Document,
+    ) -> (
+        as2_connector::config::Checked,
+        as2_connector::message::Outbound,
+    ) {
+        let now = std::time::SystemTime::now();
+        let key = self.acme.station.keys.get("acme").expect("ACME's key");
+        let checked =
+            as2_connector::config::Connection::check(config, now).expect("a valid config");
+        let outbound = as2_connector::message::build(
+            &checked,
+            document,
+            key.as_ref(),
+            now,
+            &as2_connector::crypto::rustcrypto::RustCryptoProvider,
+        )
+        .expect("the message builds");
+        (checked, outbound)
     }
 
     /// Starts both stations: ACME on `runtime`, GLOBEX on `receiver_runtime`.

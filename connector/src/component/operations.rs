@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Checked, Connection, MdnMode};
+use crate::config::{Checked, Connection, MdnDelivery, MdnMode};
 use crate::headers::Headers;
 use crate::mdn::{Disposition, DispositionType, Mdn, ModifierKind};
-use crate::message::{self, Document};
+use crate::message::{self, Document, MdnVerdict};
 use crate::mic::Mic;
 use crate::smime::Cert;
 
@@ -26,6 +26,10 @@ fn checked(config: &str) -> Result<Checked, wit::Error> {
 
 fn open_station_key(connection: &Checked) -> Result<HostKey, wit::Error> {
     let key = HostKey::open(&connection.connection.station.private_key).map_err(|mut e| {
+        // A missing key is the configuration's fault, not the message's.
+        if matches!(e.code, wit::ErrorCode::NotFound) {
+            e.code = wit::ErrorCode::InvalidConfig;
+        }
         e.field = Some("/station/private_key".into());
         e
     })?;
@@ -126,6 +130,8 @@ struct StoredMdn {
     received_mic: Option<String>,
     signed: bool,
     warnings: Vec<String>,
+    #[serde(default)]
+    mic_matched: bool,
 }
 
 fn state_key(message_id: &str) -> String {
@@ -136,6 +142,103 @@ fn save(record: &SentRecord) -> Result<(), wit::Error> {
     let bytes = serde_json::to_vec(record)
         .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}")))?;
     state::set(&state_key(&record.message_id), &bytes)
+}
+
+/// What the state store keeps of a received message (`received/<partner>/<Message-ID>`),
+/// written by the host once the document is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReceivedRecord {
+    message_id: String,
+    partner: String,
+    file_name: Option<String>,
+    mic: String,
+}
+
+fn received_key(partner: &str, message_id: &str) -> String {
+    format!("received/{partner}/{message_id}")
+}
+
+/// Pause before resend `attempt` (1-based): 1 s, 2 s, 4 s, … at most 30 s.
+fn resend_delay_seconds(attempt: u32) -> u64 {
+    (1u64 << attempt.saturating_sub(1).min(5)).min(30)
+}
+
+fn sleep_seconds(seconds: u64) {
+    super::bindings::wasi::clocks::monotonic_clock::subscribe_duration(seconds * 1_000_000_000)
+        .block();
+}
+
+/// Records what an MDN says about a sent message.
+fn apply_verdict(record: &mut SentRecord, verdict: &MdnVerdict) {
+    record.mdn = Some(StoredMdn {
+        message_id: verdict.mdn.message_id.clone(),
+        original_message_id: verdict.mdn.original_message_id.clone(),
+        disposition: verdict.mdn.disposition.to_string(),
+        received_mic: verdict.mdn.received_mic.as_ref().map(ToString::to_string),
+        signed: verdict.mdn.signed,
+        warnings: verdict.mdn.warnings.clone(),
+        mic_matched: verdict.mic_matched,
+    });
+    if verdict.proves_receipt {
+        record.state = SentState::Acknowledged;
+        record.reason = None;
+    } else {
+        record.state = SentState::Failed;
+        record.reason = Some(if !verdict.mdn.disposition.is_positive() {
+            format!("the partner reported {}", verdict.mdn.disposition)
+        } else if !verdict.mic_matched {
+            "the MDN's Received-Content-MIC does not match the MIC sent".to_string()
+        } else {
+            "the MDN is not signed although a signed MDN was requested".to_string()
+        });
+    }
+    for warning in &verdict.mdn.warnings {
+        log::emit(
+            Level::Warn,
+            &format!("MDN for {}: {warning}", record.message_id),
+        );
+    }
+}
+
+fn outcome(record: &SentRecord) -> Result<api::SendOutcome, wit::Error> {
+    Ok(api::SendOutcome {
+        message_id: record.message_id.clone(),
+        state: wit_state(record.state),
+        attempts: record.attempts,
+        mic: stored_mic(record),
+        mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
+        mic_matched: record.mdn.as_ref().is_some_and(|mdn| mdn.mic_matched),
+    })
+}
+
+fn wit_state(state: SentState) -> api::MessageState {
+    match state {
+        SentState::Pending => api::MessageState::Pending,
+        SentState::Acknowledged => api::MessageState::Acknowledged,
+        SentState::Failed => api::MessageState::Failed,
+    }
+}
+
+fn record_mic(record: &SentRecord) -> Mic {
+    let algorithm = crate::crypto::DigestAlgorithm::from_micalg(&record.mic_algorithm)
+        .unwrap_or(crate::crypto::DigestAlgorithm::Sha256);
+    Mic {
+        digest: record.mic_digest.clone(),
+        algorithm,
+        spelling: record.mic_algorithm.clone(),
+    }
+}
+
+fn stored_mic(record: &SentRecord) -> wit::Mic {
+    wit_mic(&record_mic(record))
+}
+
+/// Why one HTTP attempt did not bring an answer worth keeping.
+enum AttemptFailure {
+    /// Worth sending again: unreachable, 5xx, dropped before the MDN.
+    Retry(String),
+    /// Final: the partner refused the message.
+    Refused(u16),
 }
 
 fn send_one(
@@ -174,46 +277,93 @@ fn send_one(
             outbound.message_id
         ),
     );
-    record.attempts += 1;
-    let response = crate::component::http::send(
-        "POST",
-        &config.partner.url,
-        &outbound.headers,
-        &outbound.body,
-        HTTP_TIMEOUT_SECONDS,
-    );
-    let response = match response {
-        Ok(response) => response,
-        Err(reason) => {
-            record.reason = Some(format!("HTTP: {reason}"));
-            save(&record)?;
-            return Err(wit_error(
-                wit::ErrorCode::TransportFailed,
-                format!("sending to {}: {reason}", config.partner.url),
-            ));
+    let expects_sync_mdn =
+        config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
+    let response = loop {
+        record.attempts += 1;
+        save(&record)?;
+        let attempt = crate::component::http::send(
+            "POST",
+            &config.partner.url,
+            &outbound.headers,
+            &outbound.body,
+            HTTP_TIMEOUT_SECONDS,
+        )
+        .map_err(|reason| AttemptFailure::Retry(format!("HTTP: {reason}")))
+        .and_then(|response| match response.status {
+            200..=299 if expects_sync_mdn && response.body.is_empty() => {
+                Err(AttemptFailure::Retry(format!(
+                    "the partner answered HTTP {} without the MDN",
+                    response.status
+                )))
+            }
+            200..=299 => Ok(response),
+            500..=599 => Err(AttemptFailure::Retry(format!(
+                "the partner answered HTTP {}",
+                response.status
+            ))),
+            status => Err(AttemptFailure::Refused(status)),
+        });
+        match attempt {
+            Ok(response) => break response,
+            Err(AttemptFailure::Retry(reason))
+                if record.attempts < config.partner.send_attempts =>
+            {
+                let delay = resend_delay_seconds(record.attempts);
+                log::emit(
+                    Level::Warn,
+                    &format!(
+                        "attempt {} of {} for {} failed ({reason}); sending it again under the same Message-ID in {delay} s",
+                        record.attempts, config.partner.send_attempts, outbound.message_id
+                    ),
+                );
+                record.reason = Some(reason);
+                save(&record)?;
+                sleep_seconds(delay);
+            }
+            Err(AttemptFailure::Retry(reason)) => {
+                record.state = SentState::Failed;
+                record.reason = Some(format!("{reason} (after {} attempts)", record.attempts));
+                save(&record)?;
+                return Err(wit_error(
+                    wit::ErrorCode::TransportFailed,
+                    format!(
+                        "sending {} to {}: {reason}; gave up after {} attempts",
+                        outbound.message_id, config.partner.url, record.attempts
+                    ),
+                ));
+            }
+            Err(AttemptFailure::Refused(status)) => {
+                let reason = format!("the partner answered HTTP {status}");
+                record.state = SentState::Failed;
+                record.reason = Some(reason.clone());
+                save(&record)?;
+                let code = match status {
+                    401 | 403 => wit::ErrorCode::AuthFailed,
+                    429 => wit::ErrorCode::RateLimited,
+                    _ => wit::ErrorCode::TransportFailed,
+                };
+                return Err(wit_error(code, reason));
+            }
         }
     };
-    if !(200..300).contains(&response.status) {
-        let reason = format!("the partner answered HTTP {}", response.status);
-        record.state = SentState::Failed;
-        record.reason = Some(reason.clone());
-        save(&record)?;
-        let code = match response.status {
-            401 | 403 => wit::ErrorCode::AuthFailed,
-            429 => wit::ErrorCode::RateLimited,
-            _ => wit::ErrorCode::TransportFailed,
-        };
-        return Err(wit_error(code, reason));
-    }
+    record.reason = None;
     if config.partner.mdn == MdnMode::None {
         record.state = SentState::Acknowledged;
         save(&record)?;
-        return Ok(api::SendOutcome {
-            message_id: outbound.message_id,
-            mic: wit_mic(&outbound.mic),
-            mdn: None,
-            mic_matched: false,
-        });
+        return outcome(&record);
+    }
+    if !expects_sync_mdn {
+        // The MDN comes later, POSTed to our endpoint; `export` matches it.
+        save(&record)?;
+        log::emit(
+            Level::Info,
+            &format!(
+                "{} accepted; awaiting the asynchronous MDN",
+                outbound.message_id
+            ),
+        );
+        return outcome(&record);
     }
     let verdict = message::check_mdn(
         connection,
@@ -223,47 +373,86 @@ fn send_one(
         &response.body,
         &provider,
     );
-    let verdict = match verdict {
-        Ok(verdict) => verdict,
+    match verdict {
+        Ok(verdict) => apply_verdict(&mut record, &verdict),
         Err(error) => {
             record.state = SentState::Failed;
             record.reason = Some(format!("the MDN is not valid: {error}"));
             save(&record)?;
             return Err(to_wit_error(&error));
         }
-    };
-    record.mdn = Some(StoredMdn {
-        message_id: verdict.mdn.message_id.clone(),
-        original_message_id: verdict.mdn.original_message_id.clone(),
-        disposition: verdict.mdn.disposition.to_string(),
-        received_mic: verdict.mdn.received_mic.as_ref().map(ToString::to_string),
-        signed: verdict.mdn.signed,
-        warnings: verdict.mdn.warnings.clone(),
-    });
-    if verdict.proves_receipt {
-        record.state = SentState::Acknowledged;
-    } else {
-        record.state = SentState::Failed;
-        record.reason = Some(if !verdict.mdn.disposition.is_positive() {
-            format!("the partner reported {}", verdict.mdn.disposition)
-        } else if !verdict.mic_matched {
-            "the MDN's Received-Content-MIC does not match the MIC sent".to_string()
-        } else {
-            "the MDN is not signed although a signed MDN was requested".to_string()
-        });
     }
     save(&record)?;
-    for warning in &verdict.mdn.warnings {
+    outcome(&record)
+}
+
+fn load_sent(message_id: &str) -> Result<Option<SentRecord>, wit::Error> {
+    let Some(bytes) = state::get(&state_key(message_id))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        wit_error(
+            wit::ErrorCode::StorageFailed,
+            format!("the stored record of {message_id} is unreadable: {e}"),
+        )
+    })
+}
+
+/// An asynchronous MDN POSTed to our endpoint (RFC 4130 §7.3): verified,
+/// matched to the message it acknowledges, and recorded.
+fn receive_async_mdn(
+    connection: &Checked,
+    headers: &Headers,
+    body: &[u8],
+) -> Result<api::ExportResult, wit::Error> {
+    message::check_addressing(connection, headers).map_err(|e| to_wit_error(&e))?;
+    let mdn = crate::mdn::parse(headers, body, &connection.partner_cert, &HostCrypto)
+        .map_err(|e| to_wit_error(&e))?;
+    let original = mdn.original_message_id.trim().to_string();
+    let mut record = load_sent(&original)?
+        .filter(|record| record.partner == connection.connection.partner.as2_id)
+        .ok_or_else(|| {
+            wit_error(
+                wit::ErrorCode::NotFound,
+                format!(
+                    "the MDN acknowledges {}, which was not sent through this connection",
+                    crate::headers::truncate(&original, 200)
+                ),
+            )
+        })?;
+    if record.state == SentState::Pending {
+        let verdict = message::judge_mdn(connection, mdn, &original, &record_mic(&record))
+            .map_err(|e| to_wit_error(&e))?;
+        apply_verdict(&mut record, &verdict);
+        save(&record)?;
         log::emit(
-            Level::Warn,
-            &format!("MDN for {}: {warning}", outbound.message_id),
+            Level::Info,
+            &format!(
+                "asynchronous MDN for {original}: {}",
+                record
+                    .mdn
+                    .as_ref()
+                    .map_or("", |mdn| mdn.disposition.as_str())
+            ),
+        );
+    } else {
+        // The first MDN decided; a repeat (the partner resending it) changes nothing.
+        log::emit(
+            Level::Info,
+            &format!("another MDN for {original}, already settled; kept the first"),
         );
     }
-    Ok(api::SendOutcome {
-        message_id: outbound.message_id,
-        mic: wit_mic(&outbound.mic),
-        mdn: Some(wit_mdn(&verdict.mdn)),
-        mic_matched: verdict.mic_matched,
+    Ok(api::ExportResult {
+        documents: Vec::new(),
+        disposition: wit_disposition(&Disposition::processed()),
+        response: wit::HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        async_mdn: None,
+        commit: Vec::new(),
+        receipt: Some(outcome(&record)?),
     })
 }
 
@@ -334,24 +523,58 @@ impl api::Guest for Component {
 
     fn export(config: String, request: wit::HttpRequest) -> Result<api::ExportResult, wit::Error> {
         let connection = checked(&config)?;
-        let key = open_station_key(&connection)?;
         if !request.method.eq_ignore_ascii_case("POST") {
             return Err(wit_error(
                 wit::ErrorCode::MalformedMessage,
                 format!("AS2 messages are POSTed; got {}", request.method),
             ));
         }
+        let headers = to_headers(&request.headers);
+        if crate::mdn::is_mdn(&headers, &request.body) {
+            return receive_async_mdn(&connection, &headers, &request.body);
+        }
+        let key = open_station_key(&connection)?;
+        let partner = connection.connection.partner.as2_id.clone();
+        let mut received_before = |message_id: &str| {
+            state::get(&received_key(&partner, message_id))
+                .map(|found| found.is_some())
+                .map_err(|e| crate::Error::Storage(e.message))
+        };
         let inbound = message::receive(
             &connection,
-            &to_headers(&request.headers),
+            &headers,
             &request.body,
             &key,
+            &mut received_before,
             SystemTime::now(),
             &HostCrypto,
         )
         .map_err(|e| to_wit_error(&e))?;
+        let mut commit = Vec::new();
         let documents = match &inbound.result {
+            Ok(_) if inbound.duplicate => {
+                log::emit(
+                    Level::Warn,
+                    &format!(
+                        "message {} from {} was received before; not delivered again",
+                        inbound.message_id, inbound.partner
+                    ),
+                );
+                Vec::new()
+            }
             Ok(received) => {
+                let record = ReceivedRecord {
+                    message_id: inbound.message_id.clone(),
+                    partner: inbound.partner.clone(),
+                    file_name: received.document.file_name.clone(),
+                    mic: received.mic.header_value(),
+                };
+                commit.push(wit::StateEntry {
+                    key: received_key(&inbound.partner, &inbound.message_id),
+                    value: serde_json::to_vec(&record).map_err(|e| {
+                        wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}"))
+                    })?,
+                });
                 log::emit(
                     Level::Info,
                     &format!(
@@ -417,6 +640,8 @@ impl api::Guest for Component {
             disposition: wit_disposition(&inbound.disposition),
             response,
             async_mdn,
+            commit,
+            receipt: None,
         })
     }
 
@@ -437,41 +662,21 @@ impl api::Guest for Component {
         message_id: String,
     ) -> Result<api::MessageStatus, wit::Error> {
         let connection = checked(&config)?;
-        let bytes = state::get(&state_key(message_id.trim()))?.ok_or_else(|| {
-            wit_error(
-                wit::ErrorCode::NotFound,
-                format!("no message {message_id} was sent through this connection"),
-            )
-        })?;
-        let record: SentRecord = serde_json::from_slice(&bytes).map_err(|e| {
-            wit_error(
-                wit::ErrorCode::StorageFailed,
-                format!("the stored record is unreadable: {e}"),
-            )
-        })?;
-        if record.partner != connection.connection.partner.as2_id {
-            return Err(wit_error(
-                wit::ErrorCode::NotFound,
-                format!("message {message_id} was not sent through this connection"),
-            ));
-        }
+        let record = load_sent(message_id.trim())?
+            .filter(|record| record.partner == connection.connection.partner.as2_id)
+            .ok_or_else(|| {
+                wit_error(
+                    wit::ErrorCode::NotFound,
+                    format!("no message {message_id} was sent through this connection"),
+                )
+            })?;
         Ok(api::MessageStatus {
+            mic: stored_mic(&record),
+            state: wit_state(record.state),
+            mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
             message_id: record.message_id,
             partner: record.partner,
-            state: match record.state {
-                SentState::Pending => api::MessageState::Pending,
-                SentState::Acknowledged => api::MessageState::Acknowledged,
-                SentState::Failed => api::MessageState::Failed,
-            },
-            mic: wit::Mic {
-                digest: base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    &record.mic_digest,
-                ),
-                algorithm: record.mic_algorithm,
-            },
             attempts: record.attempts,
-            mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
             reason: record.reason,
         })
     }

@@ -1,0 +1,237 @@
+//! Reliability over real loopback HTTP, both stations through the component:
+//! repeated Message-IDs answered `duplicate-document` and stored once, resends
+//! under the same Message-ID after a dropped MDN, and asynchronous MDNs.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use as2_connector::crypto::rustcrypto::RustCryptoProvider;
+use as2_connector::headers::Headers;
+use as2_connector::mdn::{self, Disposition, MdnFields};
+use as2_connector::message::{self, Document as EngineDocument};
+use as2_connector::signed::SigningParams;
+use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
+use as2_harness::runtime::Document;
+use as2_harness::runtime::api::{MessageState, MessageStatus};
+use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
+use as2_tests::{Pair, post, runtime};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+fn purchase_order() -> Document {
+    Document {
+        file_name: Some("po-4711.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    }
+}
+
+/// The files GLOBEX has stored from ACME.
+fn stored_files(pair: &Pair) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(pair.inbox.join("ACME")) {
+        Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn pairs(headers: &Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn lookup(pair: &Pair, config: &str, message_id: &str) -> MessageStatus {
+    let (acme, config, id) = (
+        pair.acme.clone(),
+        config.to_string(),
+        message_id.to_string(),
+    );
+    tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_message_is_answered_duplicate_document_and_stored_once() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let provider = RustCryptoProvider;
+    let document = EngineDocument {
+        file_name: Some("po-4711.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    };
+    let (checked, outbound) = pair.build_natively(&pair.acme_config, &document);
+    let mut dispositions = Vec::new();
+    for _ in 0..2 {
+        let (status, headers, body) =
+            post(&pair.url, &pairs(&outbound.headers), outbound.body.clone()).await;
+        assert_eq!(status, 200);
+        let verdict = message::check_mdn(
+            &checked,
+            &outbound.message_id,
+            &outbound.mic,
+            &headers.into_iter().collect(),
+            &body,
+            &provider,
+        )
+        .unwrap();
+        assert!(verdict.mdn.signed && verdict.mic_matched && verdict.proves_receipt);
+        dispositions.push(verdict.mdn.disposition);
+    }
+    assert_eq!(
+        dispositions,
+        vec![
+            Disposition::processed(),
+            Disposition::warning("duplicate-document")
+        ]
+    );
+    let files = stored_files(&pair);
+    assert_eq!(files.len(), 1, "stored once: {files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), document.content);
+}
+
+/// An HTTP proxy in front of GLOBEX that forwards every request but drops
+/// the connection instead of returning the first MDN, as a network failure
+/// after delivery would. Records each request's Message-ID.
+async fn mdn_dropping_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/as2", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (target, log) = (target.clone(), log.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                    let (target, log) = (target.clone(), log.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body: hyper::body::Incoming = body;
+                        let body = body.collect().await.unwrap().to_bytes().to_vec();
+                        let headers: Vec<(String, String)> = parts
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                            .collect();
+                        let id = parts.headers["message-id"].to_str().unwrap().to_string();
+                        let first = {
+                            let mut log = log.lock().unwrap();
+                            log.push(id);
+                            log.len() == 1
+                        };
+                        let (status, response_headers, body) = post(&target, &headers, body).await;
+                        if first {
+                            return Err(std::io::Error::other("dropping the MDN"));
+                        }
+                        let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        for (name, value) in response_headers {
+                            response.headers_mut().append(
+                                hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                                value.parse().unwrap(),
+                            );
+                        }
+                        Ok::<_, std::io::Error>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_mdn_is_followed_by_a_resend_under_the_same_message_id_and_one_delivery() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (proxy_url, seen) = mdn_dropping_proxy(pair.url.clone()).await;
+    let config = pair.acme_config.replace(&pair.url, &proxy_url);
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one send and one resend");
+    assert_eq!(seen[0], outcome.message_id);
+    assert_eq!(seen[1], outcome.message_id);
+    assert_eq!(outcome.attempts, 2);
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    let mdn = outcome.mdn.expect("the resend's MDN");
+    assert_eq!(
+        disposition_text(&mdn.disposition),
+        "processed/warning: duplicate-document"
+    );
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    assert!(outcome.mic_matched);
+    assert_eq!(stored_files(&pair).len(), 1, "delivered exactly once");
+
+    let status = lookup(&pair, &config, &outcome.message_id).await;
+    assert_eq!(status.attempts, 2);
+    assert!(matches!(status.state, MessageState::Acknowledged));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_mdn_arrives_at_the_senders_endpoint_and_settles_the_message() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let config = pair.acme_config.replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_delivery\":\"async\"",
+    );
+    assert!(config.contains("\"mdn_delivery\":\"async\""));
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    assert!(matches!(outcome.state, MessageState::Pending));
+    assert!(outcome.mdn.is_none());
+
+    let mut status = lookup(&pair, &config, &outcome.message_id).await;
+    for _ in 0..100 {
+        if !matches!(status.state, MessageState::Pending) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = lookup(&pair, &config, &outcome.message_id).await;
+    }
+    assert!(
+        matches!(status.state, MessageState::Acknowledged),
+        "{status:?}"
+    );
+    let mdn = status.mdn.expect("the asynchronous MDN is recorded");
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    assert_eq!(mdn.received_mic.unwrap().digest, outcome.mic.digest);
+    assert_eq!(mdn.original_message_id, outcome.message_id);
+    let files = stored_files(&pair);
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), SAMPLE_X12_850.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mdn_for_a_message_never_sent_is_refused_with_not_found() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let provider = RustCryptoProvider;
+    let globex_key = pair.globex.station.keys.get("globex").unwrap();
+    let now = SystemTime::now();
+    let fields = MdnFields {
+        reporter: "GLOBEX",
+        recipient: "ACME",
+        original_message_id: "<never-sent@ACME>",
+        message_id: "<mdn-1@GLOBEX>",
+        disposition: &Disposition::processed(),
+        mic: None,
+        explanation: "processed",
+    };
+    let params = SigningParams {
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        scheme: as2_connector::crypto::SignatureScheme::RsaPkcs1v15,
+        micalg: "sha-256",
+        binary_signature: false,
+    };
+    let forged = mdn::build(&fields, Some((globex_key.as_ref(), params)), now, &provider).unwrap();
+    let (status, _, body) = post(&pair.acme_url, &pairs(&forged.headers), forged.body).await;
+    assert_eq!(status, 404);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.starts_with("NOT_FOUND:"), "{body}");
+    assert!(body.contains("<never-sent@ACME>"), "{body}");
+}
