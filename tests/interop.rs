@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use as2_harness::connector::{Connector, describe};
-use as2_harness::demo::disposition_text;
+use as2_harness::demo::{disposition_text, with_station_url};
+use as2_harness::runtime::api::MessageState;
 use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
 use as2_harness::runtime::{Document, Station};
 use as2_harness::server::{self, Endpoint, Route};
@@ -248,26 +249,9 @@ async fn pyas2lib_to_component(world: &World, table: &mut Table) {
         let stored = std::fs::read(world.inbox.join("PEER").join(&file_name)).unwrap_or_default();
         assert_eq!(stored, PAYLOAD, "{cell}: the stored document differs");
         if !args.windows(2).any(|w| w == ["--mdn", "none"]) {
-            let headers_json = world.file(
-                "mdn-headers.json",
-                serde_json::to_string(&headers).unwrap().as_bytes(),
-            );
-            let mdn_body = world.file("mdn-body", &body);
-            let mut verify = vec![
-                "--message-id".to_string(),
-                built["message_id"].as_str().unwrap().to_string(),
-                "--headers-json".into(),
-                headers_json.display().to_string(),
-                "--body".into(),
-                mdn_body.display().to_string(),
-            ];
-            if let (Some(mic), Some(alg)) = (built["mic"].as_str(), built["mic_alg"].as_str()) {
-                verify.extend(["--mic".into(), mic.into(), "--mic-alg".into(), alg.into()]);
-            }
-            if args.windows(2).any(|w| w == ["--mdn", "signed"]) || !args.contains(&"--mdn") {
-                verify.push("--expect-signed".into());
-            }
-            let verdict = world.pyas2("verify-mdn", &verify);
+            let expect_signed =
+                args.windows(2).any(|w| w == ["--mdn", "signed"]) || !args.contains(&"--mdn");
+            let verdict = pyas2lib_reads_our_mdn(world, &built, &headers, &body, expect_signed);
             assert_eq!(
                 verdict["status"], "processed",
                 "{cell}: pyas2lib read our MDN as {verdict}"
@@ -280,11 +264,145 @@ async fn pyas2lib_to_component(world: &World, table: &mut Table) {
     }
 }
 
+/// pyas2lib's reading of the MDN we answered its message `built` with.
+fn pyas2lib_reads_our_mdn(
+    world: &World,
+    built: &serde_json::Value,
+    headers: &[(String, String)],
+    body: &[u8],
+    expect_signed: bool,
+) -> serde_json::Value {
+    let headers_json = world.file(
+        "mdn-headers.json",
+        serde_json::to_string(headers).unwrap().as_bytes(),
+    );
+    let mdn_body = world.file("mdn-body", body);
+    let mut verify = vec![
+        "--message-id".to_string(),
+        built["message_id"].as_str().unwrap().to_string(),
+        "--headers-json".into(),
+        headers_json.display().to_string(),
+        "--body".into(),
+        mdn_body.display().to_string(),
+    ];
+    if let (Some(mic), Some(alg)) = (built["mic"].as_str(), built["mic_alg"].as_str()) {
+        verify.extend(["--mic".into(), mic.into(), "--mic-alg".into(), alg.into()]);
+    }
+    if expect_signed {
+        verify.push("--expect-signed".into());
+    }
+    world.pyas2("verify-mdn", &verify)
+}
+
+/// pyas2lib builds a signed, encrypted message for `file_name` with `args`.
+fn pyas2lib_builds(world: &World, file_name: &str, args: &[&str]) -> serde_json::Value {
+    let payload = world.file(file_name, PAYLOAD);
+    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    full.extend([
+        "--file".into(),
+        payload.display().to_string(),
+        "--filename".into(),
+        file_name.into(),
+    ]);
+    world.pyas2("build", &full)
+}
+
+/// The files stored from the peer whose names start with `prefix`.
+fn stored_from_peer(world: &World, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(world.inbox.join("PEER"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// pyas2lib sends the same message twice, and asks for an asynchronous MDN.
+async fn pyas2lib_repeats_and_async_to_component(world: &World, table: &mut Table) {
+    let built = pyas2lib_builds(world, "pyas2-repeat.x12", &[]);
+    let mut verdicts = Vec::new();
+    for _ in 0..2 {
+        let (status, headers, body) = post(
+            &world.url,
+            &headers_of(&built["headers"]),
+            b64(&built["body_b64"]),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        verdicts.push(pyas2lib_reads_our_mdn(world, &built, &headers, &body, true));
+    }
+    assert_eq!(verdicts[0]["status"], "processed", "{}", verdicts[0]);
+    assert_eq!(
+        verdicts[1]["status"], "processed/warning",
+        "{}",
+        verdicts[1]
+    );
+    assert_eq!(
+        verdicts[1]["detailed_status"], "duplicate-document",
+        "{}",
+        verdicts[1]
+    );
+    assert_eq!(verdicts[1]["mic_ok"], true, "{}", verdicts[1]);
+    assert_eq!(stored_from_peer(world, "pyas2-repeat").len(), 1);
+    table.insert(
+        (
+            "pyas2lib → us".into(),
+            "same Message-ID twice: stored once, the repeat answered duplicate-document".into(),
+        ),
+        "pass",
+    );
+
+    let (mdn_url, captured) = capture_endpoint().await;
+    let built = pyas2lib_builds(world, "pyas2-async.x12", &["--mdn-url", &mdn_url]);
+    let (status, _, body) = post(
+        &world.url,
+        &headers_of(&built["headers"]),
+        b64(&built["body_b64"]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.is_empty(),
+        "an asynchronous MDN is not in the response"
+    );
+    let mut mdn = None;
+    for _ in 0..300 {
+        mdn = captured.lock().unwrap().pop();
+        if mdn.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (headers, body) = mdn.expect("the asynchronous MDN was POSTed");
+    let verdict = pyas2lib_reads_our_mdn(world, &built, &headers, &body, true);
+    assert_eq!(verdict["status"], "processed", "{verdict}");
+    assert_eq!(verdict["mic_ok"], true, "{verdict}");
+    let stored = stored_from_peer(world, "pyas2-async");
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), PAYLOAD);
+    table.insert(
+        (
+            "pyas2lib → us".into(),
+            "signed+encrypted, asynchronous signed receipt".into(),
+        ),
+        "pass",
+    );
+}
+
 /// A loopback AS2 endpoint backed by pyas2lib: it hands each POST to
 /// `pyas2_peer.py receive` and answers with pyas2lib's MDN.
+///
+/// Asked for an asynchronous MDN, it answers 200 at once and POSTs pyas2lib's
+/// MDN where the message said. With `drop_first_mdn` it drops the connection
+/// instead of answering the first message, as a network failure after
+/// delivery would. pyas2lib remembers what it processed (pyas2's duplicate
+/// check), so a repeat gets `processed/warning: duplicate-document`.
 async fn pyas2lib_endpoint(
     world: Arc<World>,
     results: Arc<Mutex<Vec<serde_json::Value>>>,
+    drop_first_mdn: bool,
 ) -> String {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -319,30 +437,53 @@ async fn pyas2lib_endpoint(
                                         headers_json.display().to_string(),
                                         "--body".into(),
                                         body.display().to_string(),
+                                        "--seen".into(),
+                                        world.dir.0.join("pyas2-seen.txt").display().to_string(),
                                     ],
                                 )
                             })
                             .await
                             .unwrap();
-                            let mut response = hyper::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::from(
-                                    result["mdn_body_b64"]
-                                        .as_str()
-                                        .map(|_| b64(&result["mdn_body_b64"]))
-                                        .unwrap_or_default(),
-                                ),
-                            ));
-                            if result["mdn_headers"].is_array() {
-                                for (name, value) in headers_of(&result["mdn_headers"]) {
-                                    response.headers_mut().append(
-                                        hyper::header::HeaderName::from_bytes(name.as_bytes())
-                                            .unwrap(),
-                                        hyper::header::HeaderValue::from_str(&value).unwrap(),
-                                    );
-                                }
-                            }
+                            let mdn_body = result["mdn_body_b64"]
+                                .as_str()
+                                .map(|_| b64(&result["mdn_body_b64"]))
+                                .unwrap_or_default();
+                            let mdn_headers = if result["mdn_headers"].is_array() {
+                                headers_of(&result["mdn_headers"])
+                            } else {
+                                Vec::new()
+                            };
+                            let drop_this = drop_first_mdn && results.lock().unwrap().is_empty();
+                            let mdn_url = (result["mdn_mode"] == "ASYNC")
+                                .then(|| result["mdn_url"].as_str().unwrap().to_string());
                             results.lock().unwrap().push(result);
-                            Ok::<_, std::convert::Infallible>(response)
+                            if drop_this {
+                                return Err(std::io::Error::other("dropping the MDN"));
+                            }
+                            let response = match mdn_url {
+                                Some(url) => {
+                                    tokio::spawn(async move {
+                                        post(&url, &mdn_headers, mdn_body).await;
+                                    });
+                                    hyper::Response::new(http_body_util::Full::new(
+                                        bytes::Bytes::new(),
+                                    ))
+                                }
+                                None => {
+                                    let mut response = hyper::Response::new(
+                                        http_body_util::Full::new(bytes::Bytes::from(mdn_body)),
+                                    );
+                                    for (name, value) in mdn_headers {
+                                        response.headers_mut().append(
+                                            hyper::header::HeaderName::from_bytes(name.as_bytes())
+                                                .unwrap(),
+                                            hyper::header::HeaderValue::from_str(&value).unwrap(),
+                                        );
+                                    }
+                                    response
+                                }
+                            };
+                            Ok::<_, std::io::Error>(response)
                         }
                     },
                 );
@@ -358,7 +499,7 @@ async fn pyas2lib_endpoint(
 /// We send through the component; pyas2lib receives, and its MDN comes back to the component.
 async fn component_to_pyas2lib(world: Arc<World>, table: &mut Table) {
     let results = Arc::new(Mutex::new(Vec::new()));
-    let url = pyas2lib_endpoint(world.clone(), results.clone()).await;
+    let url = pyas2lib_endpoint(world.clone(), results.clone(), false).await;
     let mut cases: Vec<(String, serde_json::Value)> = Vec::new();
     for (security, signing, encryption) in [
         ("plain", "none", "none"),
@@ -465,6 +606,118 @@ async fn component_to_pyas2lib(world: Arc<World>, table: &mut Table) {
         }
         table.insert(("us → pyas2lib".into(), cell), "pass");
     }
+}
+
+/// We send asking for an asynchronous MDN, and resend after a dropped MDN.
+async fn component_async_and_resend_to_pyas2lib(world: Arc<World>, table: &mut Table) {
+    let send = |url: &str, extra: serde_json::Value, file_name: &str| {
+        let send_config = with_station_url(
+            &config(
+                "to pyas2",
+                "OURS",
+                "ours",
+                "PEER",
+                url,
+                &pem(&world.peer_cert),
+                extra,
+            ),
+            &world.url,
+        );
+        let document = Document {
+            file_name: Some(file_name.into()),
+            content_type: "application/edi-x12".into(),
+            content: PAYLOAD.to_vec(),
+        };
+        let connector = world.ours.clone();
+        let config = send_config.clone();
+        async move {
+            let outcome =
+                tokio::task::spawn_blocking(move || connector.import(&config, &[document]))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{}", describe(&e)))
+                    .remove(0)
+                    .unwrap_or_else(|e| panic!("{}", describe(&e)));
+            (send_config, outcome)
+        }
+    };
+
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let url = pyas2lib_endpoint(world.clone(), results.clone(), false).await;
+    let (send_config, outcome) = send(
+        &url,
+        serde_json::json!({ "mdn_delivery": "async" }),
+        "ours-async.x12",
+    )
+    .await;
+    assert!(matches!(outcome.state, MessageState::Pending));
+    let mut status = None;
+    for _ in 0..300 {
+        let (connector, config, id) = (
+            world.ours.clone(),
+            send_config.clone(),
+            outcome.message_id.clone(),
+        );
+        let found = tokio::task::spawn_blocking(move || connector.lookup_message(&config, &id))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if !matches!(found.state, MessageState::Pending) {
+            status = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.expect("pyas2lib's asynchronous MDN settled the message");
+    assert!(
+        matches!(status.state, MessageState::Acknowledged),
+        "{status:?}"
+    );
+    let mdn = status.mdn.unwrap();
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    let received = results.lock().unwrap().pop().unwrap();
+    assert_eq!(received["mdn_mode"], "ASYNC", "{received}");
+    assert_eq!(b64(&received["payload_b64"]), PAYLOAD);
+    table.insert(
+        (
+            "us → pyas2lib".into(),
+            "signed+encrypted, asynchronous signed receipt".into(),
+        ),
+        "pass",
+    );
+
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let url = pyas2lib_endpoint(world.clone(), results.clone(), true).await;
+    let (_, outcome) = send(&url, serde_json::json!({}), "ours-resent.x12").await;
+    assert_eq!(outcome.attempts, 2);
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    let mdn = outcome.mdn.unwrap();
+    assert_eq!(
+        disposition_text(&mdn.disposition),
+        "processed/warning: duplicate-document"
+    );
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    let results = results.lock().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["status"], "processed", "{}", results[0]);
+    assert_eq!(b64(&results[0]["payload_b64"]), PAYLOAD);
+    assert_eq!(results[0]["message_id"], results[1]["message_id"]);
+    assert_eq!(
+        results[1]["detailed_status"], "duplicate-document",
+        "{}",
+        results[1]
+    );
+    table.insert(
+        (
+            "us → pyas2lib".into(),
+            "resend after a dropped MDN, same Message-ID: pyas2lib answers duplicate-document"
+                .into(),
+        ),
+        "pass",
+    );
 }
 
 /// OpenSSL builds the CMS layers; we assemble the AS2 message around them and
@@ -651,8 +904,8 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
     }
 }
 
-/// The component builds; `openssl cms` decrypts and verifies.
-async fn component_to_openssl(world: Arc<World>, table: &mut Table) {
+/// A loopback endpoint that keeps every request it gets and answers 200.
+async fn capture_endpoint() -> (String, Arc<Mutex<Vec<Captured>>>) {
     use http_body_util::BodyExt;
     let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -694,6 +947,12 @@ async fn component_to_openssl(world: Arc<World>, table: &mut Table) {
             });
         }
     });
+    (url, captured)
+}
+
+/// The component builds; `openssl cms` decrypts and verifies.
+async fn component_to_openssl(world: Arc<World>, table: &mut Table) {
+    let (url, captured) = capture_endpoint().await;
     let mut cases: Vec<(String, serde_json::Value)> = Vec::new();
     for signing in ["sha1", "sha224", "sha256", "sha384", "sha512"] {
         for scheme in ["pkcs1v15", "pss"] {
@@ -821,6 +1080,8 @@ async fn interoperates_with_pyas2lib_and_openssl_in_both_directions() {
     let mut table = Table::new();
     pyas2lib_to_component(&world, &mut table).await;
     component_to_pyas2lib(world.clone(), &mut table).await;
+    pyas2lib_repeats_and_async_to_component(&world, &mut table).await;
+    component_async_and_resend_to_pyas2lib(world.clone(), &mut table).await;
     openssl_to_component(&world, &mut table).await;
     component_to_openssl(world.clone(), &mut table).await;
     let rendered = render(&table);

@@ -193,6 +193,13 @@ def cmd_receive(args):
         raise PeerError(f"bad partner settings: {exc}") from exc
 
     message = Message()
+    seen = set()
+    if args.seen:
+        try:
+            with open(args.seen, encoding="utf-8") as f:
+                seen = {line.strip() for line in f if line.strip()}
+        except FileNotFoundError:
+            pass
     # Unknown AS2 names get None, which pyas2lib turns into the
     # "unknown-trading-partner" disposition, as a real server would.
     try:
@@ -200,6 +207,8 @@ def cmd_receive(args):
             raw_http_message(headers, body),
             find_org_cb=lambda as2_to: org if as2_to == org.as2_name else None,
             find_partner_cb=lambda as2_from: partner if as2_from == partner.as2_name else None,
+            # pyas2's duplicate check: a Message-ID already processed from this partner.
+            find_message_cb=lambda message_id, _partner: message_id in seen,
         )
     except Exception as err:
         # parse() turns processing errors into a disposition, but not errors
@@ -211,6 +220,9 @@ def cmd_receive(args):
     if exc is not None:  # parse() hides this, though its MDN carries it
         detailed = getattr(exc, "disposition_modifier", "unexpected-processing-error")
     processed = exc is None
+    if processed and args.seen:
+        with open(args.seen, "a", encoding="utf-8") as f:
+            f.write(message.message_id + "\n")
     return {
         "status": status,
         "detailed_status": detailed,
@@ -338,6 +350,8 @@ def parser():
     r.add_argument("--body", required=True, help="the raw HTTP body")
     r.add_argument("--require-signed", action="store_true", help="reject unsigned messages")
     r.add_argument("--require-encrypted", action="store_true", help="reject unencrypted messages")
+    r.add_argument("--seen", help="file of Message-IDs processed before: repeats get "
+                   "processed/warning: duplicate-document; processed ones are added")
     r.set_defaults(run=cmd_receive)
 
     v = sub.add_parser("verify-mdn", help="parse the MDN partner sent for a message from org")
