@@ -93,10 +93,19 @@ async fn a_repeated_message_is_answered_duplicate_document_and_stored_once() {
     assert_eq!(std::fs::read(&files[0]).unwrap(), document.content);
 }
 
-/// An HTTP proxy in front of GLOBEX that forwards every request but drops
-/// the connection instead of returning the first MDN, as a network failure
-/// after delivery would. Records each request's Message-ID.
-async fn mdn_dropping_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
+/// What the proxy in front of GLOBEX does to GLOBEX's answers.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Drop the connection instead of returning the first answer, as a
+    /// network failure after delivery would.
+    DropFirstAnswer,
+    /// Hold every answer back this long.
+    DelayAnswers(Duration),
+}
+
+/// An HTTP proxy in front of GLOBEX that forwards every request and applies
+/// `fault` to the answers. Records each request's Message-ID.
+async fn faulty_proxy(target: String, fault: Fault) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/as2", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -124,8 +133,12 @@ async fn mdn_dropping_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>)
                             log.len() == 1
                         };
                         let (status, response_headers, body) = post(&target, &headers, body).await;
-                        if first {
-                            return Err(std::io::Error::other("dropping the MDN"));
+                        match fault {
+                            Fault::DropFirstAnswer if first => {
+                                return Err(std::io::Error::other("dropping the MDN"));
+                            }
+                            Fault::DropFirstAnswer => {}
+                            Fault::DelayAnswers(delay) => tokio::time::sleep(delay).await,
                         }
                         let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
                         *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
@@ -150,7 +163,7 @@ async fn mdn_dropping_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_mdn_is_followed_by_a_resend_under_the_same_message_id_and_one_delivery() {
     let pair = Pair::start(runtime(), runtime()).await;
-    let (proxy_url, seen) = mdn_dropping_proxy(pair.url.clone()).await;
+    let (proxy_url, seen) = faulty_proxy(pair.url.clone(), Fault::DropFirstAnswer).await;
     let config = pair.acme_config.replace(&pair.url, &proxy_url);
     let outcome = pair.send_with(&config, purchase_order()).await;
     let seen = seen.lock().unwrap().clone();
@@ -205,6 +218,31 @@ async fn an_asynchronous_mdn_arrives_at_the_senders_endpoint_and_settles_the_mes
     let files = stored_files(&pair);
     assert_eq!(files.len(), 1);
     assert_eq!(std::fs::read(&files[0]).unwrap(), SAMPLE_X12_850.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_mdn_that_overtakes_the_http_answer_is_not_lost() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    // GLOBEX's MDN reaches ACME's endpoint while ACME still waits for the 200.
+    let (proxy_url, _) = faulty_proxy(
+        pair.url.clone(),
+        Fault::DelayAnswers(Duration::from_secs(2)),
+    )
+    .await;
+    let config = pair.acme_config.replace(&pair.url, &proxy_url).replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_delivery\":\"async\"",
+    );
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    assert_eq!(outcome.attempts, 1);
+    let status = lookup(&pair, &config, &outcome.message_id).await;
+    assert!(
+        matches!(status.state, MessageState::Acknowledged),
+        "the MDN's verdict was overwritten: {status:?}"
+    );
+    assert_eq!(status.attempts, 1);
+    let mdn = status.mdn.expect("the MDN is recorded");
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

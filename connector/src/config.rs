@@ -42,8 +42,9 @@ pub struct Station {
     /// leaves the host; its certificate is the one partners encrypt to.
     #[schemars(length(min = 1))]
     pub private_key: String,
-    /// Digest algorithm used to sign the MDNs you return, when the partner
-    /// asks for a signed MDN without naming one you support.
+    /// Digest of the MIC and of the signature in the MDNs you return, when
+    /// the partner names no signed-receipt-micalg and did not sign the message
+    /// (a signed message's MIC uses the partner's own signing digest).
     #[serde(default = "default_digest")]
     pub mdn_signing: Digest,
     /// Transfer encoding of the signature in the MDNs you return.

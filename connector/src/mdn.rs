@@ -166,8 +166,11 @@ impl std::fmt::Display for Disposition {
 /// Receipt-Delivery-Option (RFC 4130 §7.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MdnRequest {
-    /// Sign the MDN, with this digest, spelled as the sender spelled it.
-    pub signed_with: Option<(DigestAlgorithm, String)>,
+    /// A signed MDN is asked for (signed-receipt-protocol=pkcs7-signature).
+    pub signed: bool,
+    /// The first signed-receipt-micalg we support, spelled as the sender
+    /// spelled it: the MIC's digest and the MDN signature's.
+    pub micalg: Option<(DigestAlgorithm, String)>,
     /// Deliver asynchronously to this URL rather than in the HTTP response.
     pub async_url: Option<String>,
     /// The MIC algorithms asked for were all unknown to us.
@@ -179,7 +182,8 @@ impl MdnRequest {
     pub fn from_headers(headers: &Headers) -> Option<Self> {
         headers.get("Disposition-Notification-To")?;
         let mut request = MdnRequest {
-            signed_with: None,
+            signed: false,
+            micalg: None,
             async_url: headers
                 .get("Receipt-Delivery-Option")
                 .map(|url| url.trim().to_string())
@@ -204,20 +208,13 @@ impl MdnRequest {
                 micalgs = values.filter(|v| !v.is_empty()).collect();
             }
         }
-        if wants_signature {
-            // RFC 4130 §7.3: the list is in order of preference; take the first we support.
-            match micalgs.iter().find_map(|name| {
-                DigestAlgorithm::from_micalg(name).map(|alg| (alg, name.to_string()))
-            }) {
-                Some(choice) => request.signed_with = Some(choice),
-                None if micalgs.is_empty() => {
-                    request.signed_with = Some((
-                        DigestAlgorithm::Sha256,
-                        DigestAlgorithm::Sha256.micalg().into(),
-                    ))
-                }
-                None => request.unsupported_micalg = Some(micalgs.join(", ")),
-            }
+        request.signed = wants_signature;
+        // RFC 4130 §7.3: the list is in order of preference; take the first we support.
+        request.micalg = micalgs
+            .iter()
+            .find_map(|name| DigestAlgorithm::from_micalg(name).map(|alg| (alg, name.to_string())));
+        if request.micalg.is_none() && !micalgs.is_empty() {
+            request.unsupported_micalg = Some(micalgs.join(", "));
         }
         Some(request)
     }
@@ -502,8 +499,9 @@ mod tests {
             "signed-receipt-micalg=optional, md5, SHA256, sha1; signed-receipt-protocol=optional, pkcs7-signature",
         );
         let request = MdnRequest::from_headers(&headers).unwrap();
+        assert!(request.signed);
         assert_eq!(
-            request.signed_with,
+            request.micalg,
             Some((DigestAlgorithm::Sha256, "SHA256".into()))
         );
         assert_eq!(request.async_url, None);

@@ -434,13 +434,8 @@ pub fn receive(
     let message_id = message_id(http_headers)?;
     let request = MdnRequest::from_headers(http_headers);
 
-    let mic_algorithm = request
-        .as_ref()
-        .and_then(|r| r.signed_with.clone())
-        .unwrap_or((
-            DigestAlgorithm::Sha256,
-            DigestAlgorithm::Sha256.micalg().to_string(),
-        ));
+    let requested_micalg = request.as_ref().and_then(|r| r.micalg.clone());
+    let fallback = DigestAlgorithm::from(config.station.mdn_signing);
     let result = match request.as_ref().and_then(|r| r.unsupported_micalg.clone()) {
         Some(asked) => Err(Error::UnsupportedAlgorithm(format!(
             "none of the MIC algorithms asked for ({asked}) is supported"
@@ -450,7 +445,8 @@ pub fn receive(
             http_headers,
             body,
             station_key,
-            &mic_algorithm,
+            requested_micalg.as_ref(),
+            fallback,
             provider,
         ),
     };
@@ -483,7 +479,17 @@ pub fn receive(
                 mic: result.as_ref().ok().map(|received| &received.mic),
                 explanation: &explanation,
             };
-            let signer = request.signed_with.as_ref().map(|(algorithm, spelling)| {
+            // The MDN is signed with the MIC's digest: the one asked for, else
+            // the one the MIC was computed with, else the station's choice.
+            let signing_digest = match (&requested_micalg, &result) {
+                (Some(asked), _) => asked.clone(),
+                (None, Ok(received)) => (received.mic.algorithm, received.mic.spelling.clone()),
+                (None, Err(_)) => (fallback, fallback.micalg().to_string()),
+            };
+            // Asked only for digests we lack: the refusal goes out unsigned.
+            let can_sign = request.signed && request.unsupported_micalg.is_none();
+            let signer = can_sign.then(|| {
+                let (algorithm, spelling) = &signing_digest;
                 let params = SigningParams {
                     algorithm: *algorithm,
                     scheme: SignatureScheme::RsaPkcs1v15,
@@ -518,14 +524,25 @@ fn unpack(
     http_headers: &Headers,
     body: &[u8],
     station_key: &dyn PrivateKey,
-    (mic_algorithm, mic_spelling): &(DigestAlgorithm, String),
+    requested_micalg: Option<&(DigestAlgorithm, String)>,
+    fallback: DigestAlgorithm,
     provider: &dyn CryptoProvider,
 ) -> Result<Received, Error> {
     let partner = &connection.connection.partner;
-    let mic_of = |bytes: &[u8]| Mic {
-        digest: provider.digest(*mic_algorithm, bytes),
-        algorithm: *mic_algorithm,
-        spelling: mic_spelling.clone(),
+    // RFC 4130 §7.3.1: in the algorithm asked for, spelled as asked; a
+    // signed message without a request uses the signer's own digest, as
+    // the sender computed its MIC that way.
+    let mic_of = |bytes: &[u8], signer: Option<DigestAlgorithm>| {
+        let (algorithm, spelling) = match (requested_micalg, signer) {
+            (Some((algorithm, spelling)), _) => (*algorithm, spelling.clone()),
+            (None, Some(algorithm)) => (algorithm, algorithm.micalg().to_string()),
+            (None, None) => (fallback, fallback.micalg().to_string()),
+        };
+        Mic {
+            digest: provider.digest(algorithm, bytes),
+            algorithm,
+            spelling,
+        }
     };
     // The HTTP message as a MIME entity: its content headers and its body.
     let mut content_headers = Headers::new();
@@ -563,7 +580,7 @@ fn unpack(
                         }
                         let plain = smime::decrypt(&der, station_key, provider)?;
                         encrypted = true;
-                        decrypted_mic = Some(mic_of(&plain));
+                        decrypted_mic = Some(mic_of(&plain, None));
                         plain
                     } else if kind == oids::COMPRESSED_DATA {
                         compress::decompress(&der, compress::DEFAULT_MAX_DECOMPRESSED)?
@@ -586,7 +603,10 @@ fn unpack(
                         provider,
                     )?;
                     // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
-                    mic = Some(mic_of(&verified.content));
+                    mic = Some(mic_of(
+                        &verified.content,
+                        Some(verified.signature.digest_algorithm),
+                    ));
                     signed = true;
                     verified.content.into_owned()
                 }
@@ -605,7 +625,7 @@ fn unpack(
                     // Unsigned: over the decrypted entity, or over the content alone.
                     let mic = match mic.or(decrypted_mic) {
                         Some(mic) => mic,
-                        None => mic_of(entity.body),
+                        None => mic_of(entity.body, None),
                     };
                     let document = Document {
                         file_name: entity.file_name(),

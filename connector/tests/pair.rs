@@ -494,3 +494,55 @@ fn async_mdn_without_a_station_url_is_a_configuration_error() {
     assert_eq!(error.code(), ErrorCode::InvalidConfig);
     assert_eq!(error.field(), Some("/station/url"));
 }
+
+#[test]
+fn without_a_requested_micalg_the_mic_uses_the_signers_digest() {
+    // An unsigned receipt names no micalg: the MIC follows the signature (SHA-1 here), as senders compute it.
+    let (sender, receiver) = connections(r#","signing":"sha1","mdn":"unsigned""#, "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    assert!(
+        outbound
+            .headers
+            .get("Disposition-Notification-Options")
+            .is_none()
+    );
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    let received = inbound.result.as_ref().unwrap();
+    assert_eq!(
+        received.mic.algorithm,
+        as2_connector::crypto::DigestAlgorithm::Sha1
+    );
+    let verdict = check(&sender, &outbound, &inbound);
+    assert!(verdict.mic_matched && verdict.proves_receipt);
+}
+
+#[test]
+fn a_signed_receipt_without_micalg_for_an_unsigned_message_uses_the_stations_mdn_digest() {
+    let (sender, mut receiver) = connections(r#","signing":"none""#, r#","require_signed":false"#);
+    receiver.connection.station.mdn_signing = as2_connector::config::Digest::Sha384;
+    let outbound = send(&sender, &stations().0.generated.key);
+    let headers = edit_headers(&outbound.headers, |name, value| {
+        let value = if name.eq_ignore_ascii_case("Disposition-Notification-Options") {
+            "signed-receipt-protocol=optional, pkcs7-signature"
+        } else {
+            value
+        };
+        Some((name.to_string(), value.to_string()))
+    });
+    let inbound = deliver(&receiver, &headers, &outbound.body).unwrap();
+    let received = inbound.result.as_ref().unwrap();
+    assert_eq!(
+        received.mic.algorithm,
+        as2_connector::crypto::DigestAlgorithm::Sha384
+    );
+    let mdn = &inbound.mdn.as_ref().unwrap().message;
+    let content_type = mdn.headers.get("Content-Type").unwrap();
+    assert!(
+        content_type.starts_with("multipart/signed"),
+        "{content_type}"
+    );
+    assert!(content_type.contains("micalg=sha-384"), "{content_type}");
+    let verdict = check(&sender, &outbound, &inbound);
+    assert!(verdict.mdn.signed);
+    assert_eq!(verdict.mdn.disposition, Disposition::processed());
+}

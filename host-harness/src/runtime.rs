@@ -397,6 +397,19 @@ impl wit_state::Host for CallState {
         Ok(self.station.state.delete(&key).map_err(storage_error))
     }
 
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, ConnectorError>> {
+        Ok(self
+            .station
+            .state
+            .compare_and_swap(&key, expected.as_deref(), &value)
+            .map_err(storage_error))
+    }
+
     fn list_keys(
         &mut self,
         prefix: String,

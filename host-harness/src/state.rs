@@ -81,6 +81,35 @@ impl StateStore {
         tx.commit()
     }
 
+    /// Stores `value` under `key` only if the current value is `expected`
+    /// (`None`: absent), atomically. Returns whether it stored.
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> rusqlite::Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT value FROM state WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO state (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
+            params![key, value],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Removes `key`.
     pub fn delete(&self, key: &str) -> rusqlite::Result<()> {
         self.db()
@@ -119,6 +148,25 @@ mod tests {
             store.list_keys("sent/").unwrap(),
             vec!["sent/<a@x>", "sent/<b@x>"]
         );
+        assert!(
+            !store
+                .compare_and_swap("sent/<b@x>", Some(b"1"), b"5")
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap("sent/<b@x>", Some(b"2"), b"5")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .compare_and_swap("sent/<new@x>", Some(b"5"), b"6")
+                .unwrap()
+        );
+        assert!(store.compare_and_swap("sent/<new@x>", None, b"6").unwrap());
+        assert!(!store.compare_and_swap("sent/<new@x>", None, b"7").unwrap());
+        assert_eq!(store.get("sent/<b@x>").unwrap(), Some(b"5".to_vec()));
+        assert_eq!(store.get("sent/<new@x>").unwrap(), Some(b"6".to_vec()));
         store.delete("sent/<a@x>").unwrap();
         assert_eq!(store.get("sent/<a@x>").unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();

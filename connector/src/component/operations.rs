@@ -138,10 +138,53 @@ fn state_key(message_id: &str) -> String {
     format!("sent/{message_id}")
 }
 
-fn save(record: &SentRecord) -> Result<(), wit::Error> {
-    let bytes = serde_json::to_vec(record)
-        .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}")))?;
-    state::set(&state_key(&record.message_id), &bytes)
+fn encode(record: &SentRecord) -> Result<Vec<u8>, wit::Error> {
+    serde_json::to_vec(record)
+        .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}")))
+}
+
+fn decode(bytes: &[u8], message_id: &str) -> Result<SentRecord, wit::Error> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        wit_error(
+            wit::ErrorCode::StorageFailed,
+            format!("the stored record of {message_id} is unreadable: {e}"),
+        )
+    })
+}
+
+/// How often an update retries when another call changed the record first.
+const MAX_UPDATE_RACES: usize = 16;
+
+/// Applies `change` to the stored record of `message_id` while it is still
+/// pending, as one compare-and-swap, and returns the record as it now
+/// stands. A send still retrying and the asynchronous MDN that answers it
+/// update one record at the same time: neither write is lost, and a settled
+/// record (acknowledged or failed) is never changed again.
+fn update_pending(
+    message_id: &str,
+    mut change: impl FnMut(&mut SentRecord),
+) -> Result<SentRecord, wit::Error> {
+    let key = state_key(message_id);
+    for _ in 0..MAX_UPDATE_RACES {
+        let current = state::get(&key)?.ok_or_else(|| {
+            wit_error(
+                wit::ErrorCode::StorageFailed,
+                format!("the record of {message_id} disappeared from the state store"),
+            )
+        })?;
+        let mut record = decode(&current, message_id)?;
+        if record.state != SentState::Pending {
+            return Ok(record);
+        }
+        change(&mut record);
+        if state::compare_and_swap(&key, Some(&current), &encode(&record)?)? {
+            return Ok(record);
+        }
+    }
+    Err(wit_error(
+        wit::ErrorCode::StorageFailed,
+        format!("the record of {message_id} kept changing while it was being updated"),
+    ))
 }
 
 /// What the state store keeps of a received message (`received/<partner>/<Message-ID>`),
@@ -192,11 +235,11 @@ fn apply_verdict(record: &mut SentRecord, verdict: &MdnVerdict) {
             "the MDN is not signed although a signed MDN was requested".to_string()
         });
     }
+}
+
+fn log_mdn_warnings(message_id: &str, verdict: &MdnVerdict) {
     for warning in &verdict.mdn.warnings {
-        log::emit(
-            Level::Warn,
-            &format!("MDN for {}: {warning}", record.message_id),
-        );
+        log::emit(Level::Warn, &format!("MDN for {message_id}: {warning}"));
     }
 }
 
@@ -255,8 +298,9 @@ fn send_one(
     };
     let outbound = message::build(connection, &document, key, SystemTime::now(), &provider)
         .map_err(|e| to_wit_error(&e))?;
-    let mut record = SentRecord {
-        message_id: outbound.message_id.clone(),
+    let message_id = outbound.message_id.clone();
+    let record = SentRecord {
+        message_id: message_id.clone(),
         partner: config.partner.as2_id.clone(),
         mic_digest: outbound.mic.digest.clone(),
         mic_algorithm: outbound.mic.spelling.clone(),
@@ -266,22 +310,27 @@ fn send_one(
         reason: None,
     };
     // Recorded before it goes out, so a crash mid-send never loses track of it.
-    save(&record)?;
+    state::set(&state_key(&message_id), &encode(&record)?)?;
     log::emit(
         Level::Info,
         &format!(
-            "sending {} ({} bytes) to {} as {}",
+            "sending {} ({} bytes) to {} as {message_id}",
             document.file_name.as_deref().unwrap_or("document"),
             document.content.len(),
             config.partner.as2_id,
-            outbound.message_id
         ),
     );
     let expects_sync_mdn =
         config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
-    let response = loop {
-        record.attempts += 1;
-        save(&record)?;
+    let (response, record) = loop {
+        let record = update_pending(&message_id, |r| {
+            r.attempts += 1;
+            r.reason = None;
+        })?;
+        if record.state != SentState::Pending {
+            // An asynchronous MDN for an earlier attempt settled it meanwhile.
+            return outcome(&record);
+        }
         let attempt = crate::component::http::send(
             "POST",
             &config.partner.url,
@@ -304,98 +353,87 @@ fn send_one(
             ))),
             status => Err(AttemptFailure::Refused(status)),
         });
-        match attempt {
-            Ok(response) => break response,
-            Err(AttemptFailure::Retry(reason))
-                if record.attempts < config.partner.send_attempts =>
-            {
-                let delay = resend_delay_seconds(record.attempts);
+        let attempts = record.attempts;
+        let (reason, code) = match attempt {
+            Ok(response) => break (response, record),
+            Err(AttemptFailure::Retry(reason)) if attempts < config.partner.send_attempts => {
+                let delay = resend_delay_seconds(attempts);
                 log::emit(
                     Level::Warn,
                     &format!(
-                        "attempt {} of {} for {} failed ({reason}); sending it again under the same Message-ID in {delay} s",
-                        record.attempts, config.partner.send_attempts, outbound.message_id
+                        "attempt {attempts} of {} for {message_id} failed ({reason}); sending it again under the same Message-ID in {delay} s",
+                        config.partner.send_attempts
                     ),
                 );
-                record.reason = Some(reason);
-                save(&record)?;
+                update_pending(&message_id, |r| r.reason = Some(reason.clone()))?;
                 sleep_seconds(delay);
+                continue;
             }
-            Err(AttemptFailure::Retry(reason)) => {
-                record.state = SentState::Failed;
-                record.reason = Some(format!("{reason} (after {} attempts)", record.attempts));
-                save(&record)?;
-                return Err(wit_error(
-                    wit::ErrorCode::TransportFailed,
-                    format!(
-                        "sending {} to {}: {reason}; gave up after {} attempts",
-                        outbound.message_id, config.partner.url, record.attempts
-                    ),
-                ));
-            }
-            Err(AttemptFailure::Refused(status)) => {
-                let reason = format!("the partner answered HTTP {status}");
-                record.state = SentState::Failed;
-                record.reason = Some(reason.clone());
-                save(&record)?;
-                let code = match status {
+            Err(AttemptFailure::Retry(reason)) => (
+                format!("{reason}; gave up after {attempts} attempts"),
+                wit::ErrorCode::TransportFailed,
+            ),
+            Err(AttemptFailure::Refused(status)) => (
+                format!("the partner answered HTTP {status}"),
+                match status {
                     401 | 403 => wit::ErrorCode::AuthFailed,
                     429 => wit::ErrorCode::RateLimited,
                     _ => wit::ErrorCode::TransportFailed,
-                };
-                return Err(wit_error(code, reason));
-            }
+                },
+            ),
+        };
+        let record = update_pending(&message_id, |r| {
+            r.state = SentState::Failed;
+            r.reason = Some(reason.clone());
+        })?;
+        if record.state == SentState::Acknowledged {
+            return outcome(&record);
         }
+        return Err(wit_error(
+            code,
+            format!("sending {message_id} to {}: {reason}", config.partner.url),
+        ));
     };
-    record.reason = None;
     if config.partner.mdn == MdnMode::None {
-        record.state = SentState::Acknowledged;
-        save(&record)?;
+        let record = update_pending(&message_id, |r| r.state = SentState::Acknowledged)?;
         return outcome(&record);
     }
     if !expects_sync_mdn {
         // The MDN comes later, POSTed to our endpoint; `export` matches it.
-        save(&record)?;
         log::emit(
             Level::Info,
-            &format!(
-                "{} accepted; awaiting the asynchronous MDN",
-                outbound.message_id
-            ),
+            &format!("{message_id} accepted; awaiting the asynchronous MDN"),
         );
         return outcome(&record);
     }
     let verdict = message::check_mdn(
         connection,
-        &outbound.message_id,
+        &message_id,
         &outbound.mic,
         &response.headers,
         &response.body,
         &provider,
     );
-    match verdict {
-        Ok(verdict) => apply_verdict(&mut record, &verdict),
+    let record = match verdict {
+        Ok(verdict) => {
+            log_mdn_warnings(&message_id, &verdict);
+            update_pending(&message_id, |r| apply_verdict(r, &verdict))?
+        }
         Err(error) => {
-            record.state = SentState::Failed;
-            record.reason = Some(format!("the MDN is not valid: {error}"));
-            save(&record)?;
+            update_pending(&message_id, |r| {
+                r.state = SentState::Failed;
+                r.reason = Some(format!("the MDN is not valid: {error}"));
+            })?;
             return Err(to_wit_error(&error));
         }
-    }
-    save(&record)?;
+    };
     outcome(&record)
 }
 
 fn load_sent(message_id: &str) -> Result<Option<SentRecord>, wit::Error> {
-    let Some(bytes) = state::get(&state_key(message_id))? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        wit_error(
-            wit::ErrorCode::StorageFailed,
-            format!("the stored record of {message_id} is unreadable: {e}"),
-        )
-    })
+    state::get(&state_key(message_id))?
+        .map(|bytes| decode(&bytes, message_id))
+        .transpose()
 }
 
 /// An asynchronous MDN POSTed to our endpoint (RFC 4130 §7.3): verified,
@@ -423,8 +461,8 @@ fn receive_async_mdn(
     if record.state == SentState::Pending {
         let verdict = message::judge_mdn(connection, mdn, &original, &record_mic(&record))
             .map_err(|e| to_wit_error(&e))?;
-        apply_verdict(&mut record, &verdict);
-        save(&record)?;
+        log_mdn_warnings(&original, &verdict);
+        record = update_pending(&original, |r| apply_verdict(r, &verdict))?;
         log::emit(
             Level::Info,
             &format!(
