@@ -160,3 +160,72 @@ async fn faulty_messages_get_the_disposition_that_names_the_fault() {
                 == 0
     );
 }
+
+/// `validate-config` through the component: the key store's side of the
+/// station (the key handle and its certificate) joins the form's problems.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_config_through_the_component_reports_every_problem_with_its_pointer() {
+    use as2_harness::connector::describe_problem;
+    use as2_harness::runtime::ErrorCode;
+    use as2_harness::runtime::api::Severity;
+
+    let pair = Pair::start(runtime(), runtime()).await;
+    pair.globex
+        .station
+        .keys
+        .generate("globex-soon", "GLOBEX", Duration::from_secs(10 * 86400))
+        .unwrap();
+    let validate = |config: String| {
+        let globex = pair.globex.clone();
+        async move {
+            tokio::task::spawn_blocking(move || globex.validate_config(&config))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let with_key = |name: &str| {
+        pair.globex_config.replace(
+            "\"private_key\":\"globex\"",
+            &format!("\"private_key\":\"{name}\""),
+        )
+    };
+    assert!(pair.globex_config.contains("\"private_key\":\"globex\""));
+    assert!(validate(pair.globex_config.clone()).await.is_empty());
+
+    let problems = validate(with_key("globex-soon")).await;
+    let text: Vec<String> = problems.iter().map(describe_problem).collect();
+    assert_eq!(problems.len(), 1, "{text:?}");
+    assert!(
+        matches!(problems[0].severity, Severity::Warning),
+        "{text:?}"
+    );
+    assert_eq!(problems[0].field, "/station/private_key");
+    assert!(
+        problems[0]
+            .message
+            .contains("the station certificate (CN=GLOBEX) expires on"),
+        "{text:?}"
+    );
+
+    let problems = validate(with_key("nobody")).await;
+    let text: Vec<String> = problems.iter().map(describe_problem).collect();
+    assert_eq!(problems.len(), 1, "{text:?}");
+    assert!(matches!(problems[0].code, ErrorCode::InvalidConfig));
+    assert_eq!(problems[0].field, "/station/private_key", "{text:?}");
+    assert!(problems[0].message.contains("nobody"), "{text:?}");
+
+    let broken = pair
+        .globex_config
+        .replace("\"http://127.0.0.1:9/\"", "\"ftp://127.0.0.1:9/\"")
+        .replace("\"name\":", "\"colour\":\"red\",\"name\":");
+    let problems = validate(broken).await;
+    let text: Vec<String> = problems.iter().map(describe_problem).collect();
+    assert_eq!(
+        text,
+        vec![
+            "error INVALID_CONFIG at /partner/url: \"ftp://127.0.0.1:9/\" is not an http:// or https:// URL",
+            "error INVALID_CONFIG at /colour: unknown field \"colour\"; remove it (fields here: name, partner, station)",
+        ]
+    );
+}

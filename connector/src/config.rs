@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{AeadCipher, ContentCipher, DigestAlgorithm, KeyTransport, SignatureScheme};
 use crate::error::Error;
-use crate::headers;
 use crate::smime::Cert;
 use crate::smime::ContentEncryption;
 
@@ -395,69 +394,20 @@ impl Connection {
 
     /// Parses and checks everything that can be checked without the network
     /// or the key store: identifiers, URLs, the partner certificate and its
-    /// validity at `now`.
+    /// validity at `now`. Fails with the first error
+    /// [`validate`](crate::validate::validate) finds; warnings do not fail.
     pub fn check(text: &str, now: SystemTime) -> Result<Checked, Error> {
-        let connection = Self::from_json(text)?;
-        if connection.name.trim().is_empty() {
-            return Err(Error::config("/name", "give the connection a name"));
+        let report = crate::validate::validate(text, now);
+        match report.checked {
+            Some(checked) => Ok(checked),
+            None => Err(report
+                .problems
+                .into_iter()
+                .find(|problem| problem.severity == crate::validate::Severity::Error)
+                .map(|problem| problem.error)
+                .unwrap_or_else(|| Error::config("", "the configuration is not valid"))),
         }
-        headers::check_as2_id(&connection.station.as2_id)
-            .map_err(|reason| Error::config("/station/as2_id", reason))?;
-        headers::check_as2_id(&connection.partner.as2_id)
-            .map_err(|reason| Error::config("/partner/as2_id", reason))?;
-        if let Some(url) = &connection.station.url {
-            check_url(url).map_err(|reason| Error::config("/station/url", reason))?;
-        }
-        check_url(&connection.partner.url)
-            .map_err(|reason| Error::config("/partner/url", reason))?;
-        if !(1..=10).contains(&connection.partner.send_attempts) {
-            return Err(Error::config(
-                "/partner/send_attempts",
-                "give a number of send attempts from 1 to 10",
-            ));
-        }
-        if connection.partner.mdn_delivery == MdnDelivery::Async
-            && connection.partner.mdn != MdnMode::None
-            && connection.station.url.is_none()
-        {
-            return Err(Error::config(
-                "/station/url",
-                "asynchronous MDNs are POSTed to your station URL: fill it in, or ask for synchronous MDNs",
-            ));
-        }
-        if connection.station.private_key.trim().is_empty() {
-            return Err(Error::config(
-                "/station/private_key",
-                "name the key store entry that holds your private key",
-            ));
-        }
-        let partner_cert = Cert::from_pem(&connection.partner.certificate).map_err(|e| {
-            Error::config(
-                "/partner/certificate",
-                format!("{e}; paste the partner's PEM certificate"),
-            )
-        })?;
-        partner_cert.check_validity(now, "partner")?;
-        Ok(Checked {
-            connection,
-            partner_cert,
-        })
     }
-}
-
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?} contains spaces or control characters"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -472,14 +422,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::InvalidConfig);
         assert_eq!(err.field(), Some("/station/colour"));
-    }
-
-    #[test]
-    fn urls_must_be_http_with_a_host() {
-        assert!(check_url("https://as2.example.com/receive").is_ok());
-        assert!(check_url("http://127.0.0.1:4080").is_ok());
-        assert!(check_url("ftp://example.com").is_err());
-        assert!(check_url("http:///path").is_err());
     }
 }
 

@@ -27,6 +27,7 @@ pub mod mic;
 pub mod mime;
 pub mod signed;
 pub mod smime;
+pub mod validate;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

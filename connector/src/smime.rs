@@ -108,6 +108,15 @@ impl Cert {
         )
     }
 
+    /// notAfter as text, e.g. `2027-12-01T21:00:00Z`.
+    pub fn not_after_text(&self) -> String {
+        self.inner
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_string()
+    }
+
     /// Fails with [`Error::CertificateExpired`] or [`Error::CertificateNotYetValid`]
     /// when `now` is outside the validity period (RFC 5280 §4.1.2.5).
     pub fn check_validity(&self, now: SystemTime, role: &str) -> Result<(), Error> {

@@ -30,8 +30,8 @@ impl Connector {
         })
     }
 
-    /// `validate-config`.
-    pub fn validate_config(&self, config: &str) -> Outcome<()> {
+    /// `validate-config`: every problem, errors and warnings.
+    pub fn validate_config(&self, config: &str) -> Result<Vec<api::Problem>, CallError> {
         self.runtime.call(&self.station, |guest, store| {
             guest.call_validate_config(store, config)
         })
@@ -83,6 +83,32 @@ pub fn error_code(error: &ConnectorError) -> String {
         code.push(c.to_ascii_uppercase());
     }
     code
+}
+
+/// `error INVALID_CONFIG at /partner/url: …`, for people.
+pub fn describe_problem(problem: &api::Problem) -> String {
+    let severity = match problem.severity {
+        api::Severity::Error => "error",
+        api::Severity::Warning => "warning",
+    };
+    let code = error_code(&ConnectorError {
+        code: problem.code,
+        message: String::new(),
+        field: None,
+    });
+    let at = if problem.field.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", problem.field)
+    };
+    format!("{severity} {code}{at}: {}", problem.message)
+}
+
+/// Whether any problem is an error (warnings leave the connection usable).
+pub fn has_errors(problems: &[api::Problem]) -> bool {
+    problems
+        .iter()
+        .any(|problem| matches!(problem.severity, api::Severity::Error))
 }
 
 /// `CODE: message (field …)`, for people.

@@ -262,9 +262,13 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         ("GLOBEX", &globex_connector, &globex_config),
     ] {
         let (connector, config) = (connector.clone(), config.clone());
-        match tokio::task::spawn_blocking(move || connector.validate_config(&config)).await?? {
-            Ok(()) => {}
-            Err(e) => bail!("{who}'s connection is invalid: {}", describe(&e)),
+        let problems =
+            tokio::task::spawn_blocking(move || connector.validate_config(&config)).await??;
+        if let Some(problem) = problems.first() {
+            bail!(
+                "{who}'s connection has a problem: {}",
+                crate::connector::describe_problem(problem)
+            );
         }
     }
     say(out, "4. Both connection configurations validate.".into())?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use as2_harness::connector::{Connector, describe, error_code};
+use as2_harness::connector::{Connector, describe, describe_problem, error_code, has_errors};
 use as2_harness::demo::disposition_text;
 use as2_harness::runtime::{Document, Limits, Runtime, Station, api};
 use as2_harness::server::{self, Endpoint, Route};
@@ -179,13 +179,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { config } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
-            match blocking(move || connector.validate_config(&config)).await?? {
-                Ok(()) => println!("the configuration is valid"),
-                Err(e) => {
-                    eprintln!("invalid: {}", describe(&e));
-                    return Ok(ExitCode::FAILURE);
-                }
+            let problems = blocking(move || connector.validate_config(&config)).await??;
+            for problem in &problems {
+                eprintln!("{}", describe_problem(problem));
             }
+            if has_errors(&problems) {
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("the configuration is valid");
         }
         Command::TestConnection { config } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
@@ -265,8 +266,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let route = Route::from_json(read_config(path)?)
                     .with_context(|| format!("in {}", path.display()))?;
                 let (check, config) = (connector.clone(), route.config_json.clone());
-                if let Err(e) = blocking(move || check.validate_config(&config)).await?? {
-                    bail!("{}: {}", path.display(), describe(&e));
+                let problems = blocking(move || check.validate_config(&config)).await??;
+                for problem in &problems {
+                    eprintln!("{}: {}", path.display(), describe_problem(problem));
+                }
+                if has_errors(&problems) {
+                    bail!("{}: fix the errors above first", path.display());
                 }
                 routes.push(route);
             }

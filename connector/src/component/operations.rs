@@ -57,6 +57,18 @@ fn from_headers(headers: &Headers) -> Vec<wit::Header> {
         .collect()
 }
 
+fn wit_problem(problem: &crate::validate::Problem) -> api::Problem {
+    api::Problem {
+        severity: match problem.severity {
+            crate::validate::Severity::Error => api::Severity::Error,
+            crate::validate::Severity::Warning => api::Severity::Warning,
+        },
+        code: to_wit_error(&problem.error).code,
+        field: problem.field.clone(),
+        message: problem.message(),
+    }
+}
+
 fn wit_mic(mic: &Mic) -> wit::Mic {
     wit::Mic {
         digest: mic.digest_base64(),
@@ -515,10 +527,37 @@ impl api::Guest for Component {
         crate::config::schema_json()
     }
 
-    fn validate_config(config: String) -> Result<(), wit::Error> {
-        let connection = checked(&config)?;
-        open_station_key(&connection)?;
-        Ok(())
+    fn validate_config(config: String) -> Vec<api::Problem> {
+        let now = SystemTime::now();
+        let report = crate::validate::validate(&config, now);
+        let mut problems: Vec<api::Problem> = report.problems.iter().map(wit_problem).collect();
+        if let Some(connection) = &report.checked {
+            let field = "/station/private_key";
+            match HostKey::open(&connection.connection.station.private_key) {
+                Ok(key) => {
+                    match Cert::from_der(&crate::crypto::PrivateKey::certificate_der(&key)) {
+                        Ok(cert) => problems.extend(
+                            crate::validate::certificate_problems(&cert, now, "station", field)
+                                .iter()
+                                .map(wit_problem),
+                        ),
+                        Err(e) => problems.push(api::Problem {
+                            severity: api::Severity::Error,
+                            code: wit::ErrorCode::KeystoreFailed,
+                            field: field.into(),
+                            message: format!("the key store's certificate for this key: {e}"),
+                        }),
+                    }
+                }
+                Err(e) => problems.push(api::Problem {
+                    severity: api::Severity::Error,
+                    code: wit::ErrorCode::InvalidConfig,
+                    field: field.into(),
+                    message: e.message,
+                }),
+            }
+        }
+        problems
     }
 
     fn test_connection(config: String) -> Result<Vec<api::Check>, wit::Error> {

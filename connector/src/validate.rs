@@ -1,0 +1,340 @@
+//! Checking a connection configuration: every problem at once, each with the
+//! JSON pointer (RFC 6901) of its field, so that a form can mark them all and
+//! the user fixes the whole form in one round.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::config::{Checked, Connection, Encryption, MdnDelivery, MdnMode};
+use crate::error::{Error, ErrorCode};
+use crate::headers;
+use crate::smime::Cert;
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The connection cannot be used until this is fixed.
+    Error,
+    /// The connection works, but something needs attention soon.
+    Warning,
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The JSON pointer of the field concerned (`""` for the whole document).
+    pub field: String,
+    /// What is wrong, with its stable code (`CERT_HAS_EXPIRED`, `INVALID_CONFIG`, …).
+    pub error: Error,
+}
+
+impl Problem {
+    fn error(field: impl Into<String>, error: Error) -> Self {
+        Problem {
+            severity: Severity::Error,
+            field: field.into(),
+            error,
+        }
+    }
+
+    fn config(field: &str, reason: impl Into<String>) -> Self {
+        Problem::error(field, Error::config(field, reason))
+    }
+
+    fn warning(field: &str, reason: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            field: field.into(),
+            error: Error::config(field, reason),
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.error.code()
+    }
+
+    /// What is wrong and what to do, for people.
+    pub fn message(&self) -> String {
+        match &self.error {
+            Error::InvalidConfig { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Certificates that expire within this time get a warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86400);
+
+/// What [`validate`] found: the checked configuration when nothing is an
+/// error, and every problem.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The usable configuration; `None` when any problem is an error.
+    pub checked: Option<Checked>,
+    /// Errors and warnings, in the order of the form.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks everything that can be checked without the network or the key
+/// store, at time `now`, and reports every problem.
+pub fn validate(text: &str, now: SystemTime) -> Report {
+    let mut problems = Vec::new();
+    let mut value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => {
+            problems.push(Problem::config(
+                "",
+                format!("the configuration is not JSON: {e}"),
+            ));
+            return Report {
+                checked: None,
+                problems,
+            };
+        }
+    };
+    let schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
+    remove_unknown_fields(&mut value, &schema, &schema, "", &mut problems);
+    let connection: Connection = match serde_path_to_error::deserialize(&value) {
+        Ok(connection) => connection,
+        Err(e) => {
+            let field = pointer(&e.path().to_string());
+            problems.push(Problem::config(&field, e.into_inner().to_string()));
+            return Report {
+                checked: None,
+                problems,
+            };
+        }
+    };
+    let partner_cert = check_fields(&connection, &value, now, &mut problems);
+    problems.sort_by_key(|problem| form_position(&problem.field));
+    let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
+    Report {
+        checked: match (has_errors, partner_cert) {
+            (false, Some(partner_cert)) => Some(Checked {
+                connection,
+                partner_cert,
+            }),
+            _ => None,
+        },
+        problems,
+    }
+}
+
+/// Where a field's group comes on the form: whole document, name, your
+/// station, the partner, anything else.
+fn form_position(field: &str) -> u8 {
+    let group = field.split('/').nth(1).unwrap_or_default();
+    match group {
+        "" => 0,
+        "name" => 1,
+        "station" => 2,
+        "partner" => 3,
+        _ => 4,
+    }
+}
+
+/// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, ``).
+fn pointer(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        format!("/{}", path.replace('.', "/"))
+    }
+}
+
+/// The schema `node` stands for, following a local `$ref` or the one
+/// reference inside an `anyOf` / `oneOf` / `allOf` (as `Option<T>` gives).
+fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
+    if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
+        let target = reference
+            .strip_prefix('#')
+            .and_then(|path| root.pointer(path));
+        return target.map_or(node, |target| resolve(target, root));
+    }
+    for combinator in ["anyOf", "oneOf", "allOf"] {
+        if let Some(choices) = node.get(combinator).and_then(Value::as_array)
+            && let Some(object) = choices
+                .iter()
+                .map(|choice| resolve(choice, root))
+                .find(|choice| choice.get("properties").is_some())
+        {
+            return object;
+        }
+    }
+    node
+}
+
+/// Reports (and removes) every field the schema does not know, at any depth.
+fn remove_unknown_fields(
+    value: &mut Value,
+    node: &Value,
+    root: &Value,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let node = resolve(node, root);
+    let (Some(object), Some(properties)) = (
+        value.as_object_mut(),
+        node.get("properties").and_then(Value::as_object),
+    ) else {
+        return;
+    };
+    let unknown: Vec<String> = object
+        .keys()
+        .filter(|key| !properties.contains_key(*key))
+        .cloned()
+        .collect();
+    for key in unknown {
+        object.remove(&key);
+        let known: Vec<&str> = properties.keys().map(String::as_str).collect();
+        problems.push(Problem::config(
+            &format!("{at}/{key}"),
+            format!(
+                "unknown field {key:?}; remove it (fields here: {})",
+                known.join(", ")
+            ),
+        ));
+    }
+    for (key, child) in object.iter_mut() {
+        if let Some(child_schema) = properties.get(key) {
+            remove_unknown_fields(child, child_schema, root, &format!("{at}/{key}"), problems);
+        }
+    }
+}
+
+/// The field rules beyond the types; returns the partner certificate when it parses.
+fn check_fields(
+    connection: &Connection,
+    value: &Value,
+    now: SystemTime,
+    problems: &mut Vec<Problem>,
+) -> Option<Cert> {
+    let (station, partner) = (&connection.station, &connection.partner);
+    if connection.name.trim().is_empty() {
+        problems.push(Problem::config("/name", "give the connection a name"));
+    }
+    if let Err(reason) = headers::check_as2_id(&station.as2_id) {
+        problems.push(Problem::config("/station/as2_id", reason));
+    }
+    if let Some(url) = &station.url
+        && let Err(reason) = check_url(url)
+    {
+        problems.push(Problem::config("/station/url", reason));
+    }
+    if station.private_key.trim().is_empty() {
+        problems.push(Problem::config(
+            "/station/private_key",
+            "name the key store entry that holds your private key",
+        ));
+    }
+    if let Err(reason) = headers::check_as2_id(&partner.as2_id) {
+        problems.push(Problem::config("/partner/as2_id", reason));
+    }
+    if let Err(reason) = check_url(&partner.url) {
+        problems.push(Problem::config("/partner/url", reason));
+    }
+    if !(1..=10).contains(&partner.send_attempts) {
+        problems.push(Problem::config(
+            "/partner/send_attempts",
+            "give a number of send attempts from 1 to 10",
+        ));
+    }
+    if partner.mdn_delivery == MdnDelivery::Async
+        && partner.mdn != MdnMode::None
+        && station.url.is_none()
+    {
+        problems.push(Problem::config(
+            "/station/url",
+            "asynchronous MDNs are POSTed to your station URL: fill it in, or ask for synchronous MDNs",
+        ));
+    }
+    let signature_encoding_given = value
+        .pointer("/partner/signature_encoding")
+        .is_some_and(|v| !v.is_null());
+    if signature_encoding_given && partner.encryption != Encryption::None {
+        problems.push(Problem::warning(
+            "/partner/signature_encoding",
+            "the signature encoding applies only to unencrypted messages; with encryption on it is not used",
+        ));
+    }
+    match Cert::from_pem(&partner.certificate) {
+        Ok(cert) => {
+            problems.extend(certificate_problems(
+                &cert,
+                now,
+                "partner",
+                "/partner/certificate",
+            ));
+            Some(cert)
+        }
+        Err(e) => {
+            problems.push(Problem::config(
+                "/partner/certificate",
+                format!("{e}; paste the partner's certificate in PEM form (-----BEGIN CERTIFICATE----- …)"),
+            ));
+            None
+        }
+    }
+}
+
+/// An expired or not yet valid certificate is an error; one that expires
+/// within [`EXPIRY_WARNING`] a warning. `role` says whose it is, `field` where.
+pub fn certificate_problems(cert: &Cert, now: SystemTime, role: &str, field: &str) -> Vec<Problem> {
+    if let Err(error) = cert.check_validity(now, role) {
+        return vec![Problem::error(field, error)];
+    }
+    let (_, not_after) = cert.validity();
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let left = not_after.saturating_sub(now);
+    if left < EXPIRY_WARNING {
+        return vec![Problem::warning(
+            field,
+            format!(
+                "the {role} certificate ({}) expires on {}, in {} days; arrange its renewal now",
+                cert.subject(),
+                cert.not_after_text(),
+                left.as_secs() / 86400
+            ),
+        )];
+    }
+    Vec::new()
+}
+
+/// An http:// or https:// URL with a host and no spaces.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} contains spaces or control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(check_url("https://as2.example.com/receive").is_ok());
+        assert!(check_url("http://127.0.0.1:4080").is_ok());
+        assert!(check_url("ftp://example.com").is_err());
+        assert!(check_url("http:///path").is_err());
+    }
+
+    #[test]
+    fn serde_paths_become_json_pointers() {
+        assert_eq!(pointer("."), "");
+        assert_eq!(pointer("partner.url"), "/partner/url");
+    }
+}
