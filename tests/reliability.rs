@@ -14,9 +14,7 @@ use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
 use as2_harness::runtime::Document;
 use as2_harness::runtime::api::{MessageState, MessageStatus};
 use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
-use as2_tests::{Pair, post, runtime};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use as2_tests::{Pair, loopback_server, post, runtime};
 
 fn purchase_order() -> Document {
     Document {
@@ -106,58 +104,29 @@ enum Fault {
 /// An HTTP proxy in front of GLOBEX that forwards every request and applies
 /// `fault` to the answers. Records each request's Message-ID.
 async fn faulty_proxy(target: String, fault: Fault) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/as2", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (target, log) = (target.clone(), log.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-                    let (target, log) = (target.clone(), log.clone());
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body: hyper::body::Incoming = body;
-                        let body = body.collect().await.unwrap().to_bytes().to_vec();
-                        let headers: Vec<(String, String)> = parts
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
-                            .collect();
-                        let id = parts.headers["message-id"].to_str().unwrap().to_string();
-                        let first = {
-                            let mut log = log.lock().unwrap();
-                            log.push(id);
-                            log.len() == 1
-                        };
-                        let (status, response_headers, body) = post(&target, &headers, body).await;
-                        match fault {
-                            Fault::DropFirstAnswer if first => {
-                                return Err(std::io::Error::other("dropping the MDN"));
-                            }
-                            Fault::DropFirstAnswer => {}
-                            Fault::DelayAnswers(delay) => tokio::time::sleep(delay).await,
-                        }
-                        let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                        for (name, value) in response_headers {
-                            response.headers_mut().append(
-                                hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                                value.parse().unwrap(),
-                            );
-                        }
-                        Ok::<_, std::io::Error>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
+    let url = loopback_server(move |request| {
+        let (target, log) = (target.clone(), log.clone());
+        async move {
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push(request.header("message-id").unwrap_or_default().to_string());
+                log.len() == 1
+            };
+            let answer = post(&target, &request.headers, request.body).await;
+            match fault {
+                Fault::DropFirstAnswer if first => None,
+                Fault::DropFirstAnswer => Some(answer),
+                Fault::DelayAnswers(delay) => {
+                    tokio::time::sleep(delay).await;
+                    Some(answer)
+                }
+            }
         }
-    });
-    (url, seen)
+    })
+    .await;
+    (format!("{url}/as2"), seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,217 @@ pub struct Connection {
     pub station: Station,
     /// The trading partner's AS2 station.
     pub partner: Partner,
+    /// How you authenticate to the partner's AS2 URL over HTTP.
+    #[serde(default, skip_serializing_if = "Auth::is_none")]
+    pub auth: Auth,
+}
+
+/// A secret kept by the host (a password, a token), named, never written
+/// into the configuration itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The name of the secret in the host's secret store.
+    #[schemars(length(min = 1))]
+    pub secret: String,
+}
+
+/// HTTP authentication towards the partner's AS2 URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub enum Auth {
+    /// No HTTP authentication.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// HTTP Basic authentication (RFC 7617).
+    #[serde(rename = "basic")]
+    Basic(BasicAuth),
+    /// A bearer or API token, in a header or a URL parameter.
+    #[serde(rename = "token")]
+    Token(TokenAuth),
+}
+
+impl Auth {
+    /// Whether no authentication is configured.
+    pub fn is_none(&self) -> bool {
+        *self == Auth::None
+    }
+
+    /// The rule that tells an authentication failure, when any auth is configured.
+    pub fn failure(&self) -> Option<&AuthFailure> {
+        match self {
+            Auth::None => None,
+            Auth::Basic(basic) => Some(&basic.fail),
+            Auth::Token(token) => Some(&token.fail),
+        }
+    }
+}
+
+/// HTTP Basic credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// The password, kept in the host's secret store.
+    pub password: SecretRef,
+    /// How the partner signals that the credentials were refused.
+    #[serde(default)]
+    pub fail: AuthFailure,
+}
+
+/// Where a token travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TokenLocation {
+    /// In a header: `<header_name>: <scheme> <token>`.
+    #[serde(rename = "header")]
+    Header,
+    /// As a URL query parameter `<parameter_name>=<token>`.
+    #[serde(rename = "url")]
+    Url,
+    /// In the request body. An AS2 message body is the signed and encrypted
+    /// S/MIME entity and cannot carry a token: refused by validation.
+    #[serde(rename = "body")]
+    Body,
+}
+
+/// Token authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenAuth {
+    /// The token, kept in the host's secret store.
+    pub token: SecretRef,
+    /// Where the token travels.
+    #[serde(default = "default_token_location")]
+    pub location: TokenLocation,
+    /// The header that carries the token.
+    #[serde(default = "default_token_header")]
+    pub header_name: String,
+    /// The scheme before the token in the header (RFC 6750: `Bearer`); empty for the bare token.
+    #[serde(default = "default_token_scheme")]
+    pub scheme: String,
+    /// The URL parameter that carries the token.
+    #[serde(default = "default_token_parameter")]
+    pub parameter_name: String,
+    /// How to get a new token when the partner refuses the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<TokenRefresh>,
+    /// How the partner signals that the token was refused.
+    #[serde(default)]
+    pub fail: AuthFailure,
+}
+
+/// The request that fetches a new token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRefresh {
+    /// The refresh token sent with the request, kept in the host's secret store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretRef>,
+    /// Path of the refresh endpoint, relative to the partner URL's host, e.g. `/oauth/token`.
+    #[schemars(length(min = 1))]
+    pub relative_uri: String,
+    /// How the request body is encoded.
+    #[serde(default = "default_media_type")]
+    pub media_type: RefreshMediaType,
+    /// The HTTP method.
+    #[serde(default = "default_refresh_method")]
+    pub method: RefreshMethod,
+    /// JSON pointer (RFC 6901) of the new token in the response, e.g. `/access_token`.
+    #[serde(default = "default_token_path")]
+    pub token_path: String,
+    /// Extra header fields of the refresh request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderField>,
+}
+
+/// A header field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderField {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Body encoding of a token refresh request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RefreshMediaType {
+    /// `application/json`: `{"refresh_token": "…", "grant_type": "refresh_token"}`.
+    #[serde(rename = "json")]
+    Json,
+    /// `application/x-www-form-urlencoded` (RFC 6749 §6).
+    #[serde(rename = "form")]
+    Form,
+}
+
+/// HTTP method of a token refresh request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RefreshMethod {
+    /// POST (RFC 6749 §6).
+    #[serde(rename = "POST")]
+    Post,
+    /// PUT.
+    #[serde(rename = "PUT")]
+    Put,
+    /// GET, the refresh token as a URL parameter.
+    #[serde(rename = "GET")]
+    Get,
+}
+
+/// How a partner signals refused credentials: a status code, or a value at a
+/// JSON pointer of the response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFailure {
+    /// The status code of a refusal.
+    #[serde(default = "default_fail_status")]
+    #[schemars(range(min = 100, max = 599))]
+    pub status_code: u16,
+    /// JSON pointer into a JSON response body, e.g. `/error/code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Values at `path` that mean a refusal, e.g. `["invalid_token"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl Default for AuthFailure {
+    fn default() -> Self {
+        AuthFailure {
+            status_code: default_fail_status(),
+            path: None,
+            values: Vec::new(),
+        }
+    }
+}
+
+fn default_token_location() -> TokenLocation {
+    TokenLocation::Header
+}
+fn default_token_header() -> String {
+    "Authorization".into()
+}
+fn default_token_scheme() -> String {
+    "Bearer".into()
+}
+fn default_token_parameter() -> String {
+    "access_token".into()
+}
+fn default_media_type() -> RefreshMediaType {
+    RefreshMediaType::Json
+}
+fn default_refresh_method() -> RefreshMethod {
+    RefreshMethod::Post
+}
+fn default_token_path() -> String {
+    "/access_token".into()
+}
+fn default_fail_status() -> u16 {
+    401
 }
 
 /// Our side of the connection.

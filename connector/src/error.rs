@@ -132,6 +132,9 @@ pub enum Error {
     /// The key store failed.
     #[error("key store: {0}")]
     KeyStore(String),
+    /// The partner refused our HTTP credentials, or a new token could not be had.
+    #[error("the partner refused our credentials: {0}")]
+    AuthRefused(String),
     /// The host's state store failed.
     #[error("state store: {0}")]
     Storage(String),
@@ -167,6 +170,7 @@ impl Error {
             Error::MicMismatch { .. } => ErrorCode::MicMismatch,
             Error::KeyStore(_) => ErrorCode::KeystoreFailed,
             Error::Storage(_) => ErrorCode::StorageFailed,
+            Error::AuthRefused(_) => ErrorCode::AuthFailed,
         }
     }
 

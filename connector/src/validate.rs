@@ -133,7 +133,8 @@ fn form_position(field: &str) -> u8 {
         "name" => 1,
         "station" => 2,
         "partner" => 3,
-        _ => 4,
+        "auth" => 4,
+        _ => 5,
     }
 }
 
@@ -146,26 +147,40 @@ fn pointer(path: &str) -> String {
     }
 }
 
-/// The schema `node` stands for, following a local `$ref` or the one
-/// reference inside an `anyOf` / `oneOf` / `allOf` (as `Option<T>` gives).
+/// The schema `node` stands for, following local `$ref`s.
 fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
-    if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-        let target = reference
-            .strip_prefix('#')
-            .and_then(|path| root.pointer(path));
-        return target.map_or(node, |target| resolve(target, root));
+    match node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|reference| reference.strip_prefix('#'))
+        .and_then(|path| root.pointer(path))
+    {
+        Some(target) => resolve(target, root),
+        None => node,
     }
+}
+
+/// The properties an object at `node` may have: its own, and those of every
+/// choice of an `anyOf` / `oneOf` / `allOf` (an `Option<T>`, or a tagged
+/// enum's variants, whose own checks then tell the variant's fields apart).
+fn known_properties(node: &Value, root: &Value) -> Option<serde_json::Map<String, Value>> {
+    let node = resolve(node, root);
+    let mut known = node.get("properties").and_then(Value::as_object).cloned();
     for combinator in ["anyOf", "oneOf", "allOf"] {
-        if let Some(choices) = node.get(combinator).and_then(Value::as_array)
-            && let Some(object) = choices
-                .iter()
-                .map(|choice| resolve(choice, root))
-                .find(|choice| choice.get("properties").is_some())
+        for choice in node
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
         {
-            return object;
+            if let Some(properties) = known_properties(choice, root) {
+                known
+                    .get_or_insert_with(serde_json::Map::new)
+                    .extend(properties);
+            }
         }
     }
-    node
+    known
 }
 
 /// Reports (and removes) every field the schema does not know, at any depth.
@@ -176,11 +191,8 @@ fn remove_unknown_fields(
     at: &str,
     problems: &mut Vec<Problem>,
 ) {
-    let node = resolve(node, root);
-    let (Some(object), Some(properties)) = (
-        value.as_object_mut(),
-        node.get("properties").and_then(Value::as_object),
-    ) else {
+    let (Some(object), Some(properties)) = (value.as_object_mut(), known_properties(node, root))
+    else {
         return;
     };
     let unknown: Vec<String> = object
@@ -259,6 +271,14 @@ fn check_fields(
         problems.push(Problem::warning(
             "/partner/signature_encoding",
             "the signature encoding applies only to unencrypted messages; with encryption on it is not used",
+        ));
+    }
+    if let crate::config::Auth::Token(token) = &connection.auth
+        && token.location == crate::config::TokenLocation::Body
+    {
+        problems.push(Problem::config(
+            "/auth/location",
+            "an AS2 message body is the signed and encrypted S/MIME entity and cannot carry a token; use header or url",
         ));
     }
     match Cert::from_pem(&partner.certificate) {

@@ -215,6 +215,32 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
             ],
         ),
         (
+            "a token in the body of an AS2 message, and a misspelt auth field",
+            config(&good, |v| {
+                v["auth"] = serde_json::json!({
+                    "type": "token", "token": { "secret": "t" }, "location": "body", "shceme": "Bearer"
+                });
+            }),
+            vec![
+                error(ErrorCode::InvalidConfig, "/auth/shceme", "unknown field"),
+                error(
+                    ErrorCode::InvalidConfig,
+                    "/auth/location",
+                    "cannot carry a token; use header or url",
+                ),
+            ],
+        ),
+        (
+            "basic authentication with its secret reference",
+            config(&good, |v| {
+                v["auth"] = serde_json::json!({
+                    "type": "basic", "username": "acme", "password": { "secret": "globex-password" },
+                    "fail": { "status_code": 403, "path": "/error", "values": ["denied"] }
+                });
+            }),
+            vec![],
+        ),
+        (
             "a field of the wrong type",
             config(&good, |v| v["partner"]["signing"] = "md5".into()),
             vec![error(

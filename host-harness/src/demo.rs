@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 
 use crate::connector::{Connector, describe};
 use crate::runtime::{Document, Limits, Runtime, Station, api};
+use crate::secrets::MasterKey;
 use crate::server::{self, Endpoint, Route};
 
 /// A small, valid X12 850 purchase order.
@@ -153,8 +154,9 @@ impl TwoStations {
         acme_runtime: Arc<Runtime>,
         globex_runtime: Arc<Runtime>,
     ) -> anyhow::Result<Self> {
-        let acme = Station::open(&dir.join("acme"))?;
-        let globex = Station::open(&dir.join("globex"))?;
+        // Each station's secret store gets its own fresh master key.
+        let acme = Station::open_with(&dir.join("acme"), Some(MasterKey::generate()?))?;
+        let globex = Station::open_with(&dir.join("globex"), Some(MasterKey::generate()?))?;
         let year = Duration::from_secs(365 * 86400);
         let acme_cert = acme.keys.generate("acme", "ACME", year)?;
         let globex_cert = globex.keys.generate("globex", "GLOBEX", year)?;

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod files;
 pub mod keystore;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod state;

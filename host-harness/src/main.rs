@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage passwords and tokens for partner authentication (encrypted
+    /// at rest under the master key in AS2_MASTER_KEY).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Receive AS2 messages for one or more connections on one URL.
     Serve {
         /// Configuration files of the connections to receive for.
@@ -90,6 +96,20 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Store a secret; its value is read from standard input (one line), so
+    /// it never appears in the shell history or the process list.
+    Set {
+        /// Name of the secret (used as `{"secret": "NAME"}` in a configuration).
+        name: String,
+    },
+    /// List the stored secrets' names (never their values).
+    List,
+    /// Print a fresh random master key, to put into AS2_MASTER_KEY.
+    NewMasterKey,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +228,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => {
                     eprintln!("cannot test: {}", describe(&e));
                     return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Secrets { command } => {
+            use as2_harness::secrets::{MasterKey, SecretStore, check_name};
+            match command {
+                SecretsCommand::NewMasterKey => {
+                    println!("{}", MasterKey::generate()?.to_base64());
+                    eprintln!(
+                        "keep it safe: without it the secret store cannot be read; pass it as {}",
+                        as2_harness::secrets::MASTER_KEY_VARIABLE
+                    );
+                }
+                SecretsCommand::List => {
+                    let store = SecretStore::open(&cli.data_dir, None);
+                    for name in store.names()? {
+                        println!("{name}");
+                    }
+                }
+                SecretsCommand::Set { name } => {
+                    check_name(name)?;
+                    let store = SecretStore::open(&cli.data_dir, MasterKey::from_env()?);
+                    let mut value = String::new();
+                    std::io::stdin().read_line(&mut value)?;
+                    let value = value.trim_end_matches(['\r', '\n']);
+                    if value.is_empty() {
+                        bail!(
+                            "no value on standard input; pipe it in: `printf %s \"$PASSWORD\" | as2-harness secrets set {name}`"
+                        );
+                    }
+                    store.set(name, value)?;
+                    eprintln!("stored secret {name:?}; refer to it as {{\"secret\": \"{name}\"}}");
                 }
             }
         }

@@ -22,6 +22,7 @@ use as2_connector::crypto::{
 };
 
 use crate::keystore::{self, KeyError, KeyStore};
+use crate::secrets::{MasterKey, SecretError, SecretStore};
 use crate::state::StateStore;
 
 /// Bindings generated from the connector world.
@@ -44,7 +45,8 @@ pub mod bindings {
 }
 
 use bindings::as2::connector::{
-    keystore as wit_keystore, log as wit_log, primitives, state as wit_state, types,
+    keystore as wit_keystore, log as wit_log, primitives, secrets as wit_secrets,
+    state as wit_state, types,
 };
 pub use bindings::exports::as2::connector::connector as api;
 pub use types::{Document, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse};
@@ -62,16 +64,25 @@ pub struct Station {
     pub keys: KeyStore,
     /// Durable message state.
     pub state: StateStore,
+    /// Passwords and tokens, encrypted at rest.
+    pub secrets: SecretStore,
 }
 
 impl Station {
-    /// Opens the station whose files live in `data_dir`.
+    /// Opens the station whose files live in `data_dir`; its secret store is
+    /// unlocked by the master key in `AS2_MASTER_KEY`, when that is set.
     pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(data_dir, MasterKey::from_env()?)
+    }
+
+    /// [`Station::open`] with the secret store's master key given.
+    pub fn open_with(data_dir: &Path, master_key: Option<MasterKey>) -> anyhow::Result<Arc<Self>> {
         Ok(Arc::new(Station {
             label: data_dir.display().to_string(),
             data_dir: data_dir.to_path_buf(),
             keys: KeyStore::open(data_dir)?,
             state: StateStore::open(data_dir)?,
+            secrets: SecretStore::open(data_dir, master_key),
         }))
     }
 }
@@ -418,6 +429,30 @@ impl wit_state::Host for CallState {
     }
 }
 
+impl wit_secrets::Host for CallState {
+    fn reveal(&mut self, name: String) -> wasmtime::Result<Result<String, ConnectorError>> {
+        Ok(self.station.secrets.get(&name).map_err(|e| {
+            let code = match e {
+                SecretError::NotFound(_) => ErrorCode::NotFound,
+                _ => ErrorCode::KeystoreFailed,
+            };
+            error(code, e.to_string())
+        }))
+    }
+
+    fn replace(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
+        Ok(self
+            .station
+            .secrets
+            .set(&name, &value)
+            .map_err(|e| error(ErrorCode::KeystoreFailed, e.to_string())))
+    }
+}
+
 impl wit_log::Host for CallState {
     fn emit(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
         let station = &self.station.label;
@@ -500,6 +535,7 @@ impl Runtime {
         primitives::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         wit_state::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         wit_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        wit_secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         let pre = bindings::As2ConnectorPre::new(linker.instantiate_pre(&component)?)?;
         let ticker = engine.weak();
         std::thread::Builder::new()

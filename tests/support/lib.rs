@@ -71,6 +71,17 @@ impl Pair {
 
     /// [`Pair::send`] over ACME's connection `config` instead of its default one.
     pub async fn send_with(&self, config: &str, document: Document) -> api::SendOutcome {
+        self.try_send_with(config, document)
+            .await
+            .expect("the document was sent")
+    }
+
+    /// ACME sends `document` over its connection `config`; the send's own result.
+    pub async fn try_send_with(
+        &self,
+        config: &str,
+        document: Document,
+    ) -> Result<api::SendOutcome, as2_harness::runtime::ConnectorError> {
         let (acme, config) = (self.acme.clone(), config.to_string());
         tokio::task::spawn_blocking(move || acme.import(&config, &[document]))
             .await
@@ -78,7 +89,6 @@ impl Pair {
             .expect("the component ran")
             .expect("the configuration is valid")
             .remove(0)
-            .expect("the document was sent")
     }
 
     /// ACME's connection `config`, checked, and the message the native engine
@@ -175,4 +185,90 @@ pub async fn post(
         .to_bytes()
         .to_vec();
     (status, headers, body)
+}
+
+/// A request a [`loopback_server`] received.
+pub struct Received {
+    /// The path, without the query.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// Header fields, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The first header field called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a [`loopback_server`] answers: status, header fields and body, or
+/// `None` to drop the connection unanswered (a network failure).
+pub type Answer = Option<(u16, Vec<(String, String)>, Vec<u8>)>;
+
+/// Serves `handler` on a loopback port for the rest of the test; returns
+/// `http://127.0.0.1:PORT`.
+pub async fn loopback_server<F, Fut>(handler: F) -> String
+where
+    F: Fn(Received) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Answer> + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes().to_vec();
+                            let received = Received {
+                                path: parts.uri.path().to_string(),
+                                query: parts.uri.query().map(str::to_string),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(n, v)| {
+                                        (n.to_string(), v.to_str().unwrap_or_default().to_string())
+                                    })
+                                    .collect(),
+                                body,
+                            };
+                            let Some((status, headers, body)) = handler(received).await else {
+                                return Err(std::io::Error::other("dropping the connection"));
+                            };
+                            let mut response = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(body),
+                            ));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            for (name, value) in headers {
+                                response.headers_mut().append(
+                                    hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                                    hyper::header::HeaderValue::from_str(&value).unwrap(),
+                                );
+                            }
+                            Ok(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
 }

@@ -12,7 +12,7 @@ use crate::mic::Mic;
 use crate::smime::Cert;
 
 use super::bindings::as2::connector::log::{self, Level};
-use super::bindings::as2::connector::state;
+use super::bindings::as2::connector::{secrets, state};
 use super::bindings::exports::as2::connector::connector as api;
 use super::host::{HostCrypto, HostKey};
 use super::{Component, to_wit_error, wit, wit_error};
@@ -124,6 +124,9 @@ struct SentRecord {
     attempts: u32,
     mdn: Option<StoredMdn>,
     reason: Option<String>,
+    /// Resends, token refreshes: what happened on the way.
+    #[serde(default)]
+    events: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +263,7 @@ fn outcome(record: &SentRecord) -> Result<api::SendOutcome, wit::Error> {
         message_id: record.message_id.clone(),
         state: wit_state(record.state),
         attempts: record.attempts,
+        events: record.events.clone(),
         mic: stored_mic(record),
         mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
         mic_matched: record.mdn.as_ref().is_some_and(|mdn| mdn.mic_matched),
@@ -292,8 +296,70 @@ fn stored_mic(record: &SentRecord) -> wit::Mic {
 enum AttemptFailure {
     /// Worth sending again: unreachable, 5xx, dropped before the MDN.
     Retry(String),
+    /// The partner refused our credentials (the configured failure rule).
+    CredentialsRefused(u16),
     /// Final: the partner refused the message.
     Refused(u16),
+}
+
+/// A secret from the host's store, for HTTP authentication.
+fn reveal(name: &str) -> Result<String, crate::Error> {
+    secrets::reveal(name).map_err(|e| crate::Error::config("/auth", e.message))
+}
+
+/// The credentials applied to a request for `url`.
+fn authorize(connection: &Checked, url: &str) -> Result<crate::auth::Authorized, wit::Error> {
+    crate::auth::authorize(&connection.connection.auth, url, &mut reveal)
+        .map_err(|e| to_wit_error(&e))
+}
+
+/// Fetches a new token with the configured refresh request and stores it in
+/// the secret store in place of the refused one. Returns what was done, for
+/// the send result.
+fn refresh_token(connection: &Checked) -> Result<String, wit::Error> {
+    let crate::config::Auth::Token(token) = &connection.connection.auth else {
+        return Err(wit_error(
+            wit::ErrorCode::AuthFailed,
+            "no token refresh is configured",
+        ));
+    };
+    let Some(refresh) = &token.refresh else {
+        return Err(wit_error(
+            wit::ErrorCode::AuthFailed,
+            "no token refresh is configured",
+        ));
+    };
+    let request =
+        crate::auth::refresh_request(refresh, &connection.connection.partner.url, &mut reveal)
+            .map_err(|e| to_wit_error(&e))?;
+    let response = crate::component::http::send(
+        request.method,
+        &request.url,
+        &request.headers,
+        &request.body,
+        HTTP_TIMEOUT_SECONDS,
+    )
+    .map_err(|reason| {
+        wit_error(
+            wit::ErrorCode::AuthFailed,
+            format!(
+                "the token refresh request to {} failed: {reason}",
+                request.url
+            ),
+        )
+    })?;
+    let new_token =
+        crate::auth::token_from_response(&refresh.token_path, response.status, &response.body)
+            .map_err(|e| to_wit_error(&e))?;
+    secrets::replace(&token.token.secret, &new_token)?;
+    Ok(format!(
+        "the partner refused the access token; got a new one from {} and stored it as secret {:?}",
+        request.url, token.token.secret
+    ))
+}
+
+fn has_refresh(connection: &Checked) -> bool {
+    matches!(&connection.connection.auth, crate::config::Auth::Token(token) if token.refresh.is_some())
 }
 
 fn send_one(
@@ -320,7 +386,10 @@ fn send_one(
         attempts: 0,
         mdn: None,
         reason: None,
+        events: Vec::new(),
     };
+    // A missing secret is the configuration's fault: refused before any record.
+    let mut authorized = authorize(connection, &config.partner.url)?;
     // Recorded before it goes out, so a crash mid-send never loses track of it.
     state::set(&state_key(&message_id), &encode(&record)?)?;
     log::emit(
@@ -334,6 +403,7 @@ fn send_one(
     );
     let expects_sync_mdn =
         config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
+    let mut refreshed = false;
     let (response, record) = loop {
         let record = update_pending(&message_id, |r| {
             r.attempts += 1;
@@ -343,15 +413,22 @@ fn send_one(
             // An asynchronous MDN for an earlier attempt settled it meanwhile.
             return outcome(&record);
         }
+        let mut headers = outbound.headers.clone();
+        for (name, value) in authorized.headers.iter() {
+            headers.push(name, value);
+        }
         let attempt = crate::component::http::send(
             "POST",
-            &config.partner.url,
-            &outbound.headers,
+            &authorized.url,
+            &headers,
             &outbound.body,
             HTTP_TIMEOUT_SECONDS,
         )
         .map_err(|reason| AttemptFailure::Retry(format!("HTTP: {reason}")))
         .and_then(|response| match response.status {
+            status if crate::auth::is_refusal(config.auth.failure(), status, &response.body) => {
+                Err(AttemptFailure::CredentialsRefused(status))
+            }
             200..=299 if expects_sync_mdn && response.body.is_empty() => {
                 Err(AttemptFailure::Retry(format!(
                     "the partner answered HTTP {} without the MDN",
@@ -377,10 +454,35 @@ fn send_one(
                         config.partner.send_attempts
                     ),
                 );
-                update_pending(&message_id, |r| r.reason = Some(reason.clone()))?;
+                let event = format!(
+                    "attempt {attempts} failed ({reason}); sent again under the same Message-ID after {delay} s"
+                );
+                update_pending(&message_id, |r| {
+                    r.reason = Some(reason.clone());
+                    r.events.push(event.clone());
+                })?;
                 sleep_seconds(delay);
                 continue;
             }
+            Err(AttemptFailure::CredentialsRefused(_)) if !refreshed && has_refresh(connection) => {
+                refreshed = true;
+                let event = refresh_token(connection)?;
+                log::emit(Level::Info, &format!("{message_id}: {event}"));
+                update_pending(&message_id, |r| r.events.push(event.clone()))?;
+                authorized = authorize(connection, &config.partner.url)?;
+                continue;
+            }
+            Err(AttemptFailure::CredentialsRefused(status)) => (
+                format!(
+                    "the partner refused our credentials (HTTP {status}); check the {} settings",
+                    if refreshed {
+                        "token refresh"
+                    } else {
+                        "authentication"
+                    }
+                ),
+                wit::ErrorCode::AuthFailed,
+            ),
             Err(AttemptFailure::Retry(reason)) => (
                 format!("{reason}; gave up after {attempts} attempts"),
                 wit::ErrorCode::TransportFailed,

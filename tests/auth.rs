@@ -1,0 +1,244 @@
+//! HTTP authentication towards the partner, over real loopback HTTP through
+//! the component, against a small gate in front of GLOBEX that enforces
+//! Basic and token authentication, expires tokens and serves a token
+//! refresh endpoint.
+
+use std::sync::{Arc, Mutex};
+
+use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
+use as2_harness::runtime::api::MessageState;
+use as2_harness::runtime::{Document, ErrorCode};
+use as2_tests::{Pair, loopback_server, post, runtime};
+
+const BASIC: &str = "Basic YWNtZTpzM2NyZXQgcGFzcw=="; // acme:s3cret pass
+const GOOD_TOKEN: &str = "t-2";
+const EXPIRED_TOKEN: &str = "t-1";
+const REFRESH_TOKEN: &str = "r-1";
+const DENIED_TOKEN: &str = "deny-me";
+
+/// What the gate saw of each request: the credentials it carried.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// The gate: forwards authorized AS2 POSTs to `target`; refuses the rest
+/// with 401 (or, for [`DENIED_TOKEN`], with 200 and a JSON error body);
+/// answers `POST /oauth/token` with a new token for the right refresh token.
+async fn gate(target: String) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let url = loopback_server(move |request| {
+        let (target, log) = (target.clone(), log.clone());
+        async move {
+            let respond =
+                |status: u16, body: &str| Some((status, Vec::new(), body.as_bytes().to_vec()));
+            if request.path == "/oauth/token" {
+                let refresh: serde_json::Value =
+                    serde_json::from_slice(&request.body).unwrap_or_default();
+                log.lock().unwrap().push(format!("refresh {refresh}"));
+                if refresh["refresh_token"] == REFRESH_TOKEN
+                    && refresh["grant_type"] == "refresh_token"
+                {
+                    return respond(
+                        200,
+                        &format!(r#"{{"data":{{"access_token":"{GOOD_TOKEN}"}}}}"#),
+                    );
+                }
+                return respond(400, r#"{"error":"invalid_grant"}"#);
+            }
+            let authorization = request.header("authorization").map(str::to_string);
+            let query_token = request.query.as_deref().and_then(|q| {
+                q.split('&')
+                    .find_map(|pair| pair.strip_prefix("access_token="))
+                    .map(str::to_string)
+            });
+            let credentials = authorization
+                .clone()
+                .or(query_token.clone().map(|t| format!("url {t}")))
+                .unwrap_or_else(|| "none".into());
+            log.lock().unwrap().push(credentials);
+            let bearer = authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_string);
+            let token = bearer.or(query_token);
+            if token.as_deref() == Some(DENIED_TOKEN) {
+                return respond(200, r#"{"error":{"code":"access_denied"}}"#);
+            }
+            if authorization.as_deref() != Some(BASIC) && token.as_deref() != Some(GOOD_TOKEN) {
+                return respond(401, "unauthorized");
+            }
+            let headers: Vec<(String, String)> = request
+                .headers
+                .into_iter()
+                .filter(|(n, _)| n != "authorization")
+                .collect();
+            Some(post(&target, &headers, request.body).await)
+        }
+    })
+    .await;
+    (format!("{url}/as2"), seen)
+}
+
+fn purchase_order() -> Document {
+    Document {
+        file_name: Some("po-4711.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    }
+}
+
+/// ACME's connection through the gate at `url`, with `auth`.
+fn config(pair: &Pair, url: &str, auth: serde_json::Value) -> String {
+    let mut config: serde_json::Value = serde_json::from_str(&pair.acme_config).unwrap();
+    config["partner"]["url"] = url.into();
+    config["auth"] = auth;
+    config.to_string()
+}
+
+fn stored(pair: &Pair) -> usize {
+    std::fs::read_dir(pair.inbox.join("ACME")).map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_from_the_secret_store_get_through_and_wrong_ones_fail_with_auth_failed()
+{
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, seen) = gate(pair.url.clone()).await;
+    let secrets = &pair.acme.station.secrets;
+    secrets.set("globex-password", "s3cret pass").unwrap();
+    secrets.set("wrong-password", "guess").unwrap();
+    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+
+    let outcome = pair
+        .send_with(
+            &config(&pair, &url, basic("globex-password")),
+            purchase_order(),
+        )
+        .await;
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    assert_eq!(
+        disposition_text(&outcome.mdn.unwrap().disposition),
+        "processed"
+    );
+    assert_eq!(seen.lock().unwrap().as_slice(), [BASIC]);
+    assert_eq!(stored(&pair), 1);
+
+    let wrong = config(&pair, &url, basic("wrong-password"));
+    let result = pair.try_send_with(&wrong, purchase_order()).await;
+    let error = result.expect_err("refused credentials fail the send");
+    assert!(matches!(error.code, ErrorCode::AuthFailed), "{error:?}");
+    assert!(
+        error.message.contains("refused our credentials (HTTP 401)"),
+        "{}",
+        error.message
+    );
+    assert!(!error.message.contains("guess"), "no secret in errors");
+    // A refusal is final: not resent.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(stored(&pair), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_travel_in_a_header_with_a_scheme_or_as_a_url_parameter() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, seen) = gate(pair.url.clone()).await;
+    pair.acme
+        .station
+        .secrets
+        .set("globex-token", GOOD_TOKEN)
+        .unwrap();
+    for location in ["header", "url"] {
+        let auth = serde_json::json!({
+            "type": "token", "token": { "secret": "globex-token" }, "location": location
+        });
+        let outcome = pair
+            .send_with(&config(&pair, &url, auth), purchase_order())
+            .await;
+        assert!(
+            matches!(outcome.state, MessageState::Acknowledged),
+            "{location}"
+        );
+    }
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [format!("Bearer {GOOD_TOKEN}"), format!("url {GOOD_TOKEN}")]
+    );
+    assert_eq!(stored(&pair), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_stored_and_the_message_sent_once_more() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, seen) = gate(pair.url.clone()).await;
+    let secrets = &pair.acme.station.secrets;
+    secrets.set("globex-token", EXPIRED_TOKEN).unwrap();
+    secrets.set("globex-refresh", REFRESH_TOKEN).unwrap();
+    let auth = serde_json::json!({
+        "type": "token",
+        "token": { "secret": "globex-token" },
+        "refresh": {
+            "refresh_token": { "secret": "globex-refresh" },
+            "relative_uri": "/oauth/token",
+            "token_path": "/data/access_token"
+        }
+    });
+    let outcome = pair
+        .send_with(&config(&pair, &url, auth), purchase_order())
+        .await;
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    assert_eq!(outcome.attempts, 2);
+    assert!(
+        outcome.events.iter().any(|e| e.contains("got a new one")),
+        "{:?}",
+        outcome.events
+    );
+    assert_eq!(secrets.get("globex-token").unwrap(), GOOD_TOKEN);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0], format!("Bearer {EXPIRED_TOKEN}"));
+    assert!(seen[1].starts_with("refresh ") && seen[1].contains(REFRESH_TOKEN));
+    assert_eq!(seen[2], format!("Bearer {GOOD_TOKEN}"));
+    assert_eq!(stored(&pair), 1);
+    for event in &outcome.events {
+        assert!(!event.contains(GOOD_TOKEN) && !event.contains(REFRESH_TOKEN));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_told_by_a_value_in_the_response_body_is_auth_failed() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, _) = gate(pair.url.clone()).await;
+    pair.acme
+        .station
+        .secrets
+        .set("globex-token", DENIED_TOKEN)
+        .unwrap();
+    let auth = serde_json::json!({
+        "type": "token",
+        "token": { "secret": "globex-token" },
+        "fail": { "path": "/error/code", "values": ["access_denied", "expired"] }
+    });
+    let config = config(&pair, &url, auth);
+    let error = pair
+        .try_send_with(&config, purchase_order())
+        .await
+        .expect_err("refused");
+    assert!(matches!(error.code, ErrorCode::AuthFailed), "{error:?}");
+    assert_eq!(stored(&pair), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_missing_from_the_store_is_named_in_a_clear_error() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, seen) = gate(pair.url.clone()).await;
+    let auth = serde_json::json!({
+        "type": "basic", "username": "acme", "password": { "secret": "not-there" }
+    });
+    let config = config(&pair, &url, auth);
+    let error = pair
+        .try_send_with(&config, purchase_order())
+        .await
+        .expect_err("no password");
+    assert!(matches!(error.code, ErrorCode::InvalidConfig), "{error:?}");
+    assert!(error.message.contains("\"not-there\""), "{}", error.message);
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+}
