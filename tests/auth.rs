@@ -66,6 +66,10 @@ async fn gate(target: String) -> (String, Seen) {
             if authorization.as_deref() != Some(BASIC) && token.as_deref() != Some(GOOD_TOKEN) {
                 return respond(401, "unauthorized");
             }
+            if request.header("message-id").is_none() {
+                // test-connection's probe: no document, nothing to forward.
+                return respond(200, "AS2 endpoint");
+            }
             let headers: Vec<(String, String)> = request
                 .headers
                 .into_iter()
@@ -86,11 +90,13 @@ fn purchase_order() -> Document {
     }
 }
 
-/// ACME's connection through the gate at `url`, with `auth`.
+/// ACME's connection through the gate at `url`, with `auth` (`null`: none).
 fn config(pair: &Pair, url: &str, auth: serde_json::Value) -> String {
     let mut config: serde_json::Value = serde_json::from_str(&pair.acme_config).unwrap();
     config["partner"]["url"] = url.into();
-    config["auth"] = auth;
+    if !auth.is_null() {
+        config["auth"] = auth;
+    }
     config.to_string()
 }
 
@@ -241,4 +247,98 @@ async fn a_secret_missing_from_the_store_is_named_in_a_clear_error() {
     assert!(matches!(error.code, ErrorCode::InvalidConfig), "{error:?}");
     assert!(error.message.contains("\"not-there\""), "{}", error.message);
     assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+}
+
+/// `test-connection` through the component: one verdict per situation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_answers_one_verdict_per_situation() {
+    use as2_harness::runtime::api::Verdict;
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, seen) = gate(pair.url.clone()).await;
+    let secrets = &pair.acme.station.secrets;
+    secrets.set("globex-password", "s3cret pass").unwrap();
+    secrets.set("wrong-password", "guess").unwrap();
+    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+    let test = |config: String| {
+        let acme = pair.acme.clone();
+        async move {
+            tokio::task::spawn_blocking(move || acme.test_connection(&config))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let expired = as2_connector::crypto::rustcrypto::generate_station_key(
+        "OLD GLOBEX",
+        now - std::time::Duration::from_secs(10 * 86400),
+        std::time::Duration::from_secs(86400),
+    )
+    .unwrap()
+    .certificate_pem;
+    let mut expired_config: serde_json::Value =
+        serde_json::from_str(&config(&pair, &url, basic("globex-password"))).unwrap();
+    expired_config["partner"]["certificate"] = expired.into();
+
+    let cases = [
+        ("ok", config(&pair, &url, basic("globex-password")), "OK"),
+        (
+            "wrong password",
+            config(&pair, &url, basic("wrong-password")),
+            "AUTH_FAILED",
+        ),
+        (
+            "no credentials",
+            config(&pair, &url, serde_json::Value::Null),
+            "AUTH_FAILED",
+        ),
+        (
+            "nobody listening",
+            config(&pair, "http://127.0.0.1:9/as2", serde_json::Value::Null),
+            "UNREACHABLE",
+        ),
+        (
+            "expired partner certificate",
+            expired_config.to_string(),
+            "CERT_HAS_EXPIRED",
+        ),
+        (
+            "TLS to a server that speaks plain HTTP",
+            config(
+                &pair,
+                &url.replace("http://", "https://"),
+                serde_json::Value::Null,
+            ),
+            "TLS_ERROR",
+        ),
+        (
+            "invalid configuration",
+            config(&pair, "ftp://x", serde_json::Value::Null),
+            "INVALID_CONFIG",
+        ),
+    ];
+    for (name, config, expected) in cases {
+        let result = test(config).await;
+        let verdict = match result.verdict {
+            Verdict::Ok => "OK",
+            Verdict::InvalidConfig => "INVALID_CONFIG",
+            Verdict::CertHasExpired => "CERT_HAS_EXPIRED",
+            Verdict::AuthFailed => "AUTH_FAILED",
+            Verdict::Unreachable => "UNREACHABLE",
+            Verdict::TlsError => "TLS_ERROR",
+        };
+        assert_eq!(
+            verdict, expected,
+            "{name}: {} {:?}",
+            result.summary, result.checks
+        );
+        assert!(!result.summary.contains("s3cret") && !result.summary.contains("guess"));
+    }
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|seen| !seen.starts_with("refresh")),
+        "test-connection sends no document and refreshes nothing"
+    );
 }

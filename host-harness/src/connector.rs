@@ -38,7 +38,7 @@ impl Connector {
     }
 
     /// `test-connection`.
-    pub fn test_connection(&self, config: &str) -> Outcome<Vec<api::Check>> {
+    pub fn test_connection(&self, config: &str) -> Result<api::ConnectionTest, CallError> {
         self.runtime.call(&self.station, |guest, store| {
             guest.call_test_connection(store, config)
         })

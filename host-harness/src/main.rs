@@ -210,25 +210,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::TestConnection { config } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
-            match blocking(move || connector.test_connection(&config)).await?? {
-                Ok(checks) => {
-                    let passed = checks.iter().all(|check| check.passed);
-                    for check in checks {
-                        println!(
-                            "{} {}: {}",
-                            if check.passed { "ok  " } else { "FAIL" },
-                            check.name,
-                            check.detail
-                        );
-                    }
-                    if !passed {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("cannot test: {}", describe(&e));
-                    return Ok(ExitCode::FAILURE);
-                }
+            let test = blocking(move || connector.test_connection(&config)).await??;
+            for check in &test.checks {
+                println!(
+                    "{} {}: {}",
+                    if check.passed { "ok  " } else { "FAIL" },
+                    check.name,
+                    check.detail
+                );
+            }
+            println!("verdict: {}: {}", verdict_text(test.verdict), test.summary);
+            if !matches!(test.verdict, api::Verdict::Ok) {
+                return Ok(ExitCode::FAILURE);
             }
         }
         Command::Secrets { command } => {
@@ -445,6 +438,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stable text of a verdict, e.g. `AUTH_FAILED`.
+fn verdict_text(verdict: api::Verdict) -> &'static str {
+    match verdict {
+        api::Verdict::Ok => "OK",
+        api::Verdict::InvalidConfig => "INVALID_CONFIG",
+        api::Verdict::CertHasExpired => "CERT_HAS_EXPIRED",
+        api::Verdict::AuthFailed => "AUTH_FAILED",
+        api::Verdict::Unreachable => "UNREACHABLE",
+        api::Verdict::TlsError => "TLS_ERROR",
+    }
 }
 
 fn print_status(status: &api::MessageStatus) {

@@ -30,13 +30,13 @@ pub fn send(
     headers: &Headers,
     body: &[u8],
     timeout_seconds: u64,
-) -> Result<Response, String> {
+) -> Result<Response, HttpFailure> {
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (Scheme::Https, rest)
     } else if let Some(rest) = url.strip_prefix("http://") {
         (Scheme::Http, rest)
     } else {
-        return Err(format!("{url:?} is not an http:// or https:// URL"));
+        return Err(format!("{url:?} is not an http:// or https:// URL").into());
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -91,19 +91,24 @@ pub fn send(
     let future = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
     // A failed write usually means the exchange itself failed: the response
     // future then says why (refused, reset, answered early), so ask it first.
-    let sent = write_body(&outgoing_body, body)
-        .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(describe));
+    let sent = write_body(&outgoing_body, body).and_then(|()| {
+        OutgoingBody::finish(outgoing_body, None).map_err(|code| describe(code).message)
+    });
 
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return Err(describe(code)),
-        Some(Err(())) | None => return Err("the HTTP response was not available".to_string()),
+        Some(Err(())) | None => {
+            return Err(HttpFailure::from(
+                "the HTTP response was not available".to_string(),
+            ));
+        }
     };
     if let Err(e) = sent {
         // An early 4xx/5xx explains itself; a 2xx after a broken body does not count.
         if (200..300).contains(&response.status()) {
-            return Err(format!("sending the body failed: {e}"));
+            return Err(format!("sending the body failed: {e}").into());
         }
     }
     let status = response.status();
@@ -126,11 +131,13 @@ pub fn send(
                 Ok(chunk) => {
                     body.extend_from_slice(&chunk);
                     if body.len() > MAX_RESPONSE_BODY {
-                        return Err("the response body is larger than 16 MiB".to_string());
+                        return Err(HttpFailure::from(
+                            "the response body is larger than 16 MiB".to_string(),
+                        ));
                     }
                 }
                 Err(StreamError::Closed) => break,
-                Err(error) => return Err(stream_error(error)),
+                Err(error) => return Err(stream_error(error).into()),
             }
         }
     }
@@ -176,8 +183,58 @@ fn stream_error(error: StreamError) -> String {
     }
 }
 
-fn describe(code: ErrorCode) -> String {
-    match code {
+/// What kind of failure an HTTP exchange met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The partner could not be reached: name, connection, timeout, denied.
+    Unreachable,
+    /// The TLS handshake failed (certificate not trusted, protocol).
+    Tls,
+    /// Anything else (the exchange started, then broke).
+    Other,
+}
+
+/// Why an HTTP exchange failed, for people, with its kind.
+#[derive(Debug, Clone)]
+pub struct HttpFailure {
+    /// The kind.
+    pub kind: FailureKind,
+    /// What happened.
+    pub message: String,
+}
+
+impl From<String> for HttpFailure {
+    fn from(message: String) -> Self {
+        HttpFailure {
+            kind: FailureKind::Other,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn describe(code: ErrorCode) -> HttpFailure {
+    let kind = match &code {
+        ErrorCode::DnsError(_)
+        | ErrorCode::DnsTimeout
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::HttpRequestDenied => FailureKind::Unreachable,
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => FailureKind::Tls,
+        _ => FailureKind::Other,
+    };
+    let message = match code {
         ErrorCode::DnsError(_) => "the partner's host name does not resolve".to_string(),
         ErrorCode::ConnectionRefused => "the partner refused the connection".to_string(),
         ErrorCode::ConnectionTimeout => "connecting to the partner timed out".to_string(),
@@ -189,5 +246,6 @@ fn describe(code: ErrorCode) -> String {
             "the host does not allow requests to this address".to_string()
         }
         other => format!("{other:?}"),
-    }
+    };
+    HttpFailure { kind, message }
 }

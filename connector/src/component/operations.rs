@@ -662,42 +662,113 @@ impl api::Guest for Component {
         problems
     }
 
-    fn test_connection(config: String) -> Result<Vec<api::Check>, wit::Error> {
-        let connection = checked(&config)?;
-        let mut checks = vec![api::Check {
-            name: "configuration".into(),
-            passed: true,
-            detail: "the configuration is valid and the partner certificate is current".into(),
-        }];
-        checks.push(match open_station_key(&connection) {
-            Ok(_) => api::Check {
-                name: "station key".into(),
-                passed: true,
-                detail: "the private key opens in the key store and its certificate is current"
-                    .into(),
+    fn test_connection(config: String) -> api::ConnectionTest {
+        let check = |name: &str, passed: bool, detail: String| api::Check {
+            name: name.into(),
+            passed,
+            detail,
+        };
+        let conclude = |verdict, summary: String, checks| api::ConnectionTest {
+            verdict,
+            summary,
+            checks,
+        };
+        let problems = Self::validate_config(config.clone());
+        let errors: Vec<&api::Problem> = problems
+            .iter()
+            .filter(|p| matches!(p.severity, api::Severity::Error))
+            .collect();
+        let mut checks = vec![check(
+            "configuration",
+            errors.is_empty(),
+            if problems.is_empty() {
+                "valid; both certificates are current and the station key opens".into()
+            } else {
+                problems
+                    .iter()
+                    .map(|p| format!("{} {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
-            Err(e) => api::Check {
-                name: "station key".into(),
-                passed: false,
-                detail: e.message,
-            },
-        });
+        )];
+        if let Some(expired) = errors.iter().find(|p| {
+            matches!(
+                p.code,
+                wit::ErrorCode::CertHasExpired | wit::ErrorCode::CertNotYetValid
+            )
+        }) {
+            return conclude(
+                api::Verdict::CertHasExpired,
+                expired.message.clone(),
+                checks,
+            );
+        }
+        if let Some(first) = errors.first() {
+            return conclude(
+                api::Verdict::InvalidConfig,
+                format!("{}: {}", first.field, first.message),
+                checks,
+            );
+        }
+        let connection = match checked(&config) {
+            Ok(connection) => connection,
+            Err(e) => return conclude(api::Verdict::InvalidConfig, e.message, checks),
+        };
         let url = &connection.connection.partner.url;
-        checks.push(
-            match crate::component::http::send("GET", url, &Headers::new(), &[], 15) {
-                Ok(response) => api::Check {
-                    name: "partner endpoint reachable".into(),
-                    passed: true,
-                    detail: format!("{url} answered HTTP {}", response.status),
-                },
-                Err(reason) => api::Check {
-                    name: "partner endpoint reachable".into(),
-                    passed: false,
-                    detail: format!("{url}: {reason}"),
-                },
-            },
-        );
-        Ok(checks)
+        let authorized = match authorize(&connection, url) {
+            Ok(authorized) => authorized,
+            Err(e) => return conclude(api::Verdict::InvalidConfig, e.message, checks),
+        };
+        let response =
+            crate::component::http::send("GET", &authorized.url, &authorized.headers, &[], 15);
+        let response = match response {
+            Ok(response) => response,
+            Err(failure) => {
+                let verdict = match failure.kind {
+                    crate::component::http::FailureKind::Tls => api::Verdict::TlsError,
+                    _ => api::Verdict::Unreachable,
+                };
+                let detail = format!("{url}: {failure}");
+                checks.push(check("partner endpoint reachable", false, detail.clone()));
+                return conclude(verdict, detail, checks);
+            }
+        };
+        checks.push(check(
+            "partner endpoint reachable",
+            true,
+            format!("{url} answered HTTP {}", response.status),
+        ));
+        let failure = connection.connection.auth.failure();
+        let refused = crate::auth::is_refusal(failure, response.status, &response.body)
+            || (failure.is_none() && matches!(response.status, 401 | 407));
+        if refused {
+            let detail = if failure.is_none() {
+                format!(
+                    "{url} asks for credentials (HTTP {}); configure the authentication",
+                    response.status
+                )
+            } else {
+                format!("{url} refused our credentials (HTTP {})", response.status)
+            };
+            checks.push(check(
+                "partner accepts our credentials",
+                false,
+                detail.clone(),
+            ));
+            return conclude(api::Verdict::AuthFailed, detail, checks);
+        }
+        if !connection.connection.auth.is_none() {
+            checks.push(check(
+                "partner accepts our credentials",
+                true,
+                "no refusal".into(),
+            ));
+        }
+        conclude(
+            api::Verdict::Ok,
+            format!("{url} is reachable and the configuration is ready to send"),
+            checks,
+        )
     }
 
     fn export(config: String, request: wit::HttpRequest) -> Result<api::ExportResult, wit::Error> {
