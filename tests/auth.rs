@@ -1,7 +1,8 @@
-//! HTTP authentication towards the partner, over real loopback HTTP through
-//! the component, against a small gate in front of GLOBEX that enforces
-//! Basic and token authentication, expires tokens and serves a token
-//! refresh endpoint.
+//! HTTP authentication and rate limits towards the partner, over real
+//! loopback HTTP through the component, against small servers in front of
+//! GLOBEX: a gate that enforces Basic and token authentication, expires
+//! tokens and serves a token refresh endpoint, and a throttle that answers
+//! "too fast".
 
 use std::sync::{Arc, Mutex};
 
@@ -341,4 +342,110 @@ async fn test_connection_answers_one_verdict_per_situation() {
             .all(|seen| !seen.starts_with("refresh")),
         "test-connection sends no document and refreshes nothing"
     );
+}
+
+/// A throttle in front of GLOBEX: answers the first `refusals` requests with
+/// 429 and `Retry-After: 1`, forwards the rest; records when each arrived.
+async fn throttle(
+    target: String,
+    refusals: usize,
+) -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
+    let arrivals: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let log = arrivals.clone();
+    let url = loopback_server(move |request| {
+        let (target, log) = (target.clone(), log.clone());
+        async move {
+            let count = {
+                let mut log = log.lock().unwrap();
+                log.push(std::time::Instant::now());
+                log.len()
+            };
+            if count <= refusals {
+                let headers = vec![("retry-after".to_string(), "1".to_string())];
+                return Some((429, headers, b"slow down".to_vec()));
+            }
+            Some(post(&target, &request.headers, request.body).await)
+        }
+    })
+    .await;
+    (format!("{url}/as2"), arrivals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_fast_answers_are_waited_out_per_retry_after_and_each_retry_is_in_the_result() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, arrivals) = throttle(pair.url.clone(), 2).await;
+    let outcome = pair
+        .send_with(
+            &config(&pair, &url, serde_json::Value::Null),
+            purchase_order(),
+        )
+        .await;
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    assert_eq!(outcome.attempts, 3);
+    assert_eq!(outcome.events.len(), 2, "{:?}", outcome.events);
+    for event in &outcome.events {
+        assert!(
+            event.contains("HTTP 429 (too fast); waited 1000 ms"),
+            "{event}"
+        );
+    }
+    let arrivals = arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 3);
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= std::time::Duration::from_millis(950),
+            "Retry-After honoured"
+        );
+    }
+    assert_eq!(stored(&pair), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_recovery_a_too_fast_answer_fails_with_rate_limited() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, arrivals) = throttle(pair.url.clone(), 1).await;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&config(&pair, &url, serde_json::Value::Null)).unwrap();
+    config["advanced"] = serde_json::json!({ "auto_recover_rate_limits": false });
+    let error = pair
+        .try_send_with(&config.to_string(), purchase_order())
+        .await
+        .expect_err("refused as too fast");
+    assert!(matches!(error.code, ErrorCode::RateLimited), "{error:?}");
+    assert_eq!(arrivals.lock().unwrap().len(), 1, "not retried");
+    assert_eq!(stored(&pair), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_spaces_the_sends() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (url, arrivals) = throttle(pair.url.clone(), 0).await;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&config(&pair, &url, serde_json::Value::Null)).unwrap();
+    config["rate_limit"] = serde_json::json!({ "limit": 2, "interval_seconds": 1 });
+    let config = config.to_string();
+    let documents: Vec<Document> = (0..3)
+        .map(|n| Document {
+            file_name: Some(format!("po-{n}.x12")),
+            ..purchase_order()
+        })
+        .collect();
+    let acme = pair.acme.clone();
+    let outcomes = tokio::task::spawn_blocking(move || acme.import(&config, &documents))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(outcomes.iter().all(|o| o.is_ok()));
+    let arrivals = arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 3);
+    // Two per second: at least 500 ms apart (a little less for timer granularity).
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= std::time::Duration::from_millis(450),
+            "{arrivals:?}"
+        );
+    }
+    assert_eq!(stored(&pair), 3);
 }

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 
 use crate::config::{
-    Auth, AuthFailure, RefreshMediaType, RefreshMethod, TokenLocation, TokenRefresh,
+    Auth, FailureRule, RefreshMediaType, RefreshMethod, TokenLocation, TokenRefresh,
 };
 use crate::error::Error;
 use crate::headers::Headers;
@@ -68,30 +68,35 @@ pub fn authorize(auth: &Auth, url: &str, reveal: &mut Reveal<'_>) -> Result<Auth
     Ok(authorized)
 }
 
-/// Whether a response says the credentials were refused: the configured
-/// status code, or a configured value at the configured JSON pointer of a
-/// JSON body. `None` when no authentication is configured.
-pub fn is_refusal(failure: Option<&AuthFailure>, status: u16, body: &[u8]) -> bool {
-    let Some(failure) = failure else {
-        return false;
-    };
-    if status == failure.status_code {
+/// The status code that means refused credentials when none is configured.
+pub const DEFAULT_AUTH_FAILURE_STATUS: u16 = 401;
+
+/// Whether a response matches a refusal `rule`: its status code (or
+/// `default_status`), or one of its values at its JSON pointer of a JSON body.
+pub fn matches_failure(rule: &FailureRule, default_status: u16, status: u16, body: &[u8]) -> bool {
+    if status == rule.status_code.unwrap_or(default_status) {
         return true;
     }
-    let Some(path) = &failure.path else {
+    let Some(path) = &rule.path else {
         return false;
     };
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
         return false;
     };
     match json.pointer(path) {
-        Some(serde_json::Value::String(found)) => failure.values.iter().any(|v| v == found),
+        Some(serde_json::Value::String(found)) => rule.values.iter().any(|v| v == found),
         Some(other) => {
             let found = other.to_string();
-            failure.values.contains(&found)
+            rule.values.contains(&found)
         }
         None => false,
     }
+}
+
+/// Whether a response says the credentials were refused, by the configured
+/// rule; never when no authentication is configured.
+pub fn is_refusal(failure: Option<&FailureRule>, status: u16, body: &[u8]) -> bool {
+    failure.is_some_and(|rule| matches_failure(rule, DEFAULT_AUTH_FAILURE_STATUS, status, body))
 }
 
 /// An HTTP request to make.
@@ -237,7 +242,7 @@ mod tests {
             scheme: "Bearer".into(),
             parameter_name: "access_token".into(),
             refresh: None,
-            fail: AuthFailure::default(),
+            fail: FailureRule::default(),
         })
     }
 
@@ -255,7 +260,7 @@ mod tests {
         let auth = Auth::Basic(BasicAuth {
             username: "acme".into(),
             password: secret("p"),
-            fail: AuthFailure::default(),
+            fail: FailureRule::default(),
         });
         let authorized = authorize(&auth, "https://x.example/as2", &mut reveal).unwrap();
         let expected = base64::engine::general_purpose::STANDARD.encode("acme:pa:ss word");
@@ -281,8 +286,8 @@ mod tests {
 
     #[test]
     fn refusals_are_told_by_status_or_by_a_value_at_a_json_pointer() {
-        let failure = AuthFailure {
-            status_code: 403,
+        let failure = FailureRule {
+            status_code: Some(403),
             path: Some("/error/code".into()),
             values: vec!["expired".into(), "invalid".into()],
         };

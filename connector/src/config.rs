@@ -28,6 +28,12 @@ pub struct Connection {
     /// How you authenticate to the partner's AS2 URL over HTTP.
     #[serde(default, skip_serializing_if = "Auth::is_none")]
     pub auth: Auth,
+    /// A limit on how fast you send to the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Less common settings.
+    #[serde(default, skip_serializing_if = "Advanced::is_default")]
+    pub advanced: Advanced,
 }
 
 /// A secret kept by the host (a password, a token), named, never written
@@ -63,7 +69,7 @@ impl Auth {
     }
 
     /// The rule that tells an authentication failure, when any auth is configured.
-    pub fn failure(&self) -> Option<&AuthFailure> {
+    pub fn failure(&self) -> Option<&FailureRule> {
         match self {
             Auth::None => None,
             Auth::Basic(basic) => Some(&basic.fail),
@@ -83,7 +89,7 @@ pub struct BasicAuth {
     pub password: SecretRef,
     /// How the partner signals that the credentials were refused.
     #[serde(default)]
-    pub fail: AuthFailure,
+    pub fail: FailureRule,
 }
 
 /// Where a token travels.
@@ -124,7 +130,7 @@ pub struct TokenAuth {
     pub refresh: Option<TokenRefresh>,
     /// How the partner signals that the token was refused.
     #[serde(default)]
-    pub fail: AuthFailure,
+    pub fail: FailureRule,
 }
 
 /// The request that fetches a new token.
@@ -186,15 +192,15 @@ pub enum RefreshMethod {
     Get,
 }
 
-/// How a partner signals refused credentials: a status code, or a value at a
-/// JSON pointer of the response body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// How a partner signals a refusal (of credentials, or of our pace): a
+/// status code, or one of some values at a JSON pointer of a JSON response body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AuthFailure {
-    /// The status code of a refusal.
-    #[serde(default = "default_fail_status")]
+pub struct FailureRule {
+    /// The status code of the refusal (default: 401 for authentication, 429 for rate limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 100, max = 599))]
-    pub status_code: u16,
+    pub status_code: Option<u16>,
     /// JSON pointer into a JSON response body, e.g. `/error/code`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -203,16 +209,58 @@ pub struct AuthFailure {
     pub values: Vec<String>,
 }
 
-impl Default for AuthFailure {
+/// A limit on how fast messages go to the partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Most calls per interval.
+    #[schemars(range(min = 1))]
+    pub limit: u32,
+    /// The interval, in seconds.
+    #[serde(default = "default_rate_interval")]
+    #[schemars(range(min = 1))]
+    pub interval_seconds: u32,
+    /// How the partner says "too fast", besides HTTP 429 and 503.
+    #[serde(default)]
+    pub fail: FailureRule,
+}
+
+/// Less common settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Advanced {
+    /// Retry calls the partner refuses as too fast (429, 503, or the rate
+    /// limit's failure rule), after its Retry-After or a growing pause.
+    #[serde(default = "default_true")]
+    pub auto_recover_rate_limits: bool,
+    /// Most sends in flight at once to this partner, when recovering from rate limits.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 25))]
+    pub target_concurrency: u32,
+}
+
+impl Default for Advanced {
     fn default() -> Self {
-        AuthFailure {
-            status_code: default_fail_status(),
-            path: None,
-            values: Vec::new(),
+        Advanced {
+            auto_recover_rate_limits: true,
+            target_concurrency: default_concurrency(),
         }
     }
 }
 
+impl Advanced {
+    /// Whether every setting has its default.
+    pub fn is_default(&self) -> bool {
+        *self == Advanced::default()
+    }
+}
+
+fn default_rate_interval() -> u32 {
+    1
+}
+fn default_concurrency() -> u32 {
+    1
+}
 fn default_token_location() -> TokenLocation {
     TokenLocation::Header
 }
@@ -233,9 +281,6 @@ fn default_refresh_method() -> RefreshMethod {
 }
 fn default_token_path() -> String {
     "/access_token".into()
-}
-fn default_fail_status() -> u16 {
-    401
 }
 
 /// Our side of the connection.

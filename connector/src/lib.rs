@@ -26,6 +26,7 @@ pub mod mdn;
 pub mod message;
 pub mod mic;
 pub mod mime;
+pub mod pace;
 pub mod signed;
 pub mod smime;
 pub mod validate;

@@ -347,47 +347,68 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             content_type,
         } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
-            let mut documents = Vec::new();
-            for path in files {
-                documents.push(Document {
+            // Files go out in parallel up to the connection's target
+            // concurrency, each in its own call, with progress on stderr.
+            let concurrency = as2_connector::config::Connection::from_json(&config)
+                .map(|c| c.advanced.target_concurrency.clamp(1, 25))
+                .unwrap_or(1) as usize;
+            let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            let mut tasks = tokio::task::JoinSet::new();
+            for path in files.clone() {
+                let document = Document {
                     file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
                     content_type: content_type.clone(),
-                    content: std::fs::read(path)
+                    content: std::fs::read(&path)
                         .with_context(|| format!("reading {}", path.display()))?,
+                };
+                let (connector, config, slots) = (connector.clone(), config.clone(), slots.clone());
+                tasks.spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    let outcome = blocking(move || connector.import(&config, &[document])).await;
+                    (path, outcome)
                 });
             }
-            let outcomes = match blocking(move || connector.import(&config, &documents)).await?? {
-                Ok(outcomes) => outcomes,
-                Err(e) => {
-                    eprintln!("cannot send: {}", describe(&e));
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            let mut all_ok = true;
-            for (path, outcome) in files.iter().zip(outcomes) {
-                let line = match outcome {
+            let (total, mut done, mut all_ok) = (files.len(), 0, true);
+            while let Some(joined) = tasks.join_next().await {
+                let (path, outcome) = joined?;
+                done += 1;
+                let outcome = match outcome?? {
+                    Ok(mut outcomes) if !outcomes.is_empty() => outcomes.remove(0),
+                    Ok(_) => bail!("the connector returned no result for {}", path.display()),
+                    Err(e) => Err(e),
+                };
+                let (line, summary) = match outcome {
                     Ok(outcome) => {
                         all_ok &= !matches!(outcome.state, api::MessageState::Failed);
-                        serde_json::json!({
-                            "file": path.display().to_string(),
-                            "message_id": outcome.message_id,
-                            "state": as2_harness::demo::state_text(outcome.state),
-                            "attempts": outcome.attempts,
-                            "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
-                            "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
-                            "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),
-                            "mic_matched": outcome.mic_matched,
-                            "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
-                        })
+                        let state = as2_harness::demo::state_text(outcome.state);
+                        (
+                            serde_json::json!({
+                                "file": path.display().to_string(),
+                                "message_id": outcome.message_id,
+                                "state": state,
+                                "attempts": outcome.attempts,
+                                "events": outcome.events,
+                                "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
+                                "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
+                                "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),
+                                "mic_matched": outcome.mic_matched,
+                                "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
+                            }),
+                            state.to_string(),
+                        )
                     }
                     Err(e) => {
                         all_ok = false;
-                        serde_json::json!({
-                            "file": path.display().to_string(),
-                            "error": { "code": error_code(&e), "message": e.message },
-                        })
+                        (
+                            serde_json::json!({
+                                "file": path.display().to_string(),
+                                "error": { "code": error_code(&e), "message": e.message },
+                            }),
+                            error_code(&e),
+                        )
                     }
                 };
+                eprintln!("[{done}/{total}] {}: {summary}", path.display());
                 println!("{line}");
             }
             if !all_ok {

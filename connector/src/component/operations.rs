@@ -221,9 +221,38 @@ fn resend_delay_seconds(attempt: u32) -> u64 {
     (1u64 << attempt.saturating_sub(1).min(5)).min(30)
 }
 
-fn sleep_seconds(seconds: u64) {
-    super::bindings::wasi::clocks::monotonic_clock::subscribe_duration(seconds * 1_000_000_000)
-        .block();
+fn sleep(duration: std::time::Duration) {
+    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    super::bindings::wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
+}
+
+/// Waits for this partner's next free send slot under `limit`. The slot is
+/// claimed in the state store by compare-and-swap, so concurrent sends (other
+/// calls, other processes on the same store) keep to the limit together.
+fn wait_for_send_slot(partner: &str, limit: &crate::config::RateLimit) -> Result<(), wit::Error> {
+    let key = format!("pace/{partner}");
+    let spacing = crate::pace::spacing(limit);
+    for _ in 0..MAX_UPDATE_RACES {
+        let current = state::get(&key)?;
+        let stored = current
+            .as_deref()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<u64>().ok());
+        let now_ms = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (slot, next) = crate::pace::claim_slot(stored, now_ms, spacing);
+        if state::compare_and_swap(&key, current.as_deref(), next.to_string().as_bytes())? {
+            if slot > now_ms {
+                sleep(std::time::Duration::from_millis(slot - now_ms));
+            }
+            return Ok(());
+        }
+    }
+    Err(wit_error(
+        wit::ErrorCode::StorageFailed,
+        format!("could not claim a send slot for {partner}: too many concurrent sends"),
+    ))
 }
 
 /// Records what an MDN says about a sent message.
@@ -298,6 +327,8 @@ enum AttemptFailure {
     Retry(String),
     /// The partner refused our credentials (the configured failure rule).
     CredentialsRefused(u16),
+    /// The partner says we send too fast; wait this long before trying again.
+    TooFast(u16, std::time::Duration),
     /// Final: the partner refused the message.
     Refused(u16),
 }
@@ -404,6 +435,9 @@ fn send_one(
     let expects_sync_mdn =
         config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
     let mut refreshed = false;
+    // Resends after failures count against `send_attempts`; retries after
+    // "too fast" against their own bound.
+    let (mut failures, mut too_fast) = (0u32, 0u32);
     let (response, record) = loop {
         let record = update_pending(&message_id, |r| {
             r.attempts += 1;
@@ -417,6 +451,9 @@ fn send_one(
         for (name, value) in authorized.headers.iter() {
             headers.push(name, value);
         }
+        if let Some(limit) = &config.rate_limit {
+            wait_for_send_slot(&config.partner.as2_id, limit)?;
+        }
         let attempt = crate::component::http::send(
             "POST",
             &authorized.url,
@@ -428,6 +465,24 @@ fn send_one(
         .and_then(|response| match response.status {
             status if crate::auth::is_refusal(config.auth.failure(), status, &response.body) => {
                 Err(AttemptFailure::CredentialsRefused(status))
+            }
+            status
+                if config.advanced.auto_recover_rate_limits
+                    && crate::pace::is_too_fast(
+                        config.rate_limit.as_ref(),
+                        status,
+                        &response.headers,
+                        &response.body,
+                    ) =>
+            {
+                Err(AttemptFailure::TooFast(
+                    status,
+                    crate::pace::wait_before_retry(
+                        &response.headers,
+                        too_fast + 1,
+                        SystemTime::now(),
+                    ),
+                ))
             }
             200..=299 if expects_sync_mdn && response.body.is_empty() => {
                 Err(AttemptFailure::Retry(format!(
@@ -443,10 +498,32 @@ fn send_one(
             status => Err(AttemptFailure::Refused(status)),
         });
         let attempts = record.attempts;
+        if matches!(attempt, Err(AttemptFailure::Retry(_))) {
+            failures += 1;
+        }
         let (reason, code) = match attempt {
             Ok(response) => break (response, record),
-            Err(AttemptFailure::Retry(reason)) if attempts < config.partner.send_attempts => {
-                let delay = resend_delay_seconds(attempts);
+            Err(AttemptFailure::TooFast(status, wait))
+                if too_fast < crate::pace::MAX_RATE_LIMIT_RETRIES =>
+            {
+                too_fast += 1;
+                let event = format!(
+                    "attempt {attempts}: the partner answered HTTP {status} (too fast); waited {} ms and sent again",
+                    wait.as_millis()
+                );
+                log::emit(Level::Warn, &format!("{message_id}: {event}"));
+                update_pending(&message_id, |r| r.events.push(event.clone()))?;
+                sleep(wait);
+                continue;
+            }
+            Err(AttemptFailure::TooFast(status, _)) => (
+                format!(
+                    "the partner still answered HTTP {status} (too fast) after {too_fast} waits"
+                ),
+                wit::ErrorCode::RateLimited,
+            ),
+            Err(AttemptFailure::Retry(reason)) if failures < config.partner.send_attempts => {
+                let delay = resend_delay_seconds(failures);
                 log::emit(
                     Level::Warn,
                     &format!(
@@ -461,7 +538,7 @@ fn send_one(
                     r.reason = Some(reason.clone());
                     r.events.push(event.clone());
                 })?;
-                sleep_seconds(delay);
+                sleep(std::time::Duration::from_secs(delay));
                 continue;
             }
             Err(AttemptFailure::CredentialsRefused(_)) if !refreshed && has_refresh(connection) => {
@@ -484,7 +561,7 @@ fn send_one(
                 wit::ErrorCode::AuthFailed,
             ),
             Err(AttemptFailure::Retry(reason)) => (
-                format!("{reason}; gave up after {attempts} attempts"),
+                format!("{reason}; gave up after {failures} failed attempts"),
                 wit::ErrorCode::TransportFailed,
             ),
             Err(AttemptFailure::Refused(status)) => (
