@@ -145,4 +145,46 @@ fn config_schema_is_valid_json_schema_and_accepts_a_real_configuration() {
     let mut broken = config.clone();
     broken["partner"]["encryption"] = "rot13".into();
     assert!(!validator.is_valid(&broken));
+
+    // The conditionals: asynchronous MDNs need the station URL.
+    let mut asynchronous = config.clone();
+    asynchronous["partner"]["mdn_delivery"] = "async".into();
+    assert!(!validator.is_valid(&asynchronous));
+    asynchronous["station"]["url"] = "https://a.example/as2".into();
+    assert!(validator.is_valid(&asynchronous));
+    // A token cannot travel in an AS2 message body.
+    let mut token = config.clone();
+    token["auth"] =
+        serde_json::json!({ "type": "token", "token": { "secret": "t" }, "location": "body" });
+    assert!(!validator.is_valid(&token));
+    token["auth"]["location"] = "url".into();
+    assert!(validator.is_valid(&token));
+    // Typed-in secrets are write-only; choices carry labels.
+    let text = schema.to_string();
+    assert!(text.contains("\"writeOnly\":true"));
+    assert_eq!(
+        schema["$defs"]["Digest"]["oneOf"][2]["title"],
+        "SHA-256 (recommended)"
+    );
+
+    let ui: serde_json::Value =
+        serde_json::from_str(&connector.config_ui_schema().unwrap()).unwrap();
+    assert_eq!(ui["type"], "Categorization");
+    let labels: Vec<&str> = ui["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|category| category["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "General",
+            "Your AS2 station",
+            "Partner AS2 station",
+            "Authentication",
+            "Rate limits",
+            "Advanced"
+        ]
+    );
 }

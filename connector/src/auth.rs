@@ -32,7 +32,7 @@ pub fn authorize(auth: &Auth, url: &str, reveal: &mut Reveal<'_>) -> Result<Auth
     match auth {
         Auth::None => {}
         Auth::Basic(basic) => {
-            let password = reveal(&basic.password.secret)?;
+            let password = reveal(basic.password.name("/auth/password")?)?;
             let pair = format!("{}:{password}", basic.username);
             authorized.headers.push(
                 "Authorization",
@@ -43,7 +43,7 @@ pub fn authorize(auth: &Auth, url: &str, reveal: &mut Reveal<'_>) -> Result<Auth
             );
         }
         Auth::Token(token) => {
-            let value = reveal(&token.token.secret)?;
+            let value = reveal(token.token.name("/auth/token")?)?;
             match token.location {
                 TokenLocation::Header => {
                     let field = if token.scheme.trim().is_empty() {
@@ -130,7 +130,7 @@ pub fn refresh_request(
     let refresh_token = refresh
         .refresh_token
         .as_ref()
-        .map(|secret| reveal(&secret.secret))
+        .map(|secret| reveal(secret.name("/auth/refresh/refresh_token")?))
         .transpose()?;
     let mut headers = Headers::new();
     for field in &refresh.headers {
@@ -229,9 +229,7 @@ mod tests {
     use crate::config::{BasicAuth, SecretRef, TokenAuth};
 
     fn secret(name: &str) -> SecretRef {
-        SecretRef {
-            secret: name.into(),
-        }
+        SecretRef::named(name)
     }
 
     fn token(location: TokenLocation) -> Auth {

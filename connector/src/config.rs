@@ -36,14 +36,45 @@ pub struct Connection {
     pub advanced: Advanced,
 }
 
-/// A secret kept by the host (a password, a token), named, never written
-/// into the configuration itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A secret (a password, a token). A saved connection names it in the
+/// host's secret store (`secret`); on the form it is typed in (`value`,
+/// write-only), and the host moves it into its store when it saves the
+/// connection. The connector refuses a configuration that still holds a value.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// The name of the secret in the host's secret store.
-    #[schemars(length(min = 1))]
-    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The secret itself, as typed into the form; never returned once saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("writeOnly" = true))]
+    pub value: Option<String>,
+}
+
+impl SecretRef {
+    /// A reference to the stored secret `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        SecretRef {
+            secret: Some(name.into()),
+            value: None,
+        }
+    }
+
+    /// The stored secret's name; an error naming `field` when there is none.
+    pub fn name(&self, field: &str) -> Result<&str, Error> {
+        match (&self.secret, &self.value) {
+            (Some(name), None) if !name.trim().is_empty() => Ok(name),
+            (_, Some(_)) => Err(Error::config(
+                field,
+                "this secret was typed into the configuration: save the connection (`as2-harness connections save`) so it moves into the secret store",
+            )),
+            _ => Err(Error::config(
+                field,
+                "name the secret store entry: {\"secret\": \"NAME\"}",
+            )),
+        }
+    }
 }
 
 /// HTTP authentication towards the partner's AS2 URL.
@@ -618,10 +649,76 @@ fn default_true() -> bool {
     true
 }
 
-/// The JSON Schema (draft 2020-12) of [`Connection`], pretty-printed.
+/// The JSON Schema (draft 2020-12) of [`Connection`], pretty-printed: the
+/// generated schema, with a human label (`title`) on every enum choice and
+/// the rules that tie fields together as `if`/`then` inside `allOf`.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(Connection);
+    let mut schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
+    label_enum_choices(&mut schema);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("allOf".into(), conditional_rules());
+    }
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Each enum choice's description, without its final period, as its title,
+/// which form renderers show as the choice's label.
+fn label_enum_choices(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(object) => {
+            if object.contains_key("const")
+                && !object.contains_key("title")
+                && let Some(description) = object.get("description").and_then(|d| d.as_str())
+            {
+                let title = description.trim().trim_end_matches('.').to_string();
+                object.insert("title".into(), title.into());
+            }
+            for child in object.values_mut() {
+                label_enum_choices(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(label_enum_choices),
+        _ => {}
+    }
+}
+
+/// Rules between fields, as JSON Schema conditionals (the same rules
+/// [`validate`](crate::validate::validate) applies with its messages).
+fn conditional_rules() -> serde_json::Value {
+    serde_json::json!([
+        {
+            "description": "Asynchronous MDNs are POSTed to your station URL: it is required then.",
+            "if": {
+                "properties": {
+                    "partner": {
+                        "properties": { "mdn_delivery": { "const": "async" } },
+                        "required": ["mdn_delivery"]
+                    }
+                },
+                "required": ["partner"]
+            },
+            "then": {
+                "properties": { "station": { "required": ["url"] } }
+            }
+        },
+        {
+            "description": "An AS2 message body cannot carry a token: with token authentication the location is a header or the URL.",
+            "if": {
+                "properties": {
+                    "auth": {
+                        "properties": { "type": { "const": "token" } },
+                        "required": ["type"]
+                    }
+                },
+                "required": ["auth"]
+            },
+            "then": {
+                "properties": {
+                    "auth": { "properties": { "location": { "enum": ["header", "url"] } } }
+                }
+            }
+        }
+    ])
 }
 
 /// A checked configuration: the parsed form plus the partner certificate.
@@ -681,6 +778,10 @@ mod tests {
     }
 }
 
+/// The connection form's layout, groups, widgets and show/hide rules: a
+/// JSON Forms UI schema over [`schema_json`]'s fields.
+pub const UI_SCHEMA: &str = include_str!("../../schemas/connection.uischema.json");
+
 #[cfg(test)]
 mod schema_file {
     /// The schema checked in under `schemas/` is the one the types generate.
@@ -700,6 +801,74 @@ mod schema_file {
         assert!(
             checked_in == generated,
             "schemas/connection.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`"
+        );
+    }
+
+    use crate::validate::known_properties;
+    use serde_json::Value;
+
+    /// The schema node at a JSON Forms scope such as `#/properties/a/properties/b`.
+    fn at_scope(root: &Value, scope: &str) -> Option<Value> {
+        let path = scope.strip_prefix("#/properties/")?;
+        let mut node = root.clone();
+        for name in path.split("/properties/") {
+            node = known_properties(&node, root)?.get(name)?.clone();
+        }
+        Some(node)
+    }
+
+    fn scopes(node: &Value, out: &mut Vec<String>) {
+        match node {
+            Value::Object(object) => {
+                if let Some(Value::String(scope)) = object.get("scope") {
+                    out.push(scope.clone());
+                }
+                object.values().for_each(|child| scopes(child, out));
+            }
+            Value::Array(items) => items.iter().for_each(|child| scopes(child, out)),
+            _ => {}
+        }
+    }
+
+    /// Every field a person fills in, as a scope: objects are opened, a
+    /// secret is filled in through its `value`, lists are one field.
+    fn form_fields(node: &Value, root: &Value, scope: &str, out: &mut Vec<String>) {
+        let Some(properties) = known_properties(node, root) else {
+            out.push(scope.to_string());
+            return;
+        };
+        if properties.contains_key("secret") && properties.contains_key("value") {
+            out.push(format!("{scope}/properties/value"));
+            return;
+        }
+        for (name, child) in &properties {
+            let child_scope = if scope.is_empty() {
+                format!("#/properties/{name}")
+            } else {
+                format!("{scope}/properties/{name}")
+            };
+            form_fields(child, root, &child_scope, out);
+        }
+    }
+
+    #[test]
+    fn the_ui_schema_places_every_field_and_names_only_real_ones() {
+        let schema: Value = serde_json::from_str(&super::schema_json()).unwrap();
+        let ui: Value = serde_json::from_str(super::UI_SCHEMA).unwrap();
+        let mut used = Vec::new();
+        scopes(&ui, &mut used);
+        for scope in &used {
+            assert!(
+                at_scope(&schema, scope).is_some(),
+                "the UI schema names {scope}, which the schema does not have"
+            );
+        }
+        let mut fields = Vec::new();
+        form_fields(&schema, &schema, "", &mut fields);
+        let missing: Vec<&String> = fields.iter().filter(|f| !used.contains(f)).collect();
+        assert!(
+            missing.is_empty(),
+            "fields the form does not show: {missing:#?}"
         );
     }
 }

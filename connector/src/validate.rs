@@ -163,7 +163,10 @@ fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
 /// The properties an object at `node` may have: its own, and those of every
 /// choice of an `anyOf` / `oneOf` / `allOf` (an `Option<T>`, or a tagged
 /// enum's variants, whose own checks then tell the variant's fields apart).
-fn known_properties(node: &Value, root: &Value) -> Option<serde_json::Map<String, Value>> {
+pub(crate) fn known_properties(
+    node: &Value,
+    root: &Value,
+) -> Option<serde_json::Map<String, Value>> {
     let node = resolve(node, root);
     let mut known = node.get("properties").and_then(Value::as_object).cloned();
     for combinator in ["anyOf", "oneOf", "allOf"] {
@@ -273,6 +276,11 @@ fn check_fields(
             "the signature encoding applies only to unencrypted messages; with encryption on it is not used",
         ));
     }
+    for (field, secret) in secret_fields(&connection.auth) {
+        if let Err(error) = secret.name(field) {
+            problems.push(Problem::error(field, error));
+        }
+    }
     if let crate::config::Auth::Token(token) = &connection.auth
         && token.location == crate::config::TokenLocation::Body
     {
@@ -297,6 +305,25 @@ fn check_fields(
                 format!("{e}; paste the partner's certificate in PEM form (-----BEGIN CERTIFICATE----- …)"),
             ));
             None
+        }
+    }
+}
+
+/// The secrets of an authentication setting, with their JSON pointers.
+pub fn secret_fields(auth: &crate::config::Auth) -> Vec<(&'static str, &crate::config::SecretRef)> {
+    match auth {
+        crate::config::Auth::None => Vec::new(),
+        crate::config::Auth::Basic(basic) => vec![("/auth/password", &basic.password)],
+        crate::config::Auth::Token(token) => {
+            let mut fields = vec![("/auth/token", &token.token)];
+            if let Some(refresh) = token
+                .refresh
+                .as_ref()
+                .and_then(|r| r.refresh_token.as_ref())
+            {
+                fields.push(("/auth/refresh/refresh_token", refresh));
+            }
+            fields
         }
     }
 }

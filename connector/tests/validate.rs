@@ -231,6 +231,19 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
             ],
         ),
         (
+            "a password typed into the configuration instead of saved",
+            config(&good, |v| {
+                v["auth"] = serde_json::json!({
+                    "type": "basic", "username": "acme", "password": { "value": "hunter2" }
+                });
+            }),
+            vec![error(
+                ErrorCode::InvalidConfig,
+                "/auth/password",
+                "save the connection (`as2-harness connections save`)",
+            )],
+        ),
+        (
             "basic authentication with its secret reference",
             config(&good, |v| {
                 v["auth"] = serde_json::json!({
@@ -275,6 +288,10 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
                 want.message
             );
         }
+        assert!(
+            !found.iter().any(|text| text.contains("hunter2")),
+            "{name}: a secret value in a message: {found:#?}"
+        );
         let has_errors = expected.iter().any(|e| e.severity == Severity::Error);
         assert_eq!(report.checked.is_none(), has_errors, "{name}");
     }

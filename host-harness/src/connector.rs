@@ -30,6 +30,13 @@ impl Connector {
         })
     }
 
+    /// `config-ui-schema`.
+    pub fn config_ui_schema(&self) -> Result<String, CallError> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_config_ui_schema(store)
+        })
+    }
+
     /// `validate-config`: every problem, errors and warnings.
     pub fn validate_config(&self, config: &str) -> Result<Vec<api::Problem>, CallError> {
         self.runtime.call(&self.station, |guest, store| {

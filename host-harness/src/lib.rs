@@ -2,6 +2,7 @@
 //! a file-backed key store, an embedded state database, sandbox limits.
 
 pub mod client;
+pub mod connections;
 pub mod connector;
 pub mod demo;
 pub mod files;

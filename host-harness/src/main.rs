@@ -36,8 +36,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the JSON Schema of a connection configuration.
-    Schema,
+    /// Print the JSON Schema of a connection configuration (or, with
+    /// --ui, the form's JSON Forms UI schema).
+    Schema {
+        /// Print the UI schema: groups, order, widgets, show/hide rules.
+        #[arg(long)]
+        ui: bool,
+    },
     /// Check a connection configuration without sending anything.
     Validate {
         /// The configuration file (JSON).
@@ -52,6 +57,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Save a connection as the form gives it: typed-in secrets move into
+    /// the secret store; the saved file keeps only their names.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
     },
     /// Manage passwords and tokens for partner authentication (encrypted
     /// at rest under the master key in AS2_MASTER_KEY).
@@ -95,6 +106,19 @@ enum Command {
         /// Keep the demo's keys, state and documents in this folder instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Read FORM, move its secrets into the secret store, write the saved
+    /// configuration to OUT (never containing a secret), and validate it.
+    Save {
+        /// The configuration as filled in, secrets as `{"value": "…"}`.
+        form: PathBuf,
+        /// Where to write the saved configuration.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -193,9 +217,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Schema => {
-            let connector = connector(&cli)?;
-            println!("{}", blocking(move || connector.config_schema()).await??);
+        Command::Schema { ui } => {
+            let (connector, ui) = (connector(&cli)?, *ui);
+            let text = blocking(move || {
+                if ui {
+                    connector.config_ui_schema()
+                } else {
+                    connector.config_schema()
+                }
+            })
+            .await??;
+            println!("{text}");
         }
         Command::Validate { config } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
@@ -221,6 +253,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("verdict: {}: {}", verdict_text(test.verdict), test.summary);
             if !matches!(test.verdict, api::Verdict::Ok) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Connections {
+            command: ConnectionsCommand::Save { form, out },
+        } => {
+            let secrets = as2_harness::secrets::SecretStore::open(
+                &cli.data_dir,
+                as2_harness::secrets::MasterKey::from_env()?,
+            );
+            let (saved, names) = as2_harness::connections::save(&read_config(form)?, &secrets)?;
+            as2_harness::files::write_durably(out, format!("{saved}\n").as_bytes())?;
+            for name in &names {
+                eprintln!("moved a secret into the secret store as {name:?}");
+            }
+            eprintln!("saved {}", out.display());
+            let connector = connector(&cli)?;
+            let problems = blocking(move || connector.validate_config(&saved)).await??;
+            for problem in &problems {
+                eprintln!("{}", describe_problem(problem));
+            }
+            if has_errors(&problems) {
                 return Ok(ExitCode::FAILURE);
             }
         }

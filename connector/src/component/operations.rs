@@ -382,10 +382,14 @@ fn refresh_token(connection: &Checked) -> Result<String, wit::Error> {
     let new_token =
         crate::auth::token_from_response(&refresh.token_path, response.status, &response.body)
             .map_err(|e| to_wit_error(&e))?;
-    secrets::replace(&token.token.secret, &new_token)?;
+    let name = token
+        .token
+        .name("/auth/token")
+        .map_err(|e| to_wit_error(&e))?;
+    secrets::replace(name, &new_token)?;
     Ok(format!(
-        "the partner refused the access token; got a new one from {} and stored it as secret {:?}",
-        request.url, token.token.secret
+        "the partner refused the access token; got a new one from {} and stored it as secret {name:?}",
+        request.url
     ))
 }
 
@@ -704,6 +708,10 @@ fn stored_mdn_summary(mdn: &StoredMdn) -> Result<wit::MdnSummary, wit::Error> {
 impl api::Guest for Component {
     fn config_schema() -> String {
         crate::config::schema_json()
+    }
+
+    fn config_ui_schema() -> String {
+        crate::config::UI_SCHEMA.to_string()
     }
 
     fn validate_config(config: String) -> Vec<api::Problem> {
