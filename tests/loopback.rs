@@ -9,6 +9,36 @@ use as2_harness::runtime::Document;
 use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
 use as2_tests::{Pair, post, runtime};
 
+/// The HTTP request that carries `outbound` with `body`, as the host hands it to `export`.
+fn http_request(
+    outbound: &as2_connector::message::Outbound,
+    body: Vec<u8>,
+) -> as2_harness::runtime::HttpRequest {
+    as2_harness::runtime::HttpRequest {
+        method: "POST".into(),
+        path: "/as2".into(),
+        headers: outbound
+            .headers
+            .iter()
+            .map(|(n, v)| as2_harness::runtime::Header {
+                name: n.into(),
+                value: v.into(),
+            })
+            .collect(),
+        body,
+    }
+}
+
+/// The header fields of the response `export` built.
+fn response_headers(result: &as2_harness::runtime::api::ExportResult) -> Headers {
+    result
+        .response
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect()
+}
+
 fn purchase_order() -> Document {
     Document {
         file_name: Some("po-4711.x12".into()),
@@ -113,19 +143,7 @@ async fn tampered_message_through_the_component_gets_integrity_check_failed_and_
     let mut body = outbound.body.clone();
     let at = body.windows(6).position(|w| w == b"PO-471").unwrap();
     body[at + 5] = b'9';
-    let request = as2_harness::runtime::HttpRequest {
-        method: "POST".into(),
-        path: "/as2".into(),
-        headers: outbound
-            .headers
-            .iter()
-            .map(|(n, v)| as2_harness::runtime::Header {
-                name: n.into(),
-                value: v.into(),
-            })
-            .collect(),
-        body,
-    };
+    let request = http_request(&outbound, body);
     let globex = pair.globex.clone();
     let result =
         tokio::task::spawn_blocking(move || globex.export(&globex_route.config_json, &request))
@@ -138,17 +156,11 @@ async fn tampered_message_through_the_component_gets_integrity_check_failed_and_
         disposition_text(&result.disposition),
         "processed/error: integrity-check-failed"
     );
-    let response_headers: Headers = result
-        .response
-        .headers
-        .iter()
-        .map(|h| (h.name.clone(), h.value.clone()))
-        .collect();
     let verdict = message::check_mdn(
         &checked,
         &outbound.message_id,
         &outbound.mic,
-        &response_headers,
+        &response_headers(&result),
         &result.response.body,
         &provider,
     )
@@ -175,4 +187,65 @@ async fn request_for_an_unknown_partner_gets_404_with_the_error_code() {
     let (status, _, body) = post(&pair.url, &headers, b"ISA*...".to_vec()).await;
     assert_eq!(status, 404);
     assert!(String::from_utf8_lossy(&body).starts_with("UNKNOWN_PARTNER:"));
+}
+
+/// A certificate rollover through the component: the partner already
+/// encrypts to GLOBEX's next certificate; GLOBEX decrypts with its next key
+/// and still signs the MDN with the current one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_rollover_the_component_decrypts_with_the_next_key_and_signs_with_the_current() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let next_cert = pair
+        .globex
+        .station
+        .keys
+        .generate(
+            "globex-next",
+            "GLOBEX",
+            std::time::Duration::from_secs(730 * 86400),
+        )
+        .unwrap();
+    let mut to_next: serde_json::Value = serde_json::from_str(&pair.acme_config).unwrap();
+    to_next["partner"]["certificate"] = next_cert.into();
+    let document = EngineDocument {
+        file_name: Some("po-next.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    };
+    let (_, outbound) = pair.build_natively(&to_next.to_string(), &document);
+    let mut globex_config: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
+    let request = http_request(&outbound, outbound.body.clone());
+    let export = |config: String| {
+        let (globex, request) = (pair.globex.clone(), request.clone());
+        async move {
+            tokio::task::spawn_blocking(move || globex.export(&config, &request))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let before = export(globex_config.to_string()).await;
+    assert_eq!(
+        disposition_text(&before.disposition),
+        "processed/error: decryption-failed"
+    );
+    globex_config["station"]["next_private_key"] = "globex-next".into();
+    let result = export(globex_config.to_string()).await;
+    assert_eq!(disposition_text(&result.disposition), "processed");
+    assert_eq!(result.documents.len(), 1);
+    assert_eq!(result.documents[0].document.content, document.content);
+    let checked =
+        as2_connector::config::Connection::check(&pair.acme_config, std::time::SystemTime::now())
+            .unwrap();
+    let verdict = message::check_mdn(
+        &checked,
+        &outbound.message_id,
+        &outbound.mic,
+        &response_headers(&result),
+        &result.response.body,
+        &RustCryptoProvider,
+    )
+    .unwrap();
+    assert!(verdict.mdn.signed && verdict.proves_receipt);
 }

@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
                         &receiver,
                         &outbound.headers,
                         &outbound.body,
-                        &b.key,
+                        message::StationKeys::single(&b.key),
                         &mut |_| Ok(false),
                         SystemTime::now(),
                         &provider,

@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &receiver,
             &outbound.headers,
             &outbound.body,
-            &b.key,
+            message::StationKeys::single(&b.key),
             &mut |_| Ok(false),
             now,
             &provider,

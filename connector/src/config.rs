@@ -328,6 +328,11 @@ pub struct Station {
     /// leaves the host; its certificate is the one partners encrypt to.
     #[schemars(length(min = 1))]
     pub private_key: String,
+    /// During a certificate rollover: the key store entry of your next key,
+    /// whose certificate partners may already encrypt to. Messages decrypt
+    /// with either key; MDNs are signed with `private_key` until you switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_private_key: Option<String>,
     /// Digest of the MIC and of the signature in the MDNs you return, when
     /// the partner names no signed-receipt-micalg and did not sign the message
     /// (a signed message's MIC uses the partner's own signing digest).

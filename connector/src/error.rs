@@ -106,6 +106,9 @@ pub enum Error {
     /// The message could not be decrypted.
     #[error("decryption failed: {0}")]
     Decryption(String),
+    /// The message is encrypted for a certificate that is not ours.
+    #[error("decryption failed: {0}")]
+    NotEncryptedForUs(String),
     /// The signature is not from the partner's certificate.
     #[error("authentication failed: {0}")]
     Authentication(String),
@@ -161,7 +164,7 @@ impl Error {
             Error::Malformed(_) | Error::UnsupportedFormat(_) => ErrorCode::MalformedMessage,
             Error::UnsupportedAlgorithm(_) => ErrorCode::UnsupportedAlgorithm,
             Error::UnknownPartner(_) => ErrorCode::UnknownPartner,
-            Error::Decryption(_) => ErrorCode::DecryptionFailed,
+            Error::Decryption(_) | Error::NotEncryptedForUs(_) => ErrorCode::DecryptionFailed,
             Error::Authentication(_) => ErrorCode::AuthenticationFailed,
             Error::Integrity(_) => ErrorCode::IntegrityCheckFailed,
             Error::InsufficientSecurity(_) => ErrorCode::InsufficientMessageSecurity,

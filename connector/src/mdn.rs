@@ -89,7 +89,9 @@ impl Disposition {
     /// The disposition for a message that failed with `error` (RFC 4130 §7.4.3).
     pub fn for_error(error: &Error) -> Self {
         match error {
-            Error::Decryption(_) => Disposition::error("decryption-failed"),
+            Error::Decryption(_) | Error::NotEncryptedForUs(_) => {
+                Disposition::error("decryption-failed")
+            }
             Error::Authentication(_)
             | Error::CertificateExpired(_)
             | Error::CertificateNotYetValid(_) => Disposition::error("authentication-failed"),

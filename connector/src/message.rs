@@ -369,6 +369,31 @@ pub struct Inbound {
     pub mdn: Option<OutgoingMdn>,
 }
 
+/// The station's private keys for one inbound message: the one that signs
+/// MDNs, and every one that may decrypt (the current key, and during a
+/// certificate rollover the next one partners may already encrypt to).
+#[derive(Clone, Copy)]
+pub struct StationKeys<'a> {
+    /// Signs MDNs; decrypts first.
+    pub current: &'a dyn PrivateKey,
+    /// A newer key that also decrypts, during a rollover.
+    pub next: Option<&'a dyn PrivateKey>,
+}
+
+impl<'a> StationKeys<'a> {
+    /// Just the current key.
+    pub fn single(current: &'a dyn PrivateKey) -> Self {
+        StationKeys {
+            current,
+            next: None,
+        }
+    }
+
+    fn decrypting(&self) -> Vec<&'a dyn PrivateKey> {
+        std::iter::once(self.current).chain(self.next).collect()
+    }
+}
+
 /// An MDN to deliver.
 #[derive(Debug, Clone)]
 pub struct OutgoingMdn {
@@ -424,7 +449,7 @@ pub fn receive(
     connection: &Checked,
     http_headers: &Headers,
     body: &[u8],
-    station_key: &dyn PrivateKey,
+    keys: StationKeys<'_>,
     received_before: &mut dyn FnMut(&str) -> Result<bool, Error>,
     now: SystemTime,
     provider: &dyn CryptoProvider,
@@ -444,7 +469,7 @@ pub fn receive(
             connection,
             http_headers,
             body,
-            station_key,
+            keys,
             requested_micalg.as_ref(),
             fallback,
             provider,
@@ -496,7 +521,7 @@ pub fn receive(
                     micalg: spelling.as_str(),
                     binary_signature: config.station.mdn_encoding == TransferEncoding::Binary,
                 };
-                (station_key, params)
+                (keys.current, params)
             });
             Some(OutgoingMdn {
                 message: mdn::build(&fields, signer, now, provider)?,
@@ -523,7 +548,7 @@ fn unpack(
     connection: &Checked,
     http_headers: &Headers,
     body: &[u8],
-    station_key: &dyn PrivateKey,
+    keys: StationKeys<'_>,
     requested_micalg: Option<&(DigestAlgorithm, String)>,
     fallback: DigestAlgorithm,
     provider: &dyn CryptoProvider,
@@ -578,7 +603,7 @@ fn unpack(
                         if encrypted {
                             return Err(Error::malformed("the message is encrypted twice"));
                         }
-                        let plain = smime::decrypt(&der, station_key, provider)?;
+                        let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)?;
                         encrypted = true;
                         decrypted_mic = Some(mic_of(&plain, None));
                         plain

@@ -657,7 +657,7 @@ fn find_recipient<'a>(
             _ => None,
         })
         .ok_or_else(|| {
-            Error::Decryption(format!(
+            Error::NotEncryptedForUs(format!(
                 "the message is not encrypted for our certificate ({}); the partner may be using an old certificate of ours",
                 ours.subject()
             ))
@@ -721,9 +721,31 @@ fn cbc_cipher(alg: &AlgorithmIdentifierOwned) -> Result<(ContentCipher, Vec<u8>)
     Ok((cipher, iv.as_bytes().to_vec()))
 }
 
+/// [`decrypt`] with whichever of `keys` the message is encrypted for, tried
+/// in order: during a certificate rollover partners encrypt to the old or the
+/// new certificate. A key the message is not for costs no private-key operation.
+pub fn decrypt_any(
+    enveloped_der: &[u8],
+    keys: &[&dyn PrivateKey],
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let mut not_ours = None;
+    for key in keys {
+        match decrypt(enveloped_der, *key, provider) {
+            Err(error @ Error::NotEncryptedForUs(_)) => {
+                not_ours.get_or_insert(error);
+            }
+            decrypted => return decrypted,
+        }
+    }
+    Err(not_ours.unwrap_or_else(|| Error::Decryption("no station key to decrypt with".into())))
+}
+
 /// Decrypts CMS EnvelopedData (CBC ciphers, RC2 included) or AuthEnvelopedData
 /// (AES-GCM) addressed to `key`'s certificate (RFC 5652 §6.2.1, RFC 5083).
-/// Every failure that a wrong key or altered content can cause is [`Error::Decryption`].
+/// Every failure that a wrong key or altered content can cause is
+/// [`Error::Decryption`]; a message for another certificate is
+/// [`Error::NotEncryptedForUs`].
 pub fn decrypt(
     enveloped_der: &[u8],
     key: &dyn PrivateKey,

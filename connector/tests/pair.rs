@@ -98,7 +98,7 @@ fn deliver_with_history(
         receiver,
         headers,
         body,
-        &globex.generated.key,
+        message::StationKeys::single(&globex.generated.key),
         received_before,
         SystemTime::now(),
         &RustCryptoProvider,
@@ -545,4 +545,36 @@ fn a_signed_receipt_without_micalg_for_an_unsigned_message_uses_the_stations_mdn
     let verdict = check(&sender, &outbound, &inbound);
     assert!(verdict.mdn.signed);
     assert_eq!(verdict.mdn.disposition, Disposition::processed());
+}
+
+#[test]
+fn during_a_rollover_messages_for_the_next_certificate_decrypt_and_mdns_keep_the_current_key() {
+    let (acme, globex, next) = stations();
+    let (sender, receiver) = connections("", "");
+    // The partner already encrypts to GLOBEX's next certificate.
+    let to_next = connection("ACME", "GLOBEX", &next.generated.certificate_pem, "");
+    let outbound = send(&to_next, &acme.generated.key);
+
+    let without = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    assert_eq!(without.disposition, Disposition::error("decryption-failed"));
+
+    let keys = message::StationKeys {
+        current: &globex.generated.key,
+        next: Some(&next.generated.key),
+    };
+    let inbound = message::receive(
+        &receiver,
+        &outbound.headers,
+        &outbound.body,
+        keys,
+        &mut |_| Ok(false),
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+    .unwrap();
+    assert_eq!(inbound.disposition, Disposition::processed());
+    assert_eq!(inbound.result.as_ref().unwrap().document, document());
+    // The MDN is signed with the current key: it verifies with GLOBEX's current certificate.
+    let verdict = check(&sender, &outbound, &inbound);
+    assert!(verdict.mdn.signed && verdict.proves_receipt);
 }

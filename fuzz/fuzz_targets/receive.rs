@@ -28,5 +28,5 @@ fn serde_json_config(cert: &str) -> String {
 
 fuzz_target!(|data: &[u8]| {
     let Ok((fields, offset)) = headers::parse_block(data) else { return };
-    let _ = message::receive(&CONNECTION, &fields, &data[offset..], &KEY.key, &mut |_| Ok(false), SystemTime::now(), &RustCryptoProvider);
+    let _ = message::receive(&CONNECTION, &fields, &data[offset..], message::StationKeys::single(&KEY.key), &mut |_| Ok(false), SystemTime::now(), &RustCryptoProvider);
 });

@@ -57,6 +57,30 @@ fn from_headers(headers: &Headers) -> Vec<wit::Header> {
         .collect()
 }
 
+/// What is wrong with the key store entry `name` (at `field`): it does not
+/// open, or its certificate has expired or expires soon.
+fn key_problems(name: &str, field: &str, now: SystemTime) -> Vec<api::Problem> {
+    let problem = |code, message| api::Problem {
+        severity: api::Severity::Error,
+        code,
+        field: field.into(),
+        message,
+    };
+    match HostKey::open(name) {
+        Ok(key) => match Cert::from_der(&crate::crypto::PrivateKey::certificate_der(&key)) {
+            Ok(cert) => crate::validate::certificate_problems(&cert, now, "station", field)
+                .iter()
+                .map(wit_problem)
+                .collect(),
+            Err(e) => vec![problem(
+                wit::ErrorCode::KeystoreFailed,
+                format!("the key store's certificate for this key: {e}"),
+            )],
+        },
+        Err(e) => vec![problem(wit::ErrorCode::InvalidConfig, e.message)],
+    }
+}
+
 fn wit_problem(problem: &crate::validate::Problem) -> api::Problem {
     api::Problem {
         severity: match problem.severity {
@@ -719,29 +743,16 @@ impl api::Guest for Component {
         let report = crate::validate::validate(&config, now);
         let mut problems: Vec<api::Problem> = report.problems.iter().map(wit_problem).collect();
         if let Some(connection) = &report.checked {
-            let field = "/station/private_key";
-            match HostKey::open(&connection.connection.station.private_key) {
-                Ok(key) => {
-                    match Cert::from_der(&crate::crypto::PrivateKey::certificate_der(&key)) {
-                        Ok(cert) => problems.extend(
-                            crate::validate::certificate_problems(&cert, now, "station", field)
-                                .iter()
-                                .map(wit_problem),
-                        ),
-                        Err(e) => problems.push(api::Problem {
-                            severity: api::Severity::Error,
-                            code: wit::ErrorCode::KeystoreFailed,
-                            field: field.into(),
-                            message: format!("the key store's certificate for this key: {e}"),
-                        }),
-                    }
-                }
-                Err(e) => problems.push(api::Problem {
-                    severity: api::Severity::Error,
-                    code: wit::ErrorCode::InvalidConfig,
-                    field: field.into(),
-                    message: e.message,
-                }),
+            let station = &connection.connection.station;
+            let keys = std::iter::once(("/station/private_key", station.private_key.as_str()))
+                .chain(
+                    station
+                        .next_private_key
+                        .as_deref()
+                        .map(|name| ("/station/next_private_key", name)),
+                );
+            for (field, name) in keys {
+                problems.extend(key_problems(name, field, now));
             }
         }
         problems
@@ -875,11 +886,24 @@ impl api::Guest for Component {
                 .map(|found| found.is_some())
                 .map_err(|e| crate::Error::Storage(e.message))
         };
+        let next_key = match &connection.connection.station.next_private_key {
+            Some(name) => Some(HostKey::open(name).map_err(|mut e| {
+                e.field = Some("/station/next_private_key".into());
+                e
+            })?),
+            None => None,
+        };
+        let keys = message::StationKeys {
+            current: &key,
+            next: next_key
+                .as_ref()
+                .map(|key| key as &dyn crate::crypto::PrivateKey),
+        };
         let inbound = message::receive(
             &connection,
             &headers,
             &request.body,
-            &key,
+            keys,
             &mut received_before,
             SystemTime::now(),
             &HostCrypto,
