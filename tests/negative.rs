@@ -208,6 +208,26 @@ async fn validate_config_through_the_component_reports_every_problem_with_its_po
         "{text:?}"
     );
 
+    // The configured station certificate must be the key's.
+    let with_certificate = |pem: &str| {
+        let mut config: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
+        config["station"]["certificate"] = pem.into();
+        config.to_string()
+    };
+    let own = std::fs::read_to_string(pair.globex.station.keys.certificate_path("globex")).unwrap();
+    assert!(validate(with_certificate(&own)).await.is_empty());
+    let other = std::fs::read_to_string(pair.acme.station.keys.certificate_path("acme")).unwrap();
+    let problems = validate(with_certificate(&other)).await;
+    let text: Vec<String> = problems.iter().map(describe_problem).collect();
+    assert_eq!(problems.len(), 1, "{text:?}");
+    assert_eq!(problems[0].field, "/station/private_key");
+    assert!(
+        problems[0]
+            .message
+            .contains("does not match /station/certificate (CN=ACME)"),
+        "{text:?}"
+    );
+
     let problems = validate(with_key("nobody")).await;
     let text: Vec<String> = problems.iter().map(describe_problem).collect();
     assert_eq!(problems.len(), 1, "{text:?}");

@@ -341,6 +341,68 @@ pub struct Station {
     /// Transfer encoding of the signature in the MDNs you return.
     #[serde(default = "default_base64")]
     pub mdn_encoding: TransferEncoding,
+    /// Your X.509 certificate (PEM), the one partners encrypt to and verify
+    /// your signatures with. When given, it must be the key store entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// MDNs are always asked of partners: a message without one proves nothing.
+    #[serde(default = "default_true")]
+    #[schemars(extend("const" = true, "readOnly" = true))]
+    pub require_mdn: bool,
+    /// The signing digest partners must use; `any` accepts every supported one.
+    /// A message signed otherwise gets `insufficient-message-security`.
+    #[serde(default = "default_any_digest")]
+    pub signature_verification: DigestRequirement,
+    /// How partners should encode what they send you. Both are always read;
+    /// this is what you tell your partners.
+    #[serde(default = "default_base64")]
+    pub incoming_encoding: TransferEncoding,
+    /// The addresses your AS2 endpoint listens on, for partners' firewalls
+    /// (informational: filled in by the host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("readOnly" = true))]
+    pub ip_addresses: Vec<String>,
+}
+
+/// A required signing digest, or any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DigestRequirement {
+    /// Any supported digest.
+    #[serde(rename = "any")]
+    Any,
+    /// SHA-1 only.
+    #[serde(rename = "sha1")]
+    Sha1,
+    /// SHA-224 only.
+    #[serde(rename = "sha224")]
+    Sha224,
+    /// SHA-256 only.
+    #[serde(rename = "sha256")]
+    Sha256,
+    /// SHA-384 only.
+    #[serde(rename = "sha384")]
+    Sha384,
+    /// SHA-512 only.
+    #[serde(rename = "sha512")]
+    Sha512,
+}
+
+impl DigestRequirement {
+    /// Whether a signature with `digest` meets the requirement.
+    pub fn allows(self, digest: DigestAlgorithm) -> bool {
+        match self {
+            DigestRequirement::Any => true,
+            DigestRequirement::Sha1 => digest == DigestAlgorithm::Sha1,
+            DigestRequirement::Sha224 => digest == DigestAlgorithm::Sha224,
+            DigestRequirement::Sha256 => digest == DigestAlgorithm::Sha256,
+            DigestRequirement::Sha384 => digest == DigestAlgorithm::Sha384,
+            DigestRequirement::Sha512 => digest == DigestAlgorithm::Sha512,
+        }
+    }
+}
+
+fn default_any_digest() -> DigestRequirement {
+    DigestRequirement::Any
 }
 
 /// The partner's side of the connection.
@@ -378,6 +440,14 @@ pub struct Partner {
     /// Transfer encoding of the signature part; applies when not encrypting.
     #[serde(default = "default_base64")]
     pub signature_encoding: TransferEncoding,
+    /// The partner wants the MDNs for what it sends you delivered
+    /// asynchronously, to `async_mdn_url`.
+    #[serde(default)]
+    pub requires_async_mdn: bool,
+    /// Where your asynchronous MDNs to the partner go. When set, an MDN goes
+    /// only there, whatever URL a message names (Receipt-Delivery-Option).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_mdn_url: Option<String>,
     /// The MDN to request from the partner.
     #[serde(default = "default_mdn")]
     pub mdn: MdnMode,

@@ -523,9 +523,19 @@ pub fn receive(
                 };
                 (keys.current, params)
             });
+            // A configured URL wins over the one the message names, so a
+            // message cannot send our MDN somewhere the connection does not allow.
+            let partner = &config.partner;
+            let async_url = if partner.requires_async_mdn {
+                partner.async_mdn_url.clone()
+            } else {
+                request
+                    .async_url
+                    .map(|asked| partner.async_mdn_url.clone().unwrap_or(asked))
+            };
             Some(OutgoingMdn {
                 message: mdn::build(&fields, signer, now, provider)?,
-                async_url: request.async_url,
+                async_url,
             })
         }
     };
@@ -627,6 +637,17 @@ fn unpack(
                         partner.prevent_canonicalization,
                         provider,
                     )?;
+                    let required = connection.connection.station.signature_verification;
+                    if !required.allows(verified.signature.digest_algorithm) {
+                        return Err(Error::InsufficientSecurity(format!(
+                            "the message is signed with {}; this connection requires {}",
+                            verified.signature.digest_algorithm.micalg(),
+                            serde_json::to_value(required)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        )));
+                    }
                     // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
                     mic = Some(mic_of(
                         &verified.content,

@@ -246,6 +246,23 @@ fn check_fields(
             "name the key store entry that holds your private key",
         ));
     }
+    if !station.require_mdn {
+        problems.push(Problem::config(
+            "/station/require_mdn",
+            "MDNs are always required: a message without one proves nothing",
+        ));
+    }
+    if let Some(url) = &partner.async_mdn_url
+        && let Err(reason) = check_url(url)
+    {
+        problems.push(Problem::config("/partner/async_mdn_url", reason));
+    }
+    if partner.requires_async_mdn && partner.async_mdn_url.is_none() {
+        problems.push(Problem::config(
+            "/partner/async_mdn_url",
+            "the partner requires asynchronous MDNs: give the URL they go to",
+        ));
+    }
     if let Err(reason) = headers::check_as2_id(&partner.as2_id) {
         problems.push(Problem::config("/partner/as2_id", reason));
     }
@@ -288,6 +305,20 @@ fn check_fields(
             "/auth/location",
             "an AS2 message body is the signed and encrypted S/MIME entity and cannot carry a token; use header or url",
         ));
+    }
+    if let Some(pem) = &station.certificate {
+        match Cert::from_pem(pem) {
+            Ok(cert) => problems.extend(certificate_problems(
+                &cert,
+                now,
+                "station",
+                "/station/certificate",
+            )),
+            Err(e) => problems.push(Problem::config(
+                "/station/certificate",
+                format!("{e}; paste your certificate in PEM form (-----BEGIN CERTIFICATE----- …)"),
+            )),
+        }
     }
     match Cert::from_pem(&partner.certificate) {
         Ok(cert) => {

@@ -578,3 +578,41 @@ fn during_a_rollover_messages_for_the_next_certificate_decrypt_and_mdns_keep_the
     let verdict = check(&sender, &outbound, &inbound);
     assert!(verdict.mdn.signed && verdict.proves_receipt);
 }
+
+#[test]
+fn a_signature_with_another_digest_than_required_gets_insufficient_message_security() {
+    let (sender, mut receiver) = connections(r#","signing":"sha256""#, "");
+    receiver.connection.station.signature_verification =
+        as2_connector::config::DigestRequirement::Sha512;
+    let outbound = send(&sender, &stations().0.generated.key);
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    assert_eq!(
+        inbound.disposition,
+        Disposition::error("insufficient-message-security")
+    );
+    let error = inbound.result.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("signed with sha-256; this connection requires sha512"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_configured_async_mdn_url_wins_over_the_one_the_message_names() {
+    let (sender, receiver) = connections(
+        r#","mdn_delivery":"async""#,
+        r#","async_mdn_url":"https://mdn.acme.example/as2""#,
+    );
+    let outbound = send(&sender, &stations().0.generated.key);
+    assert_eq!(
+        outbound.headers.get("Receipt-Delivery-Option"),
+        Some("http://127.0.0.1/as2")
+    );
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    assert_eq!(
+        inbound.mdn.unwrap().async_url.as_deref(),
+        Some("https://mdn.acme.example/as2")
+    );
+}

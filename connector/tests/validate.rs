@@ -231,6 +231,31 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
             ],
         ),
         (
+            "MDNs switched off, async MDNs without their URL, a station certificate that is not PEM",
+            config(&good, |v| {
+                v["station"]["require_mdn"] = false.into();
+                v["station"]["certificate"] = "not a certificate".into();
+                v["partner"]["requires_async_mdn"] = true.into();
+            }),
+            vec![
+                error(
+                    ErrorCode::InvalidConfig,
+                    "/station/require_mdn",
+                    "always required",
+                ),
+                error(
+                    ErrorCode::InvalidConfig,
+                    "/station/certificate",
+                    "paste your certificate in PEM form",
+                ),
+                error(
+                    ErrorCode::InvalidConfig,
+                    "/partner/async_mdn_url",
+                    "give the URL they go to",
+                ),
+            ],
+        ),
+        (
             "a password typed into the configuration instead of saved",
             config(&good, |v| {
                 v["auth"] = serde_json::json!({

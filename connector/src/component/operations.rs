@@ -58,8 +58,14 @@ fn from_headers(headers: &Headers) -> Vec<wit::Header> {
 }
 
 /// What is wrong with the key store entry `name` (at `field`): it does not
-/// open, or its certificate has expired or expires soon.
-fn key_problems(name: &str, field: &str, now: SystemTime) -> Vec<api::Problem> {
+/// open, it is not the key of the configured certificate `expected` (PEM),
+/// or its certificate has expired or expires soon.
+fn key_problems(
+    name: &str,
+    field: &str,
+    expected: Option<&str>,
+    now: SystemTime,
+) -> Vec<api::Problem> {
     let problem = |code, message| api::Problem {
         severity: api::Severity::Error,
         code,
@@ -68,10 +74,25 @@ fn key_problems(name: &str, field: &str, now: SystemTime) -> Vec<api::Problem> {
     };
     match HostKey::open(name) {
         Ok(key) => match Cert::from_der(&crate::crypto::PrivateKey::certificate_der(&key)) {
-            Ok(cert) => crate::validate::certificate_problems(&cert, now, "station", field)
-                .iter()
-                .map(wit_problem)
-                .collect(),
+            Ok(cert) => {
+                let configured = expected.and_then(|pem| Cert::from_pem(pem).ok());
+                if let Some(configured) = configured
+                    && configured.public_key_der().ok() != cert.public_key_der().ok()
+                {
+                    return vec![problem(
+                        wit::ErrorCode::InvalidConfig,
+                        format!(
+                            "the private key {name:?} does not match /station/certificate ({}): it belongs to {}",
+                            configured.subject(),
+                            cert.subject()
+                        ),
+                    )];
+                }
+                crate::validate::certificate_problems(&cert, now, "station", field)
+                    .iter()
+                    .map(wit_problem)
+                    .collect()
+            }
             Err(e) => vec![problem(
                 wit::ErrorCode::KeystoreFailed,
                 format!("the key store's certificate for this key: {e}"),
@@ -752,7 +773,10 @@ impl api::Guest for Component {
                         .map(|name| ("/station/next_private_key", name)),
                 );
             for (field, name) in keys {
-                problems.extend(key_problems(name, field, now));
+                let expected = (field == "/station/private_key")
+                    .then_some(station.certificate.as_deref())
+                    .flatten();
+                problems.extend(key_problems(name, field, expected, now));
             }
         }
         problems
