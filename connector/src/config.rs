@@ -349,6 +349,11 @@ pub struct Station {
     #[serde(default = "default_true")]
     #[schemars(extend("const" = true, "readOnly" = true))]
     pub require_mdn: bool,
+    /// The content encryption partners must use; `any` accepts every
+    /// supported one (RC2 included, for legacy partners). A message encrypted
+    /// otherwise gets `insufficient-message-security`.
+    #[serde(default = "default_any_encryption")]
+    pub decryption: EncryptionRequirement,
     /// The signing digest partners must use; `any` accepts every supported one.
     /// A message signed otherwise gets `insufficient-message-security`.
     #[serde(default = "default_any_digest")]
@@ -362,6 +367,56 @@ pub struct Station {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("readOnly" = true))]
     pub ip_addresses: Vec<String>,
+}
+
+/// A required content encryption, or any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EncryptionRequirement {
+    /// Any supported encryption.
+    #[serde(rename = "any")]
+    Any,
+    /// Triple DES only.
+    #[serde(rename = "3des")]
+    TripleDes,
+    /// AES-128-CBC only.
+    #[serde(rename = "aes128-cbc")]
+    Aes128Cbc,
+    /// AES-192-CBC only.
+    #[serde(rename = "aes192-cbc")]
+    Aes192Cbc,
+    /// AES-256-CBC only.
+    #[serde(rename = "aes256-cbc")]
+    Aes256Cbc,
+    /// AES-128-GCM only.
+    #[serde(rename = "aes128-gcm")]
+    Aes128Gcm,
+    /// AES-192-GCM only.
+    #[serde(rename = "aes192-gcm")]
+    Aes192Gcm,
+    /// AES-256-GCM only.
+    #[serde(rename = "aes256-gcm")]
+    Aes256Gcm,
+}
+
+impl EncryptionRequirement {
+    /// Whether content encrypted with `used` meets the requirement.
+    pub fn allows(self, used: ContentEncryption) -> bool {
+        let required = match self {
+            EncryptionRequirement::Any => return true,
+            EncryptionRequirement::TripleDes => Encryption::TripleDes,
+            EncryptionRequirement::Aes128Cbc => Encryption::Aes128Cbc,
+            EncryptionRequirement::Aes192Cbc => Encryption::Aes192Cbc,
+            EncryptionRequirement::Aes256Cbc => Encryption::Aes256Cbc,
+            EncryptionRequirement::Aes128Gcm => Encryption::Aes128Gcm,
+            EncryptionRequirement::Aes192Gcm => Encryption::Aes192Gcm,
+            EncryptionRequirement::Aes256Gcm => Encryption::Aes256Gcm,
+        };
+        required.content_encryption() == Some(used)
+    }
+}
+
+fn default_any_encryption() -> EncryptionRequirement {
+    EncryptionRequirement::Any
 }
 
 /// A required signing digest, or any.

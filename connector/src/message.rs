@@ -549,6 +549,23 @@ pub fn receive(
     })
 }
 
+/// The usual name of a content encryption, e.g. `AES-128-CBC`.
+fn encryption_name(encryption: ContentEncryption) -> String {
+    use crate::crypto::{AeadCipher, ContentCipher};
+    match encryption {
+        ContentEncryption::Cbc(ContentCipher::Aes128Cbc) => "AES-128-CBC".into(),
+        ContentEncryption::Cbc(ContentCipher::Aes192Cbc) => "AES-192-CBC".into(),
+        ContentEncryption::Cbc(ContentCipher::Aes256Cbc) => "AES-256-CBC".into(),
+        ContentEncryption::Cbc(ContentCipher::DesEde3Cbc) => "3DES".into(),
+        ContentEncryption::Cbc(ContentCipher::Rc2Cbc { effective_bits }) => {
+            format!("RC2-{effective_bits}")
+        }
+        ContentEncryption::Gcm(AeadCipher::Aes128Gcm) => "AES-128-GCM".into(),
+        ContentEncryption::Gcm(AeadCipher::Aes192Gcm) => "AES-192-GCM".into(),
+        ContentEncryption::Gcm(AeadCipher::Aes256Gcm) => "AES-256-GCM".into(),
+    }
+}
+
 /// Most S/MIME layers (encryption, compression, signature) one message may nest.
 const MAX_LAYERS: usize = 6;
 
@@ -612,6 +629,18 @@ fn unpack(
                     if kind == oids::ENVELOPED_DATA || kind == oids::AUTH_ENVELOPED_DATA {
                         if encrypted {
                             return Err(Error::malformed("the message is encrypted twice"));
+                        }
+                        let used = smime::content_encryption_of(&der)?;
+                        let required = connection.connection.station.decryption;
+                        if !required.allows(used) {
+                            return Err(Error::InsufficientSecurity(format!(
+                                "the message is encrypted with {}; this connection requires {}",
+                                encryption_name(used),
+                                serde_json::to_value(required)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_string))
+                                    .unwrap_or_default()
+                            )));
                         }
                         let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)?;
                         encrypted = true;

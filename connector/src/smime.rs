@@ -721,6 +721,41 @@ fn cbc_cipher(alg: &AlgorithmIdentifierOwned) -> Result<(ContentCipher, Vec<u8>)
     Ok((cipher, iv.as_bytes().to_vec()))
 }
 
+/// The content encryption an EnvelopedData or AuthEnvelopedData uses,
+/// read from its structure without decrypting (RFC 5652 §6.1, RFC 5083 §2.1).
+pub fn content_encryption_of(enveloped_der: &[u8]) -> Result<ContentEncryption, Error> {
+    let info = ContentInfo::from_ber(enveloped_der).map_err(|e| {
+        Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
+    })?;
+    if info.content_type == oids::ENVELOPED_DATA {
+        let enveloped: EnvelopedData = info
+            .content
+            .decode_as_encoding(EncodingRules::Ber)
+            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))?;
+        let (cipher, _) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
+        Ok(ContentEncryption::Cbc(cipher))
+    } else if info.content_type == oids::AUTH_ENVELOPED_DATA {
+        let enveloped: AuthEnvelopedData = info
+            .content
+            .decode_as_encoding(EncodingRules::Ber)
+            .map_err(|e| Error::malformed(format!("invalid AuthEnvelopedData: {e}")))?;
+        let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
+        AeadCipher::from_oid(&alg.oid)
+            .map(ContentEncryption::Gcm)
+            .ok_or_else(|| {
+                Error::UnsupportedAlgorithm(format!(
+                    "authenticated encryption algorithm {}",
+                    alg.oid
+                ))
+            })
+    } else {
+        Err(Error::UnsupportedFormat(format!(
+            "CMS content type {} is not encrypted data",
+            info.content_type
+        )))
+    }
+}
+
 /// [`decrypt`] with whichever of `keys` the message is encrypted for, tried
 /// in order: during a certificate rollover partners encrypt to the old or the
 /// new certificate. A key the message is not for costs no private-key operation.

@@ -616,3 +616,26 @@ fn a_configured_async_mdn_url_wins_over_the_one_the_message_names() {
         Some("https://mdn.acme.example/as2")
     );
 }
+
+#[test]
+fn an_encryption_other_than_required_gets_insufficient_message_security() {
+    let (sender, mut receiver) = connections(r#","encryption":"aes128-cbc""#, "");
+    receiver.connection.station.decryption =
+        as2_connector::config::EncryptionRequirement::Aes256Cbc;
+    let outbound = send(&sender, &stations().0.generated.key);
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    assert_eq!(
+        inbound.disposition,
+        Disposition::error("insufficient-message-security")
+    );
+    let error = inbound.result.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("encrypted with AES-128-CBC; this connection requires aes256-cbc"),
+        "{error}"
+    );
+    receiver.connection.station.decryption = as2_connector::config::EncryptionRequirement::Any;
+    let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+    assert_eq!(inbound.disposition, Disposition::processed());
+}
