@@ -326,8 +326,13 @@ pub struct Station {
     pub url: Option<String>,
     /// Name of your private key in the host's key store. The key itself never
     /// leaves the host; its certificate is the one partners encrypt to.
-    #[schemars(length(min = 1))]
+    #[serde(default)]
     pub private_key: String,
+    /// Your private key as pasted into the form (PKCS#8 PEM, write-only).
+    /// Saving the connection moves it into the host's key store with
+    /// `certificate` and leaves only its name in `private_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_pem: Option<SecretRef>,
     /// During a certificate rollover: the key store entry of your next key,
     /// whose certificate partners may already encrypt to. Messages decrypt
     /// with either key; MDNs are signed with `private_key` until you switch.

@@ -240,10 +240,15 @@ fn check_fields(
     {
         problems.push(Problem::config("/station/url", reason));
     }
-    if station.private_key.trim().is_empty() {
+    if station.private_key_pem.is_some() {
+        problems.push(Problem::config(
+            "/station/private_key_pem",
+            "the private key was pasted into the configuration: save the connection (`as2-harness connections save`) so it moves into the key store",
+        ));
+    } else if station.private_key.trim().is_empty() {
         problems.push(Problem::config(
             "/station/private_key",
-            "name the key store entry that holds your private key",
+            "name the key store entry that holds your private key, or paste the key on the form",
         ));
     }
     if !station.require_mdn {

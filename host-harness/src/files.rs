@@ -14,7 +14,11 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// [`write_durably`] with the file's permission bits (Unix).
 pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path.parent().context("the path has no folder")?;
+    // A bare file name lives in the current folder.
+    let dir = match path.parent().context("the path has no folder")? {
+        dir if dir.as_os_str().is_empty() => Path::new("."),
+        dir => dir,
+    };
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_path(path);
     {

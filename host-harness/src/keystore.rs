@@ -1,6 +1,8 @@
 //! The file-backed key store: station private keys and their certificates,
 //! used by the component only through handles. Key bytes never leave this module
-//! except to the files they are stored in.
+//! except to the files they are stored in. With a master key, each private key
+//! is stored sealed (AES-256-GCM, `<name>.key.sealed`) and is useless without
+//! it; without one it is an unencrypted PKCS#8 file readable by its owner only.
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,11 +13,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use as2_connector::crypto::rustcrypto::{SoftwareKey, generate_station_key};
+
+use crate::secrets::MasterKey;
 use der::{Decode, DecodePem, Encode};
 
 /// Key store rooted at `<data-dir>/keys`.
 pub struct KeyStore {
     dir: PathBuf,
+    master_key: Option<MasterKey>,
     loaded: Mutex<HashMap<String, Arc<SoftwareKey>>>,
     /// Private-key operations performed for the component (signatures).
     pub signatures: AtomicU64,
@@ -34,6 +39,9 @@ pub enum KeyError {
     /// The name is not a plain file name.
     #[error("invalid key name {0:?}: use letters, digits, '.', '_' and '-'")]
     InvalidName(String),
+    /// The key is sealed and no master key was given.
+    #[error("key {0:?} is encrypted: set AS2_MASTER_KEY to the master key it was stored with")]
+    Locked(String),
     /// The files do not parse.
     #[error("key {name:?} is unusable: {reason}")]
     Unusable {
@@ -59,12 +67,14 @@ fn check_name(name: &str) -> Result<(), KeyError> {
 }
 
 impl KeyStore {
-    /// Opens (and creates) the key store in `data_dir`.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Opens (and creates) the key store in `data_dir`; private keys are
+    /// sealed under `master_key` when one is given.
+    pub fn open(data_dir: &Path, master_key: Option<MasterKey>) -> anyhow::Result<Self> {
         let dir = data_dir.join("keys");
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(KeyStore {
             dir,
+            master_key,
             loaded: Mutex::new(HashMap::new()),
             signatures: AtomicU64::new(0),
             decryptions: AtomicU64::new(0),
@@ -73,6 +83,40 @@ impl KeyStore {
 
     fn key_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.key.pem"))
+    }
+
+    fn sealed_key_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key.sealed"))
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.key_path(name).exists() || self.sealed_key_path(name).exists()
+    }
+
+    /// The additional data bound into a sealed key: its name, so that a
+    /// sealed file renamed to another key does not open.
+    fn aad(name: &str) -> Vec<u8> {
+        format!("as2-key:{name}").into_bytes()
+    }
+
+    fn read_key_pem(&self, name: &str) -> Result<String, KeyError> {
+        let unusable = |reason: String| KeyError::Unusable {
+            name: name.to_string(),
+            reason,
+        };
+        let sealed_path = self.sealed_key_path(name);
+        if sealed_path.exists() {
+            let master_key = self
+                .master_key
+                .as_ref()
+                .ok_or_else(|| KeyError::Locked(name.to_string()))?;
+            let sealed = fs::read(&sealed_path).map_err(|e| unusable(e.to_string()))?;
+            let plain = master_key.open(&Self::aad(name), &sealed).ok_or_else(|| {
+                unusable("it does not decrypt: wrong master key, or the file was altered".into())
+            })?;
+            return String::from_utf8(plain).map_err(|_| unusable("not PEM text".into()));
+        }
+        fs::read_to_string(self.key_path(name)).map_err(|e| unusable(e.to_string()))
     }
 
     /// The certificate file of key `name`.
@@ -87,15 +131,14 @@ impl KeyStore {
         if let Some(key) = loaded.get(name) {
             return Ok(key.clone());
         }
-        let key_path = self.key_path(name);
-        if !key_path.exists() {
+        if !self.exists(name) {
             return Err(KeyError::NotFound(name.to_string()));
         }
         let unusable = |reason: String| KeyError::Unusable {
             name: name.to_string(),
             reason,
         };
-        let key_pem = fs::read_to_string(&key_path).map_err(|e| unusable(e.to_string()))?;
+        let key_pem = self.read_key_pem(name)?;
         let cert_pem = fs::read_to_string(self.certificate_path(name))
             .map_err(|e| unusable(format!("certificate: {e}")))?;
         let key = load_pair(&key_pem, &cert_pem).map_err(|e| unusable(e.to_string()))?;
@@ -113,7 +156,7 @@ impl KeyStore {
         valid_for: Duration,
     ) -> anyhow::Result<String> {
         check_name(name)?;
-        if self.key_path(name).exists() {
+        if self.exists(name) {
             bail!(
                 "a key named {name:?} already exists; choose another name or delete {}",
                 self.key_path(name).display()
@@ -134,7 +177,13 @@ impl KeyStore {
     }
 
     fn store(&self, name: &str, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
-        write_private(&self.key_path(name), key_pem.as_bytes())?;
+        match &self.master_key {
+            Some(master_key) => write_private(
+                &self.sealed_key_path(name),
+                &master_key.seal(&Self::aad(name), key_pem.as_bytes())?,
+            )?,
+            None => write_private(&self.key_path(name), key_pem.as_bytes())?,
+        }
         crate::files::write_durably(&self.certificate_path(name), cert_pem.as_bytes())?;
         Ok(())
     }
@@ -146,8 +195,8 @@ impl KeyStore {
                 entry
                     .ok()?
                     .file_name()
-                    .to_str()?
-                    .strip_suffix(".key.pem")
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".key.pem").or(n.strip_suffix(".key.sealed")))
                     .map(str::to_string)
             })
             .collect();
@@ -187,4 +236,42 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Counts a private-key operation.
 pub(crate) fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_a_master_key_private_keys_are_sealed_and_useless_without_it() {
+        let dir = std::env::temp_dir().join(format!("as2-keys-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let master_key = MasterKey::generate().unwrap();
+        let keys = KeyStore::open(&dir, Some(master_key.clone())).unwrap();
+        keys.generate("acme", "ACME", Duration::from_secs(86400))
+            .unwrap();
+        let sealed = fs::read(keys.sealed_key_path("acme")).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"));
+        assert!(!keys.key_path("acme").exists());
+        assert_eq!(keys.list().unwrap(), vec!["acme"]);
+        assert!(keys.get("acme").is_ok());
+
+        let locked = KeyStore::open(&dir, None).unwrap();
+        assert!(matches!(locked.get("acme"), Err(KeyError::Locked(_))));
+        let wrong = KeyStore::open(&dir, Some(MasterKey::generate().unwrap())).unwrap();
+        assert!(matches!(wrong.get("acme"), Err(KeyError::Unusable { .. })));
+        // A sealed key renamed to another name does not open under it.
+        fs::copy(keys.sealed_key_path("acme"), keys.sealed_key_path("other")).unwrap();
+        fs::copy(
+            keys.certificate_path("acme"),
+            keys.certificate_path("other"),
+        )
+        .unwrap();
+        let reopened = KeyStore::open(&dir, Some(master_key)).unwrap();
+        assert!(matches!(
+            reopened.get("other"),
+            Err(KeyError::Unusable { .. })
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

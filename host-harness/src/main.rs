@@ -259,14 +259,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connections {
             command: ConnectionsCommand::Save { form, out },
         } => {
-            let secrets = as2_harness::secrets::SecretStore::open(
-                &cli.data_dir,
-                as2_harness::secrets::MasterKey::from_env()?,
-            );
-            let (saved, names) = as2_harness::connections::save(&read_config(form)?, &secrets)?;
+            let master_key = as2_harness::secrets::MasterKey::from_env()?;
+            let secrets =
+                as2_harness::secrets::SecretStore::open(&cli.data_dir, master_key.clone());
+            let keys = as2_harness::keystore::KeyStore::open(&cli.data_dir, master_key)?;
+            let (saved, names) =
+                as2_harness::connections::save(&read_config(form)?, &secrets, &keys)?;
             as2_harness::files::write_durably(out, format!("{saved}\n").as_bytes())?;
             for name in &names {
-                eprintln!("moved a secret into the secret store as {name:?}");
+                eprintln!("moved a secret into the store as {name:?}");
             }
             eprintln!("saved {}", out.display());
             let connector = connector(&cli)?;
@@ -311,7 +312,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Keys { command } => {
-            let keys = as2_harness::keystore::KeyStore::open(&cli.data_dir)?;
+            let master_key = as2_harness::secrets::MasterKey::from_env()?;
+            if master_key.is_none()
+                && matches!(
+                    command,
+                    KeysCommand::Generate { .. } | KeysCommand::Import { .. }
+                )
+            {
+                eprintln!(
+                    "note: {} is not set, so the private key is stored unencrypted (readable by you only); set it to store keys sealed",
+                    as2_harness::secrets::MASTER_KEY_VARIABLE
+                );
+            }
+            let keys = as2_harness::keystore::KeyStore::open(&cli.data_dir, master_key)?;
             match command {
                 KeysCommand::Generate {
                     name,

@@ -80,7 +80,7 @@ impl Station {
         Ok(Arc::new(Station {
             label: data_dir.display().to_string(),
             data_dir: data_dir.to_path_buf(),
-            keys: KeyStore::open(data_dir)?,
+            keys: KeyStore::open(data_dir, master_key.clone())?,
             state: StateStore::open(data_dir)?,
             secrets: SecretStore::open(data_dir, master_key),
         }))

@@ -59,6 +59,37 @@ impl MasterKey {
         }
     }
 
+    /// AES-256-GCM of `plain` with `aad` bound in: 12-byte nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let cipher = Aes256Gcm::new_from_slice(&self.0).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let ciphertext = cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
+            .map_err(|e| anyhow::anyhow!("encrypting: {e}"))?;
+        Ok([nonce.as_slice(), &ciphertext].concat())
+    }
+
+    /// Reverses [`MasterKey::seal`]; `None` when the key is wrong, the
+    /// `aad` differs or the bytes were altered.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let cipher = Aes256Gcm::new_from_slice(&self.0).ok()?;
+        if sealed.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(12);
+        let nonce = Nonce::try_from(nonce).ok()?;
+        cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .ok()
+    }
+
     /// The base64 text, to hand to the user once.
     pub fn to_base64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.0)
@@ -109,9 +140,8 @@ impl SecretStore {
         }
     }
 
-    fn cipher(&self) -> Result<Aes256Gcm, SecretError> {
-        let key = self.key.as_ref().ok_or(SecretError::Locked)?;
-        Aes256Gcm::new_from_slice(&key.0).map_err(|e| SecretError::Io(anyhow::anyhow!("{e}")))
+    fn key(&self) -> Result<&MasterKey, SecretError> {
+        self.key.as_ref().ok_or(SecretError::Locked)
     }
 
     fn read(&self) -> Result<File, SecretError> {
@@ -128,52 +158,31 @@ impl SecretStore {
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Result<String, SecretError> {
-        let cipher = self.cipher()?;
+        let key = self.key()?;
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let file = self.read()?;
         let sealed = file
             .secrets
             .get(name)
             .ok_or_else(|| SecretError::NotFound(name.to_string()))?;
+        let undecryptable = || SecretError::Undecryptable(name.to_string());
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(sealed)
-            .map_err(|_| SecretError::Undecryptable(name.to_string()))?;
-        if sealed.len() < 12 {
-            return Err(SecretError::Undecryptable(name.to_string()));
-        }
-        let (nonce, ciphertext) = sealed.split_at(12);
-        let nonce =
-            Nonce::try_from(nonce).map_err(|_| SecretError::Undecryptable(name.to_string()))?;
-        let plain = cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: ciphertext,
-                    aad: name.as_bytes(),
-                },
-            )
-            .map_err(|_| SecretError::Undecryptable(name.to_string()))?;
-        String::from_utf8(plain).map_err(|_| SecretError::Undecryptable(name.to_string()))
+            .map_err(|_| undecryptable())?;
+        let plain = key
+            .open(name.as_bytes(), &sealed)
+            .ok_or_else(undecryptable)?;
+        String::from_utf8(plain).map_err(|_| undecryptable())
     }
 
     /// Stores `value` under `name`, durably (file fsynced, mode 0600).
     pub fn set(&self, name: &str, value: &str) -> Result<(), SecretError> {
-        let cipher = self.cipher()?;
+        let key = self.key()?;
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut file = self.read()?;
-        let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce)
-            .map_err(|e| SecretError::Io(anyhow::anyhow!("no randomness: {e}")))?;
-        let ciphertext = cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: value.as_bytes(),
-                    aad: name.as_bytes(),
-                },
-            )
-            .map_err(|e| SecretError::Io(anyhow::anyhow!("encrypting: {e}")))?;
-        let sealed = [nonce.as_slice(), &ciphertext].concat();
+        let sealed = key
+            .seal(name.as_bytes(), value.as_bytes())
+            .map_err(SecretError::Io)?;
         file.secrets.insert(
             name.to_string(),
             base64::engine::general_purpose::STANDARD.encode(sealed),
