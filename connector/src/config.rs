@@ -870,22 +870,23 @@ impl Connection {
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let pointer = if path == "." {
-                String::from("/")
-            } else {
-                format!("/{}", path.replace('.', "/"))
-            };
+            let pointer = crate::validate::pointer(&e.path().to_string());
             Error::config(pointer, e.into_inner().to_string())
         })
     }
 
     /// Parses and checks everything that can be checked without the network
     /// or the key store: identifiers, URLs, the partner certificate and its
-    /// validity at `now`. Fails with the first error
-    /// [`validate`](crate::validate::validate) finds; warnings do not fail.
+    /// validity at `now`. Fails with the first error (the same rules as
+    /// [`validate`](crate::validate::validate)); warnings do not fail.
     pub fn check(text: &str, now: SystemTime) -> Result<Checked, Error> {
-        let report = crate::validate::validate(text, now);
+        // Every call parses its configuration: serde rejects unknown fields
+        // here, so the schema walk that lists all of them is left to
+        // `validate` (the form's check), off the per-message path.
+        let connection = Self::from_json(text)?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::config("", format!("the configuration is not JSON: {e}")))?;
+        let report = crate::validate::report(connection, &value, now, Vec::new());
         match report.checked {
             Some(checked) => Ok(checked),
             None => Err(report

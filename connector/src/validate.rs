@@ -109,7 +109,18 @@ pub fn validate(text: &str, now: SystemTime) -> Report {
             };
         }
     };
-    let partner_cert = check_fields(&connection, &value, now, &mut problems);
+    report(connection, &value, now, problems)
+}
+
+/// The field rules checked on a parsed `connection` (and its JSON `value`),
+/// added to the `problems` found so far, in the order of the form.
+pub(crate) fn report(
+    connection: Connection,
+    value: &Value,
+    now: SystemTime,
+    mut problems: Vec<Problem>,
+) -> Report {
+    let partner_cert = check_fields(&connection, value, now, &mut problems);
     problems.sort_by_key(|problem| form_position(&problem.field));
     let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
     Report {
@@ -138,8 +149,9 @@ fn form_position(field: &str) -> u8 {
     }
 }
 
-/// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, ``).
-fn pointer(path: &str) -> String {
+/// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, and
+/// the empty pointer for the whole document, RFC 6901).
+pub(crate) fn pointer(path: &str) -> String {
     if path == "." {
         String::new()
     } else {
