@@ -784,6 +784,20 @@ fn default_true() -> bool {
     true
 }
 
+/// A deserialization failure as an [`Error::InvalidConfig`] at its JSON pointer.
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let pointer = crate::validate::pointer(&e.path().to_string());
+    Error::config(pointer, e.into_inner().to_string())
+}
+
+/// How a configuration value is written in JSON, e.g. `aes256-cbc`.
+pub fn wire_name(value: impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The JSON Schema (draft 2020-12) of [`Connection`], pretty-printed: the
 /// generated schema, with a human label (`title`) on every enum choice and
 /// the rules that tie fields together as `if`/`then` inside `allOf`.
@@ -869,10 +883,12 @@ impl Connection {
     /// Parses JSON, naming the offending field (as a JSON pointer) on failure.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let pointer = crate::validate::pointer(&e.path().to_string());
-            Error::config(pointer, e.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(deserializer).map_err(field_error)
+    }
+
+    /// [`Connection::from_json`] of JSON already parsed.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, Error> {
+        serde_path_to_error::deserialize(value).map_err(field_error)
     }
 
     /// Parses and checks everything that can be checked without the network
@@ -883,9 +899,9 @@ impl Connection {
         // Every call parses its configuration: serde rejects unknown fields
         // here, so the schema walk that lists all of them is left to
         // `validate` (the form's check), off the per-message path.
-        let connection = Self::from_json(text)?;
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::config("", format!("the configuration is not JSON: {e}")))?;
+        let connection = Self::from_value(&value)?;
         let report = crate::validate::report(connection, &value, now, Vec::new());
         match report.checked {
             Some(checked) => Ok(checked),

@@ -636,10 +636,7 @@ fn unpack(
                             return Err(Error::InsufficientSecurity(format!(
                                 "the message is encrypted with {}; this connection requires {}",
                                 encryption_name(used),
-                                serde_json::to_value(required)
-                                    .ok()
-                                    .and_then(|v| v.as_str().map(str::to_string))
-                                    .unwrap_or_default()
+                                crate::config::wire_name(required)
                             )));
                         }
                         let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)?;
@@ -671,10 +668,7 @@ fn unpack(
                         return Err(Error::InsufficientSecurity(format!(
                             "the message is signed with {}; this connection requires {}",
                             verified.signature.digest_algorithm.micalg(),
-                            serde_json::to_value(required)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default()
+                            crate::config::wire_name(required)
                         )));
                     }
                     // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.

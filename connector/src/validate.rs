@@ -98,11 +98,11 @@ pub fn validate(text: &str, now: SystemTime) -> Report {
     };
     let schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
     remove_unknown_fields(&mut value, &schema, &schema, "", &mut problems);
-    let connection: Connection = match serde_path_to_error::deserialize(&value) {
+    let connection = match Connection::from_value(&value) {
         Ok(connection) => connection,
-        Err(e) => {
-            let field = pointer(&e.path().to_string());
-            problems.push(Problem::config(&field, e.into_inner().to_string()));
+        Err(error) => {
+            let field = error.field().unwrap_or_default().to_string();
+            problems.push(Problem::error(field, error));
             return Report {
                 checked: None,
                 problems,
