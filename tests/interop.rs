@@ -98,13 +98,12 @@ async fn world() -> World {
         serde_json::json!({}),
     );
     let ours = Connector::new(runtime(), station.clone());
-    let inbox = station.data_dir.join("inbox");
-    let endpoint = Arc::new(Endpoint {
-        connector: ours.clone(),
-        routes: vec![Route::from_json(receive_config.clone()).unwrap()],
-        max_body: 64 << 20,
-        inbox: inbox.clone(),
-    });
+    let endpoint = Arc::new(Endpoint::new(
+        ours.clone(),
+        vec![Route::from_json(receive_config.clone()).unwrap()],
+        64 << 20,
+    ));
+    let inbox = endpoint.inbox.dir.clone();
     tokio::spawn(server::serve(listener, endpoint, std::future::pending()));
     let python = tokio::task::spawn_blocking(python).await.unwrap();
     World {

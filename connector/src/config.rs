@@ -523,6 +523,13 @@ pub struct Partner {
     #[serde(default = "default_send_attempts")]
     #[schemars(range(min = 1, max = 10))]
     pub send_attempts: u32,
+    /// How long to wait for the MDN before sending again, in seconds: for a
+    /// synchronous MDN, the HTTP answer that carries it; for an asynchronous
+    /// one, its POST to your station URL. Unset: 60 s synchronous, 1,800 s
+    /// asynchronous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub mdn_timeout_seconds: Option<u32>,
     /// The MIC algorithm to ask for in signed MDNs (default: the signing digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdn_micalg: Option<Digest>,
@@ -745,6 +752,17 @@ pub enum MdnDelivery {
     /// In a separate POST to your station URL, after the message was answered with 200.
     #[serde(rename = "async")]
     Async,
+}
+
+impl Partner {
+    /// How long to wait for the MDN, in seconds (`mdn_timeout_seconds`, or
+    /// its default for the delivery mode).
+    pub fn mdn_timeout_seconds(&self) -> u32 {
+        self.mdn_timeout_seconds.unwrap_or(match self.mdn_delivery {
+            MdnDelivery::Sync => 60,
+            MdnDelivery::Async => 1800,
+        })
+    }
 }
 
 fn default_send_attempts() -> u32 {

@@ -292,6 +292,15 @@ fn check_fields(
             "give a number of send attempts from 1 to 10",
         ));
     }
+    if partner
+        .mdn_timeout_seconds
+        .is_some_and(|seconds| !(1..=86400).contains(&seconds))
+    {
+        problems.push(Problem::config(
+            "/partner/mdn_timeout_seconds",
+            "give the MDN timeout in seconds, from 1 to 86400 (one day)",
+        ));
+    }
     if partner.mdn_delivery == MdnDelivery::Async
         && partner.mdn != MdnMode::None
         && station.url.is_none()

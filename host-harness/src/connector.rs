@@ -69,6 +69,24 @@ impl Connector {
         })
     }
 
+    /// `resume`: send again what this connection still owes the partner.
+    pub fn resume(&self, config: &str) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_resume(store, config)
+        })
+    }
+
+    /// `list-messages`.
+    pub fn list_messages(
+        &self,
+        config: &str,
+        filter: &api::MessageFilter,
+    ) -> Outcome<Vec<api::MessageStatus>> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_list_messages(store, config, *filter)
+        })
+    }
+
     /// `lookup-message`.
     pub fn lookup_message(&self, config: &str, message_id: &str) -> Outcome<api::MessageStatus> {
         self.runtime.call(&self.station, |guest, store| {

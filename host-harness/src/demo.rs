@@ -100,13 +100,8 @@ impl LoopbackEndpoint {
         connector: &Connector,
         routes: Vec<Route>,
     ) -> Self {
-        let inbox = connector.station.data_dir.join("inbox");
-        let endpoint = Arc::new(Endpoint {
-            connector: connector.clone(),
-            routes,
-            max_body: 256 << 20,
-            inbox: inbox.clone(),
-        });
+        let endpoint = Arc::new(Endpoint::new(connector.clone(), routes, 256 << 20));
+        let inbox = endpoint.inbox.dir.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(server::serve(listener, endpoint, async {
             let _ = stopped.await;
@@ -418,12 +413,13 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
     Ok(outcome)
 }
 
-/// `pending`, `acknowledged` or `failed`.
+/// `pending`, `acknowledged`, `failed` or `received`.
 pub fn state_text(state: api::MessageState) -> &'static str {
     match state {
         api::MessageState::Pending => "pending",
         api::MessageState::Acknowledged => "acknowledged",
         api::MessageState::Failed => "failed",
+        api::MessageState::Received => "received",
     }
 }
 

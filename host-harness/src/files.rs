@@ -40,15 +40,23 @@ pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::
             .with_context(|| format!("syncing {}", tmp.display()))?;
     }
     fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
+    sync_dir(dir)
 }
 
+/// A temporary name beside `path`, unique to this process and this write:
+/// two threads writing the same file never share one.
 fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}-{serial}.tmp", std::process::id()))
+}
+
+/// Syncs the folder `dir`, so that a rename or link in it survives a crash.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 /// A file name safe to create: no folders, no `..`, no control characters,
@@ -89,6 +97,32 @@ pub fn sanitize_file_name(name: &str, fallback: &str) -> String {
 /// a collision gets ` (2)`, ` (3)`, … before the extension. Returns the path.
 pub fn store_new_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = temp_path(&dir.join(name));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    let linked = link_as_new(&tmp, dir, name, |_| Ok(()));
+    let _ = fs::remove_file(&tmp);
+    linked
+}
+
+/// Gives the (synced) file `source` a second name `name` in `dir`, never
+/// taking an existing name: a collision gets ` (2)`, ` (3)`, … before the
+/// extension. `before_link` hears each candidate before it is tried, so a
+/// caller can record where the file is about to appear. Returns the path.
+pub fn link_as_new(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    mut before_link: impl FnMut(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (stem, extension) = match name.rsplit_once('.') {
         Some((stem, extension)) if !stem.is_empty() => (stem, format!(".{extension}")),
         _ => (name, String::new()),
@@ -99,33 +133,40 @@ pub fn store_new_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<Pa
         } else {
             dir.join(format!("{stem} ({attempt}){extension}"))
         };
-        let tmp = temp_path(&candidate);
-        {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
+        if candidate.exists() {
+            continue;
         }
+        before_link(&candidate)?;
         // hard_link fails if the target exists: no overwrite, even under a race.
-        match fs::hard_link(&tmp, &candidate) {
+        match fs::hard_link(source, &candidate) {
             Ok(()) => {
-                fs::remove_file(&tmp)?;
-                File::open(dir).and_then(|d| d.sync_all())?;
+                sync_dir(dir)?;
                 return Ok(candidate);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&tmp)?;
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("storing {}", candidate.display()));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("storing {}", candidate.display())),
         }
     }
     anyhow::bail!("too many files named {name:?} in {}", dir.display())
+}
+
+/// Whether `a` and `b` are one file under two names.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (fs::read(a), fs::read(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]

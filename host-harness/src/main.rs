@@ -81,6 +81,10 @@ enum Command {
         /// Largest message accepted, in MiB.
         #[arg(long, default_value_t = 512)]
         max_body_mib: usize,
+        /// How often to send again what the connections still owe partners
+        /// (interrupted sends, overdue asynchronous MDNs), in seconds.
+        #[arg(long, default_value_t = 10)]
+        resume_every_secs: u64,
     },
     /// Send files to the partner; prints one JSON line per file.
     Send {
@@ -93,13 +97,45 @@ enum Command {
         #[arg(long, default_value = "application/edi-x12")]
         content_type: String,
     },
-    /// Show the state, attempts and MDN of a sent message.
+    /// Send again what a connection still owes its partner: sends a stop
+    /// interrupted, messages whose MDN is overdue (same Message-ID, same
+    /// bytes). `serve` does this by itself every few seconds.
+    Resume {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Show the state, every attempt and the MDN of a sent or received message.
     Status {
         /// The Message-ID, with or without angle brackets.
         message_id: String,
-        /// The configuration file of the connection it was sent through.
+        /// The configuration file of the connection it went through.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// List the messages sent and received through connections, newest
+    /// first; prints one JSON line per message.
+    Messages {
+        /// Configuration files of the connections to list.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Only messages with this partner (AS2 identifier).
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only this direction.
+        #[arg(long, value_enum)]
+        direction: Option<DirectionArg>,
+        /// Only this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// Only messages from this time on: 2026-12-01, 2026-12-01T08:00:00Z, or Unix seconds.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<u64>,
+        /// Only messages before this time (same forms as --since).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<u64>,
+        /// At most this many per connection.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
     /// Two stations on loopback exchange a signed, encrypted X12 850 and a signed MDN.
     Demo {
@@ -107,6 +143,61 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DirectionArg {
+    /// Sent to the partner.
+    Out,
+    /// Received from the partner.
+    In,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StateArg {
+    Pending,
+    Acknowledged,
+    Failed,
+    Received,
+}
+
+/// Seconds since the Unix epoch from `2026-12-01`, `2026-12-01T08:00:00Z`
+/// (UTC) or a number of seconds.
+fn parse_time(text: &str) -> Result<u64, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let bad =
+        || format!("{text:?} is not a time: give 2026-12-01, 2026-12-01T08:00:00Z or Unix seconds");
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((date, time)) => (date, time.trim_end_matches('Z')),
+        None => (text, "00:00:00"),
+    };
+    let numbers = |part: &str, sep: char| -> Result<Vec<u64>, String> {
+        part.split(sep)
+            .map(|n| n.parse::<u64>().map_err(|_| bad()))
+            .collect()
+    };
+    let (ymd, hms) = (numbers(date, '-')?, numbers(time, ':')?);
+    let [y, m, d] = <[u64; 3]>::try_from(ymd).map_err(|_| bad())?;
+    let [hh, mm, ss] = <[u64; 3]>::try_from(hms).map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
+        return Err(bad());
+    }
+    // Days since the epoch of a civil (proleptic Gregorian) date.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 #[derive(Subcommand)]
@@ -371,6 +462,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             configs,
             listen,
             max_body_mib,
+            resume_every_secs,
         } => {
             let connector = connector(&cli)?;
             let mut routes = Vec::new();
@@ -397,12 +489,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     route.station_id, route.partner_id
                 );
             }
-            let endpoint = Arc::new(Endpoint {
-                connector,
-                routes,
-                max_body: max_body_mib << 20,
-                inbox: cli.data_dir.join("inbox"),
-            });
+            let mut endpoint = Endpoint::new(connector, routes, max_body_mib << 20);
+            endpoint.resume_every = Duration::from_secs((*resume_every_secs).max(1));
+            let endpoint = Arc::new(endpoint);
             server::serve(listener, endpoint, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -414,6 +503,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             content_type,
         } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
+            // What a stop interrupted goes first, under its own Message-ID.
+            let (resumer, resume_config) = (connector.clone(), config.clone());
+            if let Ok(Ok(outcomes)) = blocking(move || resumer.resume(&resume_config)).await? {
+                for outcome in outcomes.into_iter().flatten() {
+                    eprintln!(
+                        "resumed {} (interrupted or overdue): {}",
+                        outcome.message_id,
+                        as2_harness::demo::state_text(outcome.state)
+                    );
+                    let mut line = sent_line(None, &outcome);
+                    line["resumed"] = true.into();
+                    println!("{line}");
+                }
+            }
             // Files go out in parallel up to the connection's target
             // concurrency, each in its own call, with progress on stderr.
             let concurrency = as2_connector::config::Connection::from_json(&config)
@@ -448,21 +551,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(outcome) => {
                         all_ok &= !matches!(outcome.state, api::MessageState::Failed);
                         let state = as2_harness::demo::state_text(outcome.state);
-                        (
-                            serde_json::json!({
-                                "file": path.display().to_string(),
-                                "message_id": outcome.message_id,
-                                "state": state,
-                                "attempts": outcome.attempts,
-                                "events": outcome.events,
-                                "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
-                                "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
-                                "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),
-                                "mic_matched": outcome.mic_matched,
-                                "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
-                            }),
-                            state.to_string(),
-                        )
+                        (sent_line(Some(&path), &outcome), state.to_string())
                     }
                     Err(e) => {
                         all_ok = false;
@@ -482,6 +571,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Resume { config } => {
+            let (connector, config) = (connector(&cli)?, read_config(config)?);
+            let outcomes = match blocking(move || connector.resume(&config)).await?? {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    eprintln!("{}", describe(&e));
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if outcomes.is_empty() {
+                eprintln!(
+                    "nothing is owed: every message sent is settled or still in its MDN timeout"
+                );
+            }
+            let mut all_ok = true;
+            for outcome in outcomes {
+                let line = match outcome {
+                    Ok(outcome) => {
+                        all_ok &= !matches!(outcome.state, api::MessageState::Failed);
+                        sent_line(None, &outcome)
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        serde_json::json!({ "error": { "code": error_code(&e), "message": e.message } })
+                    }
+                };
+                println!("{line}");
+            }
+            if !all_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Status { message_id, config } => {
             let (connector, config) = (connector(&cli)?, read_config(config)?);
             let id = if message_id.starts_with('<') {
@@ -489,11 +610,62 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 format!("<{message_id}>")
             };
+            let inbox = as2_harness::inbox::Inbox::new(connector.station.clone());
             match blocking(move || connector.lookup_message(&config, &id)).await?? {
-                Ok(status) => print_status(&status),
+                Ok(status) => print_status(&status, &inbox),
                 Err(e) => {
                     eprintln!("{}", describe(&e));
                     return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Messages {
+            configs,
+            partner,
+            direction,
+            state,
+            since,
+            until,
+            limit,
+        } => {
+            let connector = connector(&cli)?;
+            let inbox = as2_harness::inbox::Inbox::new(connector.station.clone());
+            let filter = api::MessageFilter {
+                direction: direction.map(|d| match d {
+                    DirectionArg::Out => api::Direction::Outbound,
+                    DirectionArg::In => api::Direction::Inbound,
+                }),
+                state: state.map(|s| match s {
+                    StateArg::Pending => api::MessageState::Pending,
+                    StateArg::Acknowledged => api::MessageState::Acknowledged,
+                    StateArg::Failed => api::MessageState::Failed,
+                    StateArg::Received => api::MessageState::Received,
+                }),
+                since: *since,
+                until: *until,
+                limit: *limit,
+            };
+            for path in configs {
+                let config = read_config(path)?;
+                let connection = as2_connector::config::Connection::from_json(&config)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                if partner
+                    .as_ref()
+                    .is_some_and(|p| *p != connection.partner.as2_id)
+                {
+                    continue;
+                }
+                let call = connector.clone();
+                let statuses =
+                    match blocking(move || call.list_messages(&config, &filter)).await?? {
+                        Ok(statuses) => statuses,
+                        Err(e) => {
+                            eprintln!("{}: {}", path.display(), describe(&e));
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    };
+                for status in &statuses {
+                    println!("{}", status_json(status, &inbox));
                 }
             }
         }
@@ -540,9 +712,72 @@ fn verdict_text(verdict: api::Verdict) -> &'static str {
     }
 }
 
-fn print_status(status: &api::MessageStatus) {
+fn direction_text(direction: api::Direction) -> &'static str {
+    match direction {
+        api::Direction::Outbound => "out",
+        api::Direction::Inbound => "in",
+    }
+}
+
+/// One JSON line for a sent message's outcome (`send`, `resume`).
+fn sent_line(file: Option<&Path>, outcome: &api::SendOutcome) -> serde_json::Value {
+    serde_json::json!({
+        "file": file.map(|path| path.display().to_string()),
+        "message_id": outcome.message_id,
+        "state": as2_harness::demo::state_text(outcome.state),
+        "attempts": outcome.attempts,
+        "events": outcome.events,
+        "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
+        "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
+        "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict::Verified)),
+        "mic_matched": outcome.mic_matched,
+        "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
+    })
+}
+
+/// A message's status as one JSON object (`messages`).
+fn status_json(
+    status: &api::MessageStatus,
+    inbox: &as2_harness::inbox::Inbox,
+) -> serde_json::Value {
+    let inbound = matches!(status.direction, api::Direction::Inbound);
+    serde_json::json!({
+        "message_id": status.message_id,
+        "direction": direction_text(status.direction),
+        "partner": status.partner,
+        "file_name": status.file_name,
+        "created": status.created,
+        "state": as2_harness::demo::state_text(status.state),
+        "attempts": status.attempts,
+        "mic": format!("{}, {}", status.mic.digest, status.mic.algorithm),
+        "mdn": status.mdn.as_ref().map(|mdn| serde_json::json!({
+            "disposition": disposition_text(&mdn.disposition),
+            "signature": format!("{:?}", mdn.signature).to_lowercase(),
+            "received_mic": mdn.received_mic.as_ref().map(|mic| format!("{}, {}", mic.digest, mic.algorithm)),
+        })),
+        "answered": status.answered.as_ref().map(disposition_text),
+        "stored_at": inbound.then(|| inbox.stored_path(&status.partner, &status.message_id)).flatten().map(|p| p.display().to_string()),
+        "async_mdn_delivery": inbound.then(|| inbox.mdn_delivery(&status.partner, &status.message_id)).flatten(),
+        "reason": status.reason,
+    })
+}
+
+fn print_status(status: &api::MessageStatus, inbox: &as2_harness::inbox::Inbox) {
+    let inbound = matches!(status.direction, api::Direction::Inbound);
     println!("Message-ID: {}", status.message_id);
+    println!(
+        "Direction:  {}",
+        if inbound {
+            "received from the partner"
+        } else {
+            "sent to the partner"
+        }
+    );
     println!("Partner:    {}", status.partner);
+    if let Some(name) = &status.file_name {
+        println!("File:       {name}");
+    }
+    println!("Created:    {} (Unix seconds)", status.created);
     println!(
         "State:      {}",
         as2_harness::demo::state_text(status.state)
@@ -551,9 +786,36 @@ fn print_status(status: &api::MessageStatus) {
         "MIC:        {}, {}",
         status.mic.digest, status.mic.algorithm
     );
-    println!("Attempts:   {}", status.attempts);
     if let Some(reason) = &status.reason {
         println!("Reason:     {reason}");
+    }
+    if inbound {
+        if let Some(answered) = &status.answered {
+            println!("Answered:   {}", disposition_text(answered));
+        }
+        if let Some(path) = inbox.stored_path(&status.partner, &status.message_id) {
+            println!("Stored at:  {}", path.display());
+        }
+        if let Some(delivery) = inbox.mdn_delivery(&status.partner, &status.message_id) {
+            println!(
+                "Async MDN:  {} to {} after {} attempts{}",
+                delivery.state,
+                delivery.url,
+                delivery.attempts,
+                delivery
+                    .last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        return;
+    }
+    println!("Attempts:   {}", status.attempts);
+    for attempt in &status.history {
+        println!(
+            "  #{} at {} (Unix seconds): {}",
+            attempt.number, attempt.started, attempt.outcome
+        );
     }
     match &status.mdn {
         Some(mdn) => {

@@ -4,8 +4,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -15,11 +15,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use as2_connector::config::Connection;
 use as2_connector::headers::as2_id_from_header;
 
 use crate::connector::{Connector, describe};
+use crate::inbox::{Accepted, Inbox};
 use crate::runtime::{ErrorCode, Header, HttpRequest, api};
 
 /// A connection served on the endpoint.
@@ -53,8 +55,44 @@ pub struct Endpoint {
     pub routes: Vec<Route>,
     /// Largest request body accepted.
     pub max_body: usize,
-    /// Where received documents are written.
-    pub inbox: PathBuf,
+    /// Where received documents go, and the MDNs owed.
+    pub inbox: Inbox,
+    /// How often to send again what the connections still owe partners
+    /// (`resume`): interrupted sends, overdue asynchronous MDNs.
+    pub resume_every: Duration,
+    /// Wakes the MDN courier when an asynchronous MDN is owed.
+    mdn_owed: Notify,
+}
+
+impl Endpoint {
+    /// An endpoint for `routes` on `connector`'s station.
+    pub fn new(connector: Connector, routes: Vec<Route>, max_body: usize) -> Self {
+        Endpoint {
+            inbox: Inbox::new(connector.station.clone()),
+            connector,
+            routes,
+            max_body,
+            resume_every: Duration::from_secs(10),
+            mdn_owed: Notify::new(),
+        }
+    }
+}
+
+/// Work the endpoint does besides answering: first finishing what a stop
+/// interrupted, then delivering owed asynchronous MDNs and resuming owed
+/// sends, until the process ends.
+async fn start_background(endpoint: &Arc<Endpoint>) -> anyhow::Result<()> {
+    let inbox = endpoint.inbox.clone();
+    let finished = tokio::task::spawn_blocking(move || inbox.recover()).await??;
+    if !finished.is_empty() {
+        tracing::warn!(
+            "finished {} deliveries interrupted by the last stop",
+            finished.len()
+        );
+    }
+    tokio::spawn(deliver_owed_mdns(endpoint.clone()));
+    tokio::spawn(resume_sends(endpoint.clone()));
+    Ok(())
 }
 
 /// Serves the endpoint on `listener` until `shutdown` completes.
@@ -63,6 +101,7 @@ pub async fn serve(
     endpoint: Arc<Endpoint>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    start_background(&endpoint).await?;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -179,64 +218,48 @@ async fn receive(
         headers,
         body: body.to_vec(),
     };
-    let connector = endpoint.connector.clone();
-    let config = route.config_json.clone();
-    let outcome = tokio::task::spawn_blocking(move || connector.export(&config, &request)).await;
-    let result = match outcome {
-        Ok(Ok(Ok(result))) => result,
-        Ok(Ok(Err(error))) => {
-            tracing::warn!(%peer, "rejected: {}", describe(&error));
-            let status = match error.code {
-                // An MDN for a message this connection never sent.
-                ErrorCode::UnknownPartner | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-                ErrorCode::InvalidConfig
-                | ErrorCode::KeystoreFailed
-                | ErrorCode::StorageFailed
-                | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::CertHasExpired | ErrorCode::CertNotYetValid => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return text(status, describe(&error));
-        }
-        Ok(Err(call_error)) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the message could not be processed: {call_error}"),
-            );
-        }
-        Err(join_error) => {
-            tracing::error!("the export task failed: {join_error}");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the message could not be processed",
-            );
-        }
-    };
-    // Store before answering: a positive MDN must never leave for a document we do not have.
-    for received in &result.documents {
-        if let Err(e) = store_document(&endpoint.inbox, received) {
-            tracing::error!(message_id = %received.message_id, "storing the received document failed: {e:#}");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the document could not be stored; send it again later",
-            );
+    // Twice at most: when a copy of the same message was recorded first,
+    // the second call answers this one as the duplicate it is.
+    let mut accepted = None;
+    for _ in 0..2 {
+        let result = match export(endpoint, &route, &request).await {
+            Ok(result) => result,
+            Err(response) => return response,
+        };
+        let (inbox, partner) = (endpoint.inbox.clone(), route.partner_id.clone());
+        let stored = tokio::task::spawn_blocking(move || {
+            let stored = inbox.accept(&partner, &result);
+            (result, stored)
+        })
+        .await;
+        match stored {
+            Ok((_, Ok(Accepted::Raced))) => continue,
+            Ok((result, Ok(Accepted::Stored { owed_mdn, .. }))) => {
+                accepted = Some((result, owed_mdn));
+                break;
+            }
+            Ok((_, Err(e))) => {
+                tracing::error!("storing the received message failed: {e:#}");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the message could not be stored; send it again later",
+                );
+            }
+            Err(join_error) => {
+                tracing::error!("the storing task failed: {join_error}");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the message could not be stored; send it again later",
+                );
+            }
         }
     }
-    // Then the record that makes a resend a duplicate, in one transaction.
-    let commit: Vec<(String, Vec<u8>)> = result
-        .commit
-        .into_iter()
-        .map(|entry| (entry.key, entry.value))
-        .collect();
-    if let Err(e) = endpoint.connector.station.state.set_all(&commit) {
-        tracing::error!("recording the received message failed: {e}");
+    let Some((result, owed_mdn)) = accepted else {
         return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the message could not be recorded; send it again later",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the message is being received on another connection right now; send it again later",
         );
-    }
+    };
     if let Some(receipt) = &result.receipt {
         tracing::info!(
             message_id = %receipt.message_id,
@@ -244,8 +267,8 @@ async fn receive(
             "asynchronous MDN received"
         );
     }
-    if let Some(mdn) = result.async_mdn {
-        tokio::spawn(deliver_async_mdn(mdn));
+    if owed_mdn.is_some() {
+        endpoint.mdn_owed.notify_one();
     }
     let mut response = Response::new(Full::new(Bytes::from(result.response.body)));
     *response.status_mut() = StatusCode::from_u16(result.response.status).unwrap_or(StatusCode::OK);
@@ -260,49 +283,138 @@ async fn receive(
     response
 }
 
-/// Delivery attempts for one asynchronous MDN, and the first pause between them.
-const ASYNC_MDN_ATTEMPTS: u32 = 5;
-const ASYNC_MDN_FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// POSTs an asynchronous MDN (RFC 4130 §7.3) to the partner, retrying with
-/// doubling pauses until a 2xx answer or the last attempt.
-async fn deliver_async_mdn(mdn: api::AsyncMdn) {
-    let headers: Vec<(String, String)> =
-        mdn.headers.into_iter().map(|h| (h.name, h.value)).collect();
-    let mut pause = ASYNC_MDN_FIRST_RETRY;
-    for attempt in 1..=ASYNC_MDN_ATTEMPTS {
-        let failure = match crate::client::post(&mdn.url, &headers, mdn.body.clone()).await {
-            Ok(status) if (200..300).contains(&status) => {
-                tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
-                return;
-            }
-            Ok(status) => format!("HTTP {status}"),
-            Err(e) => format!("{e:#}"),
-        };
-        tracing::warn!(url = %mdn.url, attempt, "asynchronous MDN not delivered: {failure}");
-        if attempt < ASYNC_MDN_ATTEMPTS {
-            tokio::time::sleep(pause).await;
-            pause *= 2;
+/// One `export` call, off the async threads; an error becomes the response.
+async fn export(
+    endpoint: &Arc<Endpoint>,
+    route: &Route,
+    request: &HttpRequest,
+) -> Result<api::ExportResult, Response<Full<Bytes>>> {
+    let connector = endpoint.connector.clone();
+    let (config, request) = (route.config_json.clone(), request.clone());
+    let outcome = tokio::task::spawn_blocking(move || connector.export(&config, &request)).await;
+    match outcome {
+        Ok(Ok(Ok(result))) => Ok(result),
+        Ok(Ok(Err(error))) => {
+            tracing::warn!("rejected: {}", describe(&error));
+            let status = match error.code {
+                // An MDN for a message this connection never sent.
+                ErrorCode::UnknownPartner | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::InvalidConfig
+                | ErrorCode::KeystoreFailed
+                | ErrorCode::StorageFailed
+                | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::CertHasExpired | ErrorCode::CertNotYetValid => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Err(text(status, describe(&error)))
+        }
+        Ok(Err(call_error)) => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the message could not be processed: {call_error}"),
+        )),
+        Err(join_error) => {
+            tracing::error!("the export task failed: {join_error}");
+            Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the message could not be processed",
+            ))
         }
     }
-    tracing::error!(url = %mdn.url, "asynchronous MDN given up after {ASYNC_MDN_ATTEMPTS} attempts");
 }
 
-/// Writes a received document to `<inbox>/<partner>/<file name>`, fsynced,
-/// never overwriting. Returns the path.
-pub fn store_document(
-    inbox: &std::path::Path,
-    received: &api::ReceivedDocument,
-) -> anyhow::Result<PathBuf> {
-    let partner = crate::files::sanitize_file_name(&received.partner, "partner");
-    let fallback =
-        crate::files::sanitize_file_name(received.message_id.trim_matches(['<', '>']), "document");
-    let name = match &received.document.file_name {
-        Some(name) => crate::files::sanitize_file_name(name, &fallback),
-        None => fallback,
-    };
-    let path =
-        crate::files::store_new_file(&inbox.join(partner), &name, &received.document.content)?;
-    tracing::info!(message_id = %received.message_id, path = %path.display(), bytes = received.document.content.len(), "document stored");
-    Ok(path)
+/// Delivers the asynchronous MDNs owed to partners (RFC 4130 §7.3), from
+/// the journal: at once when one is owed, and again with growing pauses
+/// after failures, until delivered or [`crate::inbox::MDN_ATTEMPTS`] were
+/// made. Each outcome is recorded; after a restart the journal still holds
+/// what is owed.
+async fn deliver_owed_mdns(endpoint: Arc<Endpoint>) {
+    loop {
+        let inbox = endpoint.inbox.clone();
+        let due = match tokio::task::spawn_blocking(move || inbox.due_mdns()).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(e)) => {
+                tracing::error!("reading the owed MDNs: {e:#}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        for mdn in due {
+            let inbox = endpoint.inbox.clone();
+            tokio::spawn(async move {
+                tokio::task::spawn_blocking(|| crate::faults::pause_point("mdn:delivering"))
+                    .await
+                    .ok();
+                let failure =
+                    match crate::client::post(&mdn.url, &mdn.headers, mdn.body.clone()).await {
+                        Ok(status) if (200..300).contains(&status) => None,
+                        Ok(status) => Some(format!("HTTP {status}")),
+                        Err(e) => Some(format!("{e:#}")),
+                    };
+                let attempt = mdn.attempts + 1;
+                let recorded = tokio::task::spawn_blocking(move || {
+                    inbox
+                        .mdn_attempted(mdn.id, failure.as_deref())
+                        .map(|state| (state, failure))
+                })
+                .await;
+                match recorded {
+                    Ok(Ok(("delivered", _))) => {
+                        tracing::info!(url = %mdn.url, attempt, "asynchronous MDN delivered");
+                    }
+                    Ok(Ok(("failed", failure))) => tracing::error!(
+                        url = %mdn.url,
+                        "asynchronous MDN given up after {attempt} attempts: {}",
+                        failure.unwrap_or_default()
+                    ),
+                    Ok(Ok((_, failure))) => tracing::warn!(
+                        url = %mdn.url,
+                        attempt,
+                        "asynchronous MDN not delivered: {}; trying again in {} s",
+                        failure.unwrap_or_default(),
+                        crate::inbox::mdn_retry_delay_seconds(attempt)
+                    ),
+                    Ok(Err(e)) => tracing::error!("recording an MDN delivery: {e:#}"),
+                    Err(_) => {}
+                }
+            });
+        }
+        // Wake for a new MDN, or look again for retries that came due.
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.mdn_owed.notified()).await;
+    }
+}
+
+/// Periodically sends again what the served connections still owe their
+/// partners: sends a stop interrupted, messages whose MDN is overdue.
+async fn resume_sends(endpoint: Arc<Endpoint>) {
+    loop {
+        for route in &endpoint.routes {
+            let (connector, config) = (endpoint.connector.clone(), route.config_json.clone());
+            let outcome = tokio::task::spawn_blocking(move || connector.resume(&config)).await;
+            match outcome {
+                Ok(Ok(Ok(outcomes))) => {
+                    for outcome in outcomes {
+                        match outcome {
+                            Ok(sent) => tracing::info!(
+                                message_id = %sent.message_id,
+                                state = crate::demo::state_text(sent.state),
+                                attempts = sent.attempts,
+                                "resumed a send"
+                            ),
+                            Err(e) => tracing::warn!("resuming a send: {}", describe(&e)),
+                        }
+                    }
+                }
+                Ok(Ok(Err(e))) => tracing::warn!(
+                    partner = %route.partner_id,
+                    "resuming sends: {}",
+                    describe(&e)
+                ),
+                Ok(Err(e)) => tracing::error!("resuming sends: {e}"),
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(endpoint.resume_every).await;
+    }
 }

@@ -8,11 +8,43 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE state (
+/// Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: the component's key-value state.
+    "CREATE TABLE state (
         key TEXT PRIMARY KEY NOT NULL,
         value BLOB NOT NULL,
         updated_at INTEGER NOT NULL DEFAULT (unixepoch())
-    ) STRICT"];
+    ) STRICT",
+    // 2: the host's own records: received documents on their way into the
+    // inbox, and the asynchronous MDNs owed to partners.
+    "CREATE TABLE deliveries (
+        partner TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        staged TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        path TEXT,
+        bytes INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('staged', 'delivered')),
+        received_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        PRIMARY KEY (partner, message_id)
+    ) STRICT;
+    CREATE TABLE outbound_mdns (
+        id INTEGER PRIMARY KEY,
+        partner TEXT NOT NULL,
+        original_message_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        last_error TEXT,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        settled_at INTEGER
+    ) STRICT;
+    CREATE INDEX outbound_mdns_pending ON outbound_mdns (state, next_attempt_at);",
+];
 
 /// Durable key-value state in `<data-dir>/state.sqlite`.
 pub struct StateStore {
@@ -49,6 +81,26 @@ impl StateStore {
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `work` in one immediate transaction, committed if it returns `Ok`.
+    pub fn transaction<R>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = work(&tx)?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// Runs a read (or a single-statement write) on the database.
+    pub fn read<R>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        work(&self.db())
     }
 
     /// The value under `key`.

@@ -172,6 +172,28 @@ struct SentRecord {
     /// Resends, token refreshes: what happened on the way.
     #[serde(default)]
     events: Vec<String>,
+    #[serde(default)]
+    file_name: Option<String>,
+    /// When it was recorded, in seconds since the Unix epoch.
+    #[serde(default)]
+    created: u64,
+    /// Every HTTP attempt, oldest first.
+    #[serde(default)]
+    history: Vec<AttemptRecord>,
+    /// Until when (ms since the Unix epoch) the call that sends it is
+    /// expected to act on it: `resume` leaves it alone before then.
+    #[serde(default)]
+    lease_until_ms: u64,
+    /// The partner took it (HTTP 2xx) and the MDN is to come asynchronously.
+    #[serde(default)]
+    awaiting_async_mdn: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AttemptRecord {
+    number: u32,
+    started: u64,
+    outcome: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +220,75 @@ fn state_key(message_id: &str) -> String {
     format!("sent/{message_id}")
 }
 
+/// The exact bytes of a message still being sent (`outbox/<Message-ID>`),
+/// so that a resend after a restart is the same message.
+fn outbox_key(message_id: &str) -> String {
+    format!("outbox/{message_id}")
+}
+
+/// Index of the messages not yet settled (`pending/<Message-ID>`, value:
+/// the partner), so `resume` need not read every record.
+fn pending_key(message_id: &str) -> String {
+    format!("pending/{message_id}")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn now_seconds() -> u64 {
+    now_ms() / 1000
+}
+
+/// Slack added to every lease, for clocks and scheduling.
+const LEASE_SLACK_MS: u64 = 5_000;
+
+/// A message on its way: what goes over the wire, again and again.
+struct Outgoing {
+    message_id: String,
+    headers: Headers,
+    body: Vec<u8>,
+    mic: Mic,
+}
+
+impl Outgoing {
+    /// `outbox/` encoding: the header fields as one JSON line, then the body.
+    fn encode(&self) -> Result<Vec<u8>, wit::Error> {
+        let fields: Vec<(&str, &str)> = self.headers.iter().collect();
+        let mut bytes = serde_json::to_vec(&fields)
+            .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a message: {e}")))?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&self.body);
+        Ok(bytes)
+    }
+
+    fn decode(record: &SentRecord, bytes: &[u8]) -> Result<Self, wit::Error> {
+        let unreadable = |detail: String| {
+            wit_error(
+                wit::ErrorCode::StorageFailed,
+                format!(
+                    "the stored copy of {} is unreadable: {detail}",
+                    record.message_id
+                ),
+            )
+        };
+        let split = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| unreadable("no header line".into()))?;
+        let fields: Vec<(String, String)> =
+            serde_json::from_slice(&bytes[..split]).map_err(|e| unreadable(e.to_string()))?;
+        Ok(Outgoing {
+            message_id: record.message_id.clone(),
+            headers: fields.into_iter().collect(),
+            body: bytes[split + 1..].to_vec(),
+            mic: record_mic(record),
+        })
+    }
+}
+
 fn encode(record: &SentRecord) -> Result<Vec<u8>, wit::Error> {
     serde_json::to_vec(record)
         .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a record: {e}")))
@@ -222,8 +313,19 @@ const MAX_UPDATE_RACES: usize = 16;
 /// record (acknowledged or failed) is never changed again.
 fn update_pending(
     message_id: &str,
-    mut change: impl FnMut(&mut SentRecord),
+    change: impl FnMut(&mut SentRecord),
 ) -> Result<SentRecord, wit::Error> {
+    update_record(message_id, |r| r.state == SentState::Pending, change).map(|(r, _)| r)
+}
+
+/// [`update_pending`] for records `open` accepts; also says whether this
+/// call made the change. Settling a record drops its stored copy and its
+/// pending mark.
+fn update_record(
+    message_id: &str,
+    open: impl Fn(&SentRecord) -> bool,
+    mut change: impl FnMut(&mut SentRecord),
+) -> Result<(SentRecord, bool), wit::Error> {
     let key = state_key(message_id);
     for _ in 0..MAX_UPDATE_RACES {
         let current = state::get(&key)?.ok_or_else(|| {
@@ -233,18 +335,30 @@ fn update_pending(
             )
         })?;
         let mut record = decode(&current, message_id)?;
-        if record.state != SentState::Pending {
-            return Ok(record);
+        if !open(&record) {
+            return Ok((record, false));
         }
+        let was_pending = record.state == SentState::Pending;
         change(&mut record);
         if state::compare_and_swap(&key, Some(&current), &encode(&record)?)? {
-            return Ok(record);
+            if was_pending && record.state != SentState::Pending {
+                state::delete(&outbox_key(message_id))?;
+                state::delete(&pending_key(message_id))?;
+            }
+            return Ok((record, true));
         }
     }
     Err(wit_error(
         wit::ErrorCode::StorageFailed,
         format!("the record of {message_id} kept changing while it was being updated"),
     ))
+}
+
+/// Notes what came of the latest attempt.
+fn note_attempt(record: &mut SentRecord, outcome: &str) {
+    if let Some(last) = record.history.last_mut() {
+        last.outcome = outcome.to_string();
+    }
 }
 
 /// What the state store keeps of a received message (`received/<partner>/<Message-ID>`),
@@ -255,6 +369,12 @@ struct ReceivedRecord {
     partner: String,
     file_name: Option<String>,
     mic: String,
+    #[serde(default)]
+    received: u64,
+    #[serde(default)]
+    bytes: u64,
+    #[serde(default)]
+    disposition: Option<String>,
 }
 
 fn received_key(partner: &str, message_id: &str) -> String {
@@ -447,30 +567,43 @@ fn send_one(
     key: &HostKey,
     document: api::Document,
 ) -> Result<api::SendOutcome, wit::Error> {
-    let provider = HostCrypto;
     let config = &connection.connection;
     let document = Document {
         file_name: document.file_name,
         content_type: document.content_type,
         content: document.content,
     };
-    let outbound = message::build(connection, &document, key, SystemTime::now(), &provider)
+    let outbound = message::build(connection, &document, key, SystemTime::now(), &HostCrypto)
         .map_err(|e| to_wit_error(&e))?;
-    let message_id = outbound.message_id.clone();
+    let outgoing = Outgoing {
+        message_id: outbound.message_id,
+        headers: outbound.headers,
+        body: outbound.body,
+        mic: outbound.mic,
+    };
+    let message_id = outgoing.message_id.clone();
     let record = SentRecord {
         message_id: message_id.clone(),
         partner: config.partner.as2_id.clone(),
-        mic_digest: outbound.mic.digest.clone(),
-        mic_algorithm: outbound.mic.spelling.clone(),
+        mic_digest: outgoing.mic.digest.clone(),
+        mic_algorithm: outgoing.mic.spelling.clone(),
         state: SentState::Pending,
         attempts: 0,
         mdn: None,
         reason: None,
         events: Vec::new(),
+        file_name: document.file_name.clone(),
+        created: now_seconds(),
+        history: Vec::new(),
+        lease_until_ms: now_ms() + LEASE_SLACK_MS,
+        awaiting_async_mdn: false,
     };
     // A missing secret is the configuration's fault: refused before any record.
-    let mut authorized = authorize(connection, &config.partner.url)?;
-    // Recorded before it goes out, so a crash mid-send never loses track of it.
+    authorize(connection, &config.partner.url)?;
+    // Recorded before it goes out, bytes first, so a crash mid-send never
+    // loses track of it and `resume` can send the very same message again.
+    state::set(&outbox_key(&message_id), &outgoing.encode()?)?;
+    state::set(&pending_key(&message_id), config.partner.as2_id.as_bytes())?;
     state::set(&state_key(&message_id), &encode(&record)?)?;
     log::emit(
         Level::Info,
@@ -481,22 +614,48 @@ fn send_one(
             config.partner.as2_id,
         ),
     );
+    deliver(connection, &outgoing, 0)
+}
+
+/// Sends `outgoing` until the partner has it (and the synchronous MDN is
+/// read), resending under the same Message-ID after failures; `failures`
+/// were already spent on it. Every step is in its record first.
+fn deliver(
+    connection: &Checked,
+    outgoing: &Outgoing,
+    mut failures: u32,
+) -> Result<api::SendOutcome, wit::Error> {
+    let config = &connection.connection;
+    let message_id = &outgoing.message_id;
     let expects_sync_mdn =
         config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
+    let timeout_seconds = if expects_sync_mdn {
+        u64::from(config.partner.mdn_timeout_seconds())
+    } else {
+        HTTP_TIMEOUT_SECONDS
+    };
+    let mut authorized = authorize(connection, &config.partner.url)?;
     let mut refreshed = false;
     // Resends after failures count against `send_attempts`; retries after
     // "too fast" against their own bound.
-    let (mut failures, mut too_fast) = (0u32, 0u32);
-    let (response, record) = loop {
-        let record = update_pending(&message_id, |r| {
+    let mut too_fast = 0u32;
+    let response = loop {
+        let record = update_pending(message_id, |r| {
             r.attempts += 1;
             r.reason = None;
+            r.awaiting_async_mdn = false;
+            r.lease_until_ms = now_ms() + timeout_seconds * 1000 + LEASE_SLACK_MS;
+            r.history.push(AttemptRecord {
+                number: r.attempts,
+                started: now_seconds(),
+                outcome: "in progress".into(),
+            });
         })?;
         if record.state != SentState::Pending {
             // An asynchronous MDN for an earlier attempt settled it meanwhile.
             return outcome(&record);
         }
-        let mut headers = outbound.headers.clone();
+        let mut headers = outgoing.headers.clone();
         for (name, value) in authorized.headers.iter() {
             headers.push(name, value);
         }
@@ -507,8 +666,8 @@ fn send_one(
             "POST",
             &authorized.url,
             &headers,
-            &outbound.body,
-            HTTP_TIMEOUT_SECONDS,
+            &outgoing.body,
+            timeout_seconds,
         )
         .map_err(|reason| AttemptFailure::Retry(format!("HTTP: {reason}")))
         .and_then(|response| match response.status {
@@ -551,7 +710,7 @@ fn send_one(
             failures += 1;
         }
         let (reason, code) = match attempt {
-            Ok(response) => break (response, record),
+            Ok(response) => break response,
             Err(AttemptFailure::TooFast(status, wait))
                 if too_fast < crate::pace::MAX_RATE_LIMIT_RETRIES =>
             {
@@ -561,7 +720,12 @@ fn send_one(
                     wait.as_millis()
                 );
                 log::emit(Level::Warn, &format!("{message_id}: {event}"));
-                update_pending(&message_id, |r| r.events.push(event.clone()))?;
+                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                update_pending(message_id, |r| {
+                    note_attempt(r, &format!("HTTP {status}: too fast"));
+                    r.events.push(event.clone());
+                    r.lease_until_ms = now_ms().saturating_add(wait_ms) + LEASE_SLACK_MS;
+                })?;
                 sleep(wait);
                 continue;
             }
@@ -583,18 +747,25 @@ fn send_one(
                 let event = format!(
                     "attempt {attempts} failed ({reason}); sent again under the same Message-ID after {delay} s"
                 );
-                update_pending(&message_id, |r| {
+                update_pending(message_id, |r| {
+                    note_attempt(r, &reason);
                     r.reason = Some(reason.clone());
                     r.events.push(event.clone());
+                    r.lease_until_ms = now_ms() + delay * 1000 + LEASE_SLACK_MS;
                 })?;
                 sleep(std::time::Duration::from_secs(delay));
                 continue;
             }
-            Err(AttemptFailure::CredentialsRefused(_)) if !refreshed && has_refresh(connection) => {
+            Err(AttemptFailure::CredentialsRefused(status))
+                if !refreshed && has_refresh(connection) =>
+            {
                 refreshed = true;
                 let event = refresh_token(connection)?;
                 log::emit(Level::Info, &format!("{message_id}: {event}"));
-                update_pending(&message_id, |r| r.events.push(event.clone()))?;
+                update_pending(message_id, |r| {
+                    note_attempt(r, &format!("HTTP {status}: credentials refused"));
+                    r.events.push(event.clone());
+                })?;
                 authorized = authorize(connection, &config.partner.url)?;
                 continue;
             }
@@ -622,7 +793,8 @@ fn send_one(
                 },
             ),
         };
-        let record = update_pending(&message_id, |r| {
+        let record = update_pending(message_id, |r| {
+            note_attempt(r, &reason);
             r.state = SentState::Failed;
             r.reason = Some(reason.clone());
         })?;
@@ -634,12 +806,23 @@ fn send_one(
             format!("sending {message_id} to {}: {reason}", config.partner.url),
         ));
     };
+    let status = response.status;
     if config.partner.mdn == MdnMode::None {
-        let record = update_pending(&message_id, |r| r.state = SentState::Acknowledged)?;
+        let record = update_pending(message_id, |r| {
+            note_attempt(r, &format!("HTTP {status}; no MDN requested"));
+            r.state = SentState::Acknowledged;
+        })?;
         return outcome(&record);
     }
     if !expects_sync_mdn {
-        // The MDN comes later, POSTed to our endpoint; `export` matches it.
+        // The MDN comes later, POSTed to our endpoint; `export` matches it,
+        // and `resume` sends again if it does not come in time.
+        let wait_ms = u64::from(config.partner.mdn_timeout_seconds()) * 1000;
+        let record = update_pending(message_id, |r| {
+            note_attempt(r, &format!("HTTP {status}; awaiting the asynchronous MDN"));
+            r.awaiting_async_mdn = true;
+            r.lease_until_ms = now_ms() + wait_ms;
+        })?;
         log::emit(
             Level::Info,
             &format!("{message_id} accepted; awaiting the asynchronous MDN"),
@@ -648,19 +831,26 @@ fn send_one(
     }
     let verdict = message::check_mdn(
         connection,
-        &message_id,
-        &outbound.mic,
+        message_id,
+        &outgoing.mic,
         &response.headers,
         &response.body,
-        &provider,
+        &HostCrypto,
     );
     let record = match verdict {
         Ok(verdict) => {
-            log_mdn_warnings(&message_id, &verdict);
-            update_pending(&message_id, |r| apply_verdict(r, &verdict))?
+            log_mdn_warnings(message_id, &verdict);
+            update_pending(message_id, |r| {
+                note_attempt(
+                    r,
+                    &format!("HTTP {status}; MDN: {}", verdict.mdn.disposition),
+                );
+                apply_verdict(r, &verdict);
+            })?
         }
         Err(error) => {
-            update_pending(&message_id, |r| {
+            update_pending(message_id, |r| {
+                note_attempt(r, &format!("HTTP {status}; the MDN is not valid"));
                 r.state = SentState::Failed;
                 r.reason = Some(format!("the MDN is not valid: {error}"));
             })?;
@@ -668,6 +858,108 @@ fn send_one(
         }
     };
     outcome(&record)
+}
+
+/// `resume`: sends again what this connection still owes its partner.
+fn resume(connection: &Checked) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+    let partner = &connection.connection.partner;
+    let mut outcomes = Vec::new();
+    for key in state::list_keys("pending/")? {
+        let Some(message_id) = key.strip_prefix("pending/") else {
+            continue;
+        };
+        if state::get(&key)?.as_deref() != Some(partner.as2_id.as_bytes()) {
+            continue;
+        }
+        let Some(record) = load_sent(message_id)? else {
+            // Settled between the listing and now.
+            continue;
+        };
+        if record.state != SentState::Pending || record.lease_until_ms > now_ms() {
+            continue;
+        }
+        if let Some(result) = resume_one(connection, record) {
+            outcomes.push(result);
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Takes over one pending record whose lease has run out: fails it when
+/// its attempts are used up, else sends it again. `None` when another call
+/// took it first.
+fn resume_one(
+    connection: &Checked,
+    record: SentRecord,
+) -> Option<Result<api::SendOutcome, wit::Error>> {
+    let partner = &connection.connection.partner;
+    let message_id = record.message_id.clone();
+    let expired = |r: &SentRecord| r.state == SentState::Pending && r.lease_until_ms <= now_ms();
+    if record.awaiting_async_mdn && record.attempts >= partner.send_attempts {
+        let reason = format!(
+            "no asynchronous MDN within {} s after {} attempts",
+            partner.mdn_timeout_seconds(),
+            record.attempts
+        );
+        return match update_record(&message_id, expired, |r| {
+            r.state = SentState::Failed;
+            r.reason = Some(reason.clone());
+            r.events.push(reason.clone());
+        }) {
+            Ok((record, true)) => {
+                log::emit(Level::Warn, &format!("{message_id} failed: {reason}"));
+                Some(outcome(&record))
+            }
+            Ok((_, false)) => None,
+            Err(e) => Some(Err(e)),
+        };
+    }
+    let why = if record.awaiting_async_mdn {
+        format!(
+            "no asynchronous MDN within {} s; sent again under the same Message-ID",
+            partner.mdn_timeout_seconds()
+        )
+    } else {
+        "sending was interrupted (the host stopped); sent again under the same Message-ID"
+            .to_string()
+    };
+    // Claim it: one resumer wins the compare-and-swap, others see the new lease.
+    let claim = update_record(&message_id, expired, |r| {
+        r.lease_until_ms = now_ms() + LEASE_SLACK_MS;
+        r.events.push(why.clone());
+    });
+    match claim {
+        Ok((_, true)) => {}
+        Ok((_, false)) => return None,
+        Err(e) => return Some(Err(e)),
+    }
+    log::emit(Level::Warn, &format!("{message_id}: {why}"));
+    let stored = match state::get(&outbox_key(&message_id)) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            let reason = "its stored copy is gone, so it cannot be sent again".to_string();
+            return Some(
+                update_pending(&message_id, |r| {
+                    r.state = SentState::Failed;
+                    r.reason = Some(reason.clone());
+                })
+                .and_then(|record| outcome(&record)),
+            );
+        }
+        Err(e) => return Some(Err(e)),
+    };
+    let outgoing = match Outgoing::decode(&record, &stored) {
+        Ok(outgoing) => outgoing,
+        Err(e) => return Some(Err(e)),
+    };
+    // At least one more attempt after an interruption, which was not the
+    // partner's fault; an overdue asynchronous MDN counts against the bound.
+    let spent = if record.awaiting_async_mdn {
+        record.attempts
+    } else {
+        record.attempts.min(partner.send_attempts.saturating_sub(1))
+    };
+    Some(deliver(connection, &outgoing, spent))
 }
 
 fn load_sent(message_id: &str) -> Result<Option<SentRecord>, wit::Error> {
@@ -698,11 +990,25 @@ fn receive_async_mdn(
                 ),
             )
         })?;
-    if record.state == SentState::Pending {
+    // Pending, or failed only because no MDN came in time: this MDN decides.
+    let undecided = |r: &SentRecord| {
+        r.state == SentState::Pending || (r.state == SentState::Failed && r.mdn.is_none())
+    };
+    if undecided(&record) {
         let verdict = message::judge_mdn(connection, mdn, &original, &record_mic(&record))
             .map_err(|e| to_wit_error(&e))?;
         log_mdn_warnings(&original, &verdict);
-        record = update_pending(&original, |r| apply_verdict(r, &verdict))?;
+        let late = record.state == SentState::Failed;
+        record = update_record(&original, undecided, |r| {
+            if late {
+                r.events.push(format!(
+                    "the asynchronous MDN came after the message was given up ({})",
+                    r.reason.as_deref().unwrap_or("no reason recorded")
+                ));
+            }
+            apply_verdict(r, &verdict);
+        })?
+        .0;
         log::emit(
             Level::Info,
             &format!(
@@ -951,6 +1257,9 @@ impl api::Guest for Component {
                     partner: inbound.partner.clone(),
                     file_name: received.document.file_name.clone(),
                     mic: received.mic.header_value(),
+                    received: now_seconds(),
+                    bytes: received.document.content.len() as u64,
+                    disposition: Some(inbound.disposition.to_string()),
                 };
                 commit.push(wit::StateEntry {
                     key: received_key(&inbound.partner, &inbound.message_id),
@@ -1012,6 +1321,7 @@ impl api::Guest for Component {
                     empty_ok,
                     Some(api::AsyncMdn {
                         url,
+                        original_message_id: inbound.message_id.clone(),
                         headers: from_headers(&mdn.message.headers),
                         body: mdn.message.body,
                     }),
@@ -1040,27 +1350,144 @@ impl api::Guest for Component {
             .collect())
     }
 
+    fn resume(config: String) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+        let connection = checked(&config)?;
+        resume(&connection)
+    }
+
     fn lookup_message(
         config: String,
         message_id: String,
     ) -> Result<api::MessageStatus, wit::Error> {
         let connection = checked(&config)?;
-        let record = load_sent(message_id.trim())?
-            .filter(|record| record.partner == connection.connection.partner.as2_id)
-            .ok_or_else(|| {
-                wit_error(
-                    wit::ErrorCode::NotFound,
-                    format!("no message {message_id} was sent through this connection"),
-                )
-            })?;
-        Ok(api::MessageStatus {
-            mic: stored_mic(&record),
-            state: wit_state(record.state),
-            mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
-            message_id: record.message_id,
-            partner: record.partner,
-            attempts: record.attempts,
-            reason: record.reason,
-        })
+        let partner = &connection.connection.partner.as2_id;
+        let message_id = message_id.trim();
+        if let Some(record) = load_sent(message_id)?.filter(|record| &record.partner == partner) {
+            return sent_status(record);
+        }
+        if let Some(record) = load_received(partner, message_id)? {
+            return received_status(record);
+        }
+        Err(wit_error(
+            wit::ErrorCode::NotFound,
+            format!("no message {message_id} was sent or received through this connection"),
+        ))
     }
+
+    fn list_messages(
+        config: String,
+        filter: api::MessageFilter,
+    ) -> Result<Vec<api::MessageStatus>, wit::Error> {
+        let connection = checked(&config)?;
+        let partner = &connection.connection.partner.as2_id;
+        let mut found = Vec::new();
+        if !matches!(filter.direction, Some(api::Direction::Inbound)) {
+            for key in state::list_keys("sent/")? {
+                let Some(bytes) = state::get(&key)? else {
+                    continue;
+                };
+                let record = decode(&bytes, &key)?;
+                if &record.partner == partner {
+                    found.push(sent_status(record)?);
+                }
+            }
+        }
+        if !matches!(filter.direction, Some(api::Direction::Outbound)) {
+            let prefix = received_key(partner, "");
+            for key in state::list_keys(&prefix)? {
+                let message_id = &key[prefix.len()..];
+                if let Some(record) = load_received(partner, message_id)? {
+                    found.push(received_status(record)?);
+                }
+            }
+        }
+        found.retain(|status| {
+            filter
+                .state
+                .is_none_or(|state| same_state(state, status.state))
+                && filter.since.is_none_or(|since| status.created >= since)
+                && filter.until.is_none_or(|until| status.created < until)
+        });
+        found.sort_by(|a, b| {
+            b.created
+                .cmp(&a.created)
+                .then_with(|| b.message_id.cmp(&a.message_id))
+        });
+        found.truncate(filter.limit as usize);
+        Ok(found)
+    }
+}
+
+fn same_state(a: api::MessageState, b: api::MessageState) -> bool {
+    std::mem::discriminant(&a) == std::mem::discriminant(&b)
+}
+
+fn load_received(partner: &str, message_id: &str) -> Result<Option<ReceivedRecord>, wit::Error> {
+    let Some(bytes) = state::get(&received_key(partner, message_id))? else {
+        return Ok(None);
+    };
+    let record: ReceivedRecord = serde_json::from_slice(&bytes).map_err(|e| {
+        wit_error(
+            wit::ErrorCode::StorageFailed,
+            format!("the stored record of {message_id} is unreadable: {e}"),
+        )
+    })?;
+    // `received/A/` also lists partner `A/B`'s records: keep only this partner's.
+    Ok((record.partner == partner).then_some(record))
+}
+
+fn sent_status(record: SentRecord) -> Result<api::MessageStatus, wit::Error> {
+    Ok(api::MessageStatus {
+        mic: stored_mic(&record),
+        direction: api::Direction::Outbound,
+        state: wit_state(record.state),
+        mdn: record.mdn.as_ref().map(stored_mdn_summary).transpose()?,
+        answered: None,
+        history: record
+            .history
+            .iter()
+            .map(|attempt| api::Attempt {
+                number: attempt.number,
+                started: attempt.started,
+                outcome: attempt.outcome.clone(),
+            })
+            .collect(),
+        created: record.created,
+        file_name: record.file_name,
+        message_id: record.message_id,
+        partner: record.partner,
+        attempts: record.attempts,
+        reason: record.reason,
+    })
+}
+
+fn received_status(record: ReceivedRecord) -> Result<api::MessageStatus, wit::Error> {
+    let (digest, algorithm) = record
+        .mic
+        .split_once(',')
+        .map(|(digest, algorithm)| (digest.trim(), algorithm.trim()))
+        .unwrap_or((record.mic.as_str(), ""));
+    let answered = record
+        .disposition
+        .as_deref()
+        .map(Disposition::parse)
+        .transpose()
+        .map_err(|e| to_wit_error(&e))?;
+    Ok(api::MessageStatus {
+        mic: wit::Mic {
+            digest: digest.to_string(),
+            algorithm: algorithm.to_string(),
+        },
+        direction: api::Direction::Inbound,
+        state: api::MessageState::Received,
+        mdn: None,
+        answered: answered.as_ref().map(wit_disposition),
+        history: Vec::new(),
+        created: record.received,
+        file_name: record.file_name,
+        message_id: record.message_id,
+        partner: record.partner,
+        attempts: 0,
+        reason: None,
+    })
 }
