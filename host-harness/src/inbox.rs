@@ -286,8 +286,20 @@ impl Inbox {
 
     /// Finishes what a crash interrupted: documents recorded but not yet in
     /// the inbox are moved there; staging files no record refers to (a
-    /// crash before the transaction) are removed. Returns the paths finished.
+    /// crash before the transaction) are removed; owed MDNs a stopped
+    /// process had taken up are due again at once. Returns the paths finished.
+    /// Call it when no other process serves this data folder.
     pub fn recover(&self) -> anyhow::Result<Vec<PathBuf>> {
+        self.station
+            .state
+            .read(|db| {
+                db.execute(
+                    "UPDATE outbound_mdns SET next_attempt_at = ?1
+                     WHERE state = 'pending' AND next_attempt_at > ?1",
+                    params![unix_now()],
+                )
+            })
+            .map_err(db_error)?;
         let unfinished: Vec<(String, String)> = self
             .station
             .state
