@@ -242,3 +242,53 @@ async fn an_mdn_for_a_message_never_sent_is_refused_with_not_found() {
     assert!(body.starts_with("NOT_FOUND:"), "{body}");
     assert!(body.contains("<never-sent@ACME>"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_names_are_kept_made_safe_and_never_overwrite_each_other() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let named = |name: &str, content: &[u8]| Document {
+        file_name: Some(name.into()),
+        content_type: "application/edi-x12".into(),
+        content: content.to_vec(),
+    };
+    for (name, content) in [
+        ("../../outside.x12", b"first".as_slice()),
+        ("..\\..\\outside.x12", b"second"),
+        ("Bestellung März.x12", b"third"),
+        ("CON.x12", b"fourth"),
+    ] {
+        let outcome = pair.send(named(name, content)).await;
+        assert!(
+            matches!(outcome.state, MessageState::Acknowledged),
+            "{name}"
+        );
+    }
+    let mut stored: Vec<(String, Vec<u8>)> = stored_files(&pair)
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    stored.sort();
+    let names: Vec<&str> = stored.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // A reserved device name gives way to the Message-ID.
+    assert!(
+        names[0].ends_with("@ACME") && !names[0].contains(['<', '>']),
+        "{names:?}"
+    );
+    assert_eq!(stored[0].1, b"fourth");
+    assert_eq!(
+        names[1..],
+        ["Bestellung März.x12", "outside (2).x12", "outside.x12"]
+    );
+    assert_eq!(stored[1].1, b"third");
+    assert_eq!(stored[2].1, b"second");
+    assert_eq!(stored[3].1, b"first");
+    assert!(
+        !pair.inbox.parent().unwrap().join("outside.x12").exists()
+            && !pair.inbox.join("outside.x12").exists(),
+        "nothing outside the partner's folder"
+    );
+}

@@ -192,6 +192,47 @@ pub fn unquote(text: &str) -> String {
     out
 }
 
+/// `value` as an RFC 2231 §4 extended value's characters: UTF-8 bytes
+/// outside the attribute-char set percent-encoded.
+pub fn percent_encode(value: &str) -> String {
+    const KEEP: &[u8] = b"!#$&+-.^_`|~";
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || KEEP.contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes an RFC 2231 §4 extended value, `charset'language'percent-encoded`.
+/// UTF-8 and US-ASCII decode (ISO-8859-1 too, byte for byte); other
+/// charsets, and bytes that are not valid in the charset, give `None`.
+pub fn decode_extended_value(value: &str) -> Option<String> {
+    let mut parts = value.splitn(3, '\'');
+    let (charset, _language, encoded) = (parts.next()?, parts.next()?, parts.next()?);
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail.get(..2)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    match charset.to_ascii_lowercase().as_str() {
+        "utf-8" | "us-ascii" | "" => String::from_utf8(bytes).ok(),
+        "iso-8859-1" | "latin1" => Some(bytes.into_iter().map(char::from).collect()),
+        _ => None,
+    }
+}
+
 /// Quotes a parameter value when it is not a plain RFC 2045 token.
 pub fn quote_if_needed(value: &str) -> String {
     const TSPECIALS: &[u8] = b"()<>@,;:\\\"/[]?= \t";
@@ -251,6 +292,25 @@ pub fn as2_id_from_header(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extended_values_round_trip_and_bad_ones_are_refused() {
+        let name = "Bestellung März €.x12";
+        let encoded = percent_encode(name);
+        assert_eq!(encoded, "Bestellung%20M%C3%A4rz%20%E2%82%AC.x12");
+        assert_eq!(
+            decode_extended_value(&format!("UTF-8''{encoded}")).as_deref(),
+            Some(name)
+        );
+        assert_eq!(
+            decode_extended_value("iso-8859-1'de'M%E4rz.txt").as_deref(),
+            Some("März.txt")
+        );
+        assert_eq!(decode_extended_value("UTF-8''%FF%FE"), None);
+        assert_eq!(decode_extended_value("UTF-8''%4"), None);
+        assert_eq!(decode_extended_value("koi8-r''abc"), None);
+        assert_eq!(decode_extended_value("no quotes"), None);
+    }
 
     #[test]
     fn header_block_with_lf_folding_and_any_case() {

@@ -61,10 +61,25 @@ pub fn new_message_id(station_id: &str, now: SystemTime, provider: &dyn CryptoPr
     format!("<{millis}.{random}@{domain}>")
 }
 
-/// The Content-Disposition of a payload: its file name, quoted (RFC 2183).
+/// The Content-Disposition of a payload: its file name, quoted (RFC 2183);
+/// a name beyond printable ASCII also as `filename*` in UTF-8 (RFC 2231 §4),
+/// after an ASCII stand-in for receivers that know only `filename`.
 fn content_disposition(file_name: Option<&str>) -> String {
     match file_name {
-        Some(name) => format!("attachment; filename={}", headers::quote_if_needed(name)),
+        Some(name) if name.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
+            format!("attachment; filename={}", headers::quote_if_needed(name))
+        }
+        Some(name) => {
+            let ascii: String = name
+                .chars()
+                .map(|c| if (' '..='~').contains(&c) { c } else { '_' })
+                .collect();
+            format!(
+                "attachment; filename={}; filename*=UTF-8''{}",
+                headers::quote_if_needed(&ascii),
+                headers::percent_encode(name)
+            )
+        }
         None => "attachment".to_string(),
     }
 }

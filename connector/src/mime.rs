@@ -50,12 +50,15 @@ impl<'a> Entity<'a> {
         decode_transfer_encoding(self.headers.get("Content-Transfer-Encoding"), self.body)
     }
 
-    /// The file name from Content-Disposition (RFC 2183 §2.3), if any.
+    /// The file name from Content-Disposition (RFC 2183 §2.3), if any: the
+    /// RFC 2231 `filename*` when it decodes, else `filename`. Not yet safe
+    /// to use as a path: the host sanitises it.
     pub fn file_name(&self) -> Option<String> {
         let disposition = ParameterizedValue::parse(self.headers.get("Content-Disposition")?);
         disposition
-            .param("filename")
-            .map(str::to_string)
+            .param("filename*")
+            .and_then(crate::headers::decode_extended_value)
+            .or_else(|| disposition.param("filename").map(str::to_string))
             .filter(|name| !name.is_empty())
     }
 }

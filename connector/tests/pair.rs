@@ -639,3 +639,35 @@ fn an_encryption_other_than_required_gets_insufficient_message_security() {
     let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     assert_eq!(inbound.disposition, Disposition::processed());
 }
+
+#[test]
+fn file_names_travel_both_ways_including_names_beyond_ascii() {
+    let (sender, receiver) = connections(
+        r#","signing":"none","encryption":"none""#,
+        r#","require_signed":false,"require_encrypted":false"#,
+    );
+    for name in [
+        "po 4711 (final).x12",
+        "Bestellung März €.x12",
+        "../../etc/passwd",
+    ] {
+        let document = Document {
+            file_name: Some(name.into()),
+            ..document()
+        };
+        let outbound = message::build(
+            &sender,
+            &document,
+            &stations().0.generated.key,
+            SystemTime::now(),
+            &RustCryptoProvider,
+        )
+        .unwrap();
+        let disposition = outbound.headers.get("Content-Disposition").unwrap();
+        assert!(disposition.is_ascii(), "{disposition}");
+        let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
+        let received = inbound.result.as_ref().unwrap();
+        // The engine passes the name on as sent; the host makes it safe as a path.
+        assert_eq!(received.document.file_name.as_deref(), Some(name));
+    }
+}
