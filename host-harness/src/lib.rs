@@ -5,6 +5,7 @@ pub mod client;
 pub mod connections;
 pub mod connector;
 pub mod demo;
+pub mod endpoint_info;
 pub mod faults;
 pub mod files;
 pub mod inbox;

@@ -318,6 +318,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             })
             .await??;
+            // The informational "AS2 IP addresses", from where `serve` last listened.
+            let text = match as2_harness::endpoint_info::EndpointInfo::load(&cli.data_dir) {
+                Some(info) if !ui => info.fill_schema(&text),
+                _ => text,
+            };
             println!("{text}");
         }
         Command::Validate { config } => {
@@ -356,6 +361,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let keys = as2_harness::keystore::KeyStore::open(&cli.data_dir, master_key)?;
             let (saved, names) =
                 as2_harness::connections::save(&read_config(form)?, &secrets, &keys)?;
+            let saved = match as2_harness::endpoint_info::EndpointInfo::load(&cli.data_dir) {
+                Some(info) => {
+                    let mut value: serde_json::Value = serde_json::from_str(&saved)?;
+                    info.fill_config(&mut value);
+                    serde_json::to_string_pretty(&value)?
+                }
+                None => saved,
+            };
             as2_harness::files::write_durably(out, format!("{saved}\n").as_bytes())?;
             for name in &names {
                 eprintln!("moved a secret into the store as {name:?}");
@@ -483,6 +496,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let address = listener.local_addr()?;
+            let info =
+                as2_harness::endpoint_info::EndpointInfo::for_listeners(&[("http", address)]);
+            info.save(&cli.data_dir)?;
+            eprintln!(
+                "partners connect to {} (station.ip_addresses of these connections)",
+                info.ip_addresses.join(", ")
+            );
             for route in &routes {
                 eprintln!(
                     "receiving for {} from {} at http://{address}/",

@@ -439,6 +439,13 @@ fn an_asynchronous_mdn_interrupted_by_a_kill_is_delivered_after_the_restart() {
     }
     let received = world.messages("globex", "globex.json");
     let _ = (globex.kill(), acme.kill());
+    // The form's informational "AS2 IP addresses" shows where `serve` listened.
+    let schema = world.run("globex", &["schema"]);
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert_eq!(
+        schema.pointer("/$defs/Station/properties/ip_addresses/default"),
+        Some(&serde_json::json!(["127.0.0.1"]))
+    );
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(
         received[0]["async_mdn_delivery"]["state"], "delivered",
