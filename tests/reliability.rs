@@ -292,3 +292,81 @@ async fn file_names_are_kept_made_safe_and_never_overwrite_each_other() {
         "nothing outside the partner's folder"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_asynchronous_mdn_in_time_means_a_resend_with_the_same_bytes_then_failed() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    // A partner that takes every message and never sends the MDN.
+    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let log = seen.clone();
+    let partner = loopback_server(move |received| {
+        let log = log.clone();
+        async move {
+            let id = received
+                .header("message-id")
+                .unwrap_or_default()
+                .to_string();
+            log.lock().unwrap().push((id, received.body));
+            Some((200, Vec::new(), Vec::new()))
+        }
+    })
+    .await;
+    let config = pair.acme_config.replace(&pair.url, &partner).replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_delivery\":\"async\",\"mdn_timeout_seconds\":1,\"send_attempts\":2",
+    );
+    assert!(config.contains("mdn_timeout_seconds"));
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    assert!(matches!(outcome.state, MessageState::Pending));
+    let resume = |config: String| {
+        let acme = pair.acme.clone();
+        async move {
+            tokio::task::spawn_blocking(move || acme.resume(&config))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        }
+    };
+    // Still within the timeout: nothing is owed yet.
+    assert!(resume(config.clone()).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let resent = resume(config.clone()).await;
+    assert_eq!(resent.len(), 1);
+    let resent = resent[0].as_ref().unwrap();
+    assert_eq!(resent.message_id, outcome.message_id);
+    assert!(matches!(resent.state, MessageState::Pending));
+    assert_eq!(resent.attempts, 2);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0], seen[1],
+            "the resend is the same message, byte for byte"
+        );
+        assert_eq!(seen[0].0, outcome.message_id);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let given_up = resume(config.clone()).await;
+    assert_eq!(given_up.len(), 1);
+    assert!(matches!(
+        given_up[0].as_ref().unwrap().state,
+        MessageState::Failed
+    ));
+    assert_eq!(seen.lock().unwrap().len(), 2, "no third attempt");
+    let status = lookup(&pair, &config, &outcome.message_id).await;
+    assert!(matches!(status.state, MessageState::Failed));
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("no asynchronous MDN within 1 s after 2 attempts")
+    );
+    assert_eq!(status.history.len(), 2);
+    assert!(
+        status.history[1]
+            .outcome
+            .contains("awaiting the asynchronous MDN"),
+        "{:?}",
+        status.history
+    );
+    assert!(resume(config).await.is_empty());
+}

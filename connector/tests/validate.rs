@@ -192,6 +192,7 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
                 v["name"] = " ".into();
                 v["partner"]["url"] = "mailto:as2@globex.example".into();
                 v["partner"]["send_attempts"] = 0.into();
+                v["partner"]["mdn_timeout_seconds"] = 0.into();
                 v["extra"] = true.into();
             }),
             vec![
@@ -205,6 +206,11 @@ fn every_problem_is_reported_at_once_with_its_pointer_and_message() {
                     ErrorCode::InvalidConfig,
                     "/partner/send_attempts",
                     "from 1 to 10",
+                ),
+                error(
+                    ErrorCode::InvalidConfig,
+                    "/partner/mdn_timeout_seconds",
+                    "from 1 to 86400",
                 ),
                 error(
                     ErrorCode::CertHasExpired,
