@@ -39,6 +39,37 @@ fn pairs(headers: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A signed MDN from GLOBEX for `original`, reporting `mic`, built natively.
+fn mdn_from_globex(
+    pair: &Pair,
+    original: &str,
+    mic: Option<&as2_connector::mic::Mic>,
+) -> mdn::HttpMessage {
+    let globex_key = pair.globex.station.keys.get("globex").unwrap();
+    let fields = MdnFields {
+        reporter: "GLOBEX",
+        recipient: "ACME",
+        original_message_id: original,
+        message_id: "<mdn-1@GLOBEX>",
+        disposition: &Disposition::processed(),
+        mic,
+        explanation: "processed",
+    };
+    let params = SigningParams {
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        scheme: as2_connector::crypto::SignatureScheme::RsaPkcs1v15,
+        micalg: "sha-256",
+        binary_signature: false,
+    };
+    mdn::build(
+        &fields,
+        Some((globex_key.as_ref(), params)),
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+    .unwrap()
+}
+
 async fn lookup(pair: &Pair, config: &str, message_id: &str) -> MessageStatus {
     let (acme, config, id) = (
         pair.acme.clone(),
@@ -217,25 +248,7 @@ async fn an_asynchronous_mdn_that_overtakes_the_http_answer_is_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mdn_for_a_message_never_sent_is_refused_with_not_found() {
     let pair = Pair::start(runtime(), runtime()).await;
-    let provider = RustCryptoProvider;
-    let globex_key = pair.globex.station.keys.get("globex").unwrap();
-    let now = SystemTime::now();
-    let fields = MdnFields {
-        reporter: "GLOBEX",
-        recipient: "ACME",
-        original_message_id: "<never-sent@ACME>",
-        message_id: "<mdn-1@GLOBEX>",
-        disposition: &Disposition::processed(),
-        mic: None,
-        explanation: "processed",
-    };
-    let params = SigningParams {
-        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
-        scheme: as2_connector::crypto::SignatureScheme::RsaPkcs1v15,
-        micalg: "sha-256",
-        binary_signature: false,
-    };
-    let forged = mdn::build(&fields, Some((globex_key.as_ref(), params)), now, &provider).unwrap();
+    let forged = mdn_from_globex(&pair, "<never-sent@ACME>", None);
     let (status, _, body) = post(&pair.acme_url, &pairs(&forged.headers), forged.body).await;
     assert_eq!(status, 404);
     let body = String::from_utf8_lossy(&body);
@@ -368,5 +381,25 @@ async fn no_asynchronous_mdn_in_time_means_a_resend_with_the_same_bytes_then_fai
         "{:?}",
         status.history
     );
-    assert!(resume(config).await.is_empty());
+    assert!(resume(config.clone()).await.is_empty());
+
+    // The partner's MDN comes after all: it settles the message.
+    let mic = as2_connector::mic::Mic {
+        digest: base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &outcome.mic.digest,
+        )
+        .unwrap(),
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        spelling: outcome.mic.algorithm.clone(),
+    };
+    let late = mdn_from_globex(&pair, &outcome.message_id, Some(&mic));
+    let (code, _, _) = post(&pair.acme_url, &pairs(&late.headers), late.body).await;
+    assert_eq!(code, 200);
+    let status = lookup(&pair, &config, &outcome.message_id).await;
+    assert!(
+        matches!(status.state, MessageState::Acknowledged),
+        "{status:?}"
+    );
+    assert_eq!(status.reason, None);
 }
