@@ -310,7 +310,9 @@ async fn file_names_are_kept_made_safe_and_never_overwrite_each_other() {
 async fn no_asynchronous_mdn_in_time_means_a_resend_with_the_same_bytes_then_failed() {
     let pair = Pair::start(runtime(), runtime()).await;
     // A partner that takes every message and never sends the MDN.
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    // (Message-ID, body) of every request.
+    type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let seen: Seen = Arc::default();
     let log = seen.clone();
     let partner = loopback_server(move |received| {
         let log = log.clone();
