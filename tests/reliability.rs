@@ -122,6 +122,55 @@ async fn a_repeated_message_is_answered_duplicate_document_and_stored_once() {
     assert_eq!(std::fs::read(&files[0]).unwrap(), document.content);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_of_one_message_arriving_at_once_are_stored_once() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let document = EngineDocument {
+        file_name: Some("po-4711.x12".into()),
+        content_type: "application/edi-x12".into(),
+        content: SAMPLE_X12_850.as_bytes().to_vec(),
+    };
+    let (checked, outbound) = pair.build_natively(&pair.acme_config, &document);
+    let copies = (0..4).map(|_| {
+        let (url, headers, body) = (
+            pair.url.clone(),
+            pairs(&outbound.headers),
+            outbound.body.clone(),
+        );
+        tokio::spawn(async move { post(&url, &headers, body).await })
+    });
+    let mut dispositions = Vec::new();
+    for copy in copies.collect::<Vec<_>>() {
+        let (status, headers, body) = copy.await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let verdict = message::check_mdn(
+            &checked,
+            &outbound.message_id,
+            &outbound.mic,
+            &headers.into_iter().collect(),
+            &body,
+            &RustCryptoProvider,
+        )
+        .unwrap();
+        assert!(verdict.proves_receipt);
+        dispositions.push(verdict.mdn.disposition.to_string());
+    }
+    dispositions.sort();
+    assert_eq!(
+        dispositions,
+        [
+            "processed",
+            "processed/warning: duplicate-document",
+            "processed/warning: duplicate-document",
+            "processed/warning: duplicate-document"
+        ],
+        "one copy is processed, the others are duplicates"
+    );
+    let files = stored_files(&pair);
+    assert_eq!(files.len(), 1, "stored once: {files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), document.content);
+}
+
 /// What the proxy in front of GLOBEX does to GLOBEX's answers.
 #[derive(Clone, Copy)]
 enum Fault {

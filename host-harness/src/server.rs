@@ -233,7 +233,12 @@ async fn receive(
         })
         .await;
         match stored {
-            Ok((_, Ok(Accepted::Raced))) => continue,
+            Ok((_, Ok(Accepted::Raced))) => {
+                tracing::info!(
+                    "a copy of this message was recorded first; answering this one as a duplicate"
+                );
+                continue;
+            }
             Ok((result, Ok(Accepted::Stored { owed_mdn, .. }))) => {
                 accepted = Some((result, owed_mdn));
                 break;
