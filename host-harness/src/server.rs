@@ -111,7 +111,9 @@ pub async fn serve(
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(endpoint.clone(), peer, request));
+            // Half-close: a client may shut its write side while it waits for the MDN.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -129,6 +131,32 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>>
     response.headers_mut().insert(
         "content-type",
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// How long a refused request's body is read and thrown away before the
+/// answer: a client that writes its whole body before reading would
+/// otherwise lose the answer to the reset of a connection closed with
+/// unread data (lingering close, as web servers do). Nothing is kept.
+const LINGER: Duration = Duration::from_secs(2);
+
+async fn linger(mut body: Incoming) {
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
+fn too_large(max_body: usize) -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the message is larger than the {max_body} bytes allowed"),
+    );
+    // The rest of the body is not read: the connection cannot carry another request.
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
     );
     response
 }
@@ -171,6 +199,7 @@ async fn receive(
         .cloned()
     else {
         tracing::warn!(%peer, ?from, ?to, "no connection for this AS2-From / AS2-To");
+        linger(body).await;
         return text(
             StatusCode::NOT_FOUND,
             format!(
@@ -180,16 +209,20 @@ async fn receive(
             ),
         );
     };
+    // Refused on its announced length, before a byte of the body is read.
+    let announced = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > endpoint.max_body as u64) {
+        linger(body).await;
+        return too_large(endpoint.max_body);
+    }
     let body = match Limited::new(body, endpoint.max_body).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the message is larger than the {} bytes allowed",
-                    endpoint.max_body
-                ),
-            );
+            return too_large(endpoint.max_body);
         }
         Err(e) => {
             return text(
