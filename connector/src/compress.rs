@@ -49,6 +49,16 @@ pub fn compress(entity: &[u8]) -> Result<Vec<u8>, Error> {
     .to_der()?)
 }
 
+/// The most a compressed body of `compressed_len` bytes may expand to:
+/// 100 times its size (EDI and XML compress 5 to 20 times), at least
+/// 16 MiB, at most [`DEFAULT_MAX_DECOMPRESSED`]. A zlib bomb (1,000:1 and
+/// more) is refused long before it fills memory.
+pub fn max_decompressed(compressed_len: usize) -> usize {
+    compressed_len
+        .saturating_mul(100)
+        .clamp(16 << 20, DEFAULT_MAX_DECOMPRESSED)
+}
+
 /// Decompresses a ContentInfo of CompressedData, refusing output larger than `max_len`.
 pub fn decompress(der: &[u8], max_len: usize) -> Result<Vec<u8>, Error> {
     let info = ContentInfo::from_ber(der).map_err(|e| {
@@ -76,10 +86,10 @@ pub fn decompress(der: &[u8], max_len: usize) -> Result<Vec<u8>, Error> {
         .ok_or_else(|| Error::malformed("CompressedData without content"))?;
     miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(compressed.as_bytes(), max_len).map_err(
         |e| match e.status {
-            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => Error::malformed(format!(
+            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => Error::Decompression(format!(
                 "the compressed content expands beyond {max_len} bytes"
             )),
-            _ => Error::malformed("the compressed content is not valid zlib data"),
+            _ => Error::Decompression("the compressed content is not valid zlib data".into()),
         },
     )
 }

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     StorageFailed,
     /// `INTERNAL`
     Internal,
+    /// `NOT_ALLOWED`
+    NotAllowed,
 }
 
 impl ErrorCode {
@@ -69,6 +71,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::StorageFailed => "STORAGE_FAILED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::NotAllowed => "NOT_ALLOWED",
         }
     }
 }
@@ -97,6 +100,10 @@ pub enum Error {
     /// The message is well-formed but uses a format or encoding we do not handle.
     #[error("unsupported format: {0}")]
     UnsupportedFormat(String),
+    /// Compressed content (RFC 5402) that does not inflate, or inflates
+    /// beyond the bound.
+    #[error("decompression failed: {0}")]
+    Decompression(String),
     /// An algorithm we do not support.
     #[error("unsupported algorithm: {0}")]
     UnsupportedAlgorithm(String),
@@ -141,6 +148,9 @@ pub enum Error {
     /// The host's state store failed.
     #[error("state store: {0}")]
     Storage(String),
+    /// The request asks for something this connection does not allow.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
 }
 
 impl Error {
@@ -161,7 +171,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidConfig { .. } => ErrorCode::InvalidConfig,
-            Error::Malformed(_) | Error::UnsupportedFormat(_) => ErrorCode::MalformedMessage,
+            Error::Malformed(_) | Error::UnsupportedFormat(_) | Error::Decompression(_) => {
+                ErrorCode::MalformedMessage
+            }
             Error::UnsupportedAlgorithm(_) => ErrorCode::UnsupportedAlgorithm,
             Error::UnknownPartner(_) => ErrorCode::UnknownPartner,
             Error::Decryption(_) | Error::NotEncryptedForUs(_) => ErrorCode::DecryptionFailed,
@@ -174,6 +186,7 @@ impl Error {
             Error::KeyStore(_) => ErrorCode::KeystoreFailed,
             Error::Storage(_) => ErrorCode::StorageFailed,
             Error::AuthRefused(_) => ErrorCode::AuthFailed,
+            Error::NotAllowed(_) => ErrorCode::NotAllowed,
         }
     }
 

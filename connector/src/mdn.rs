@@ -98,6 +98,8 @@ impl Disposition {
             Error::Integrity(_) => Disposition::error("integrity-check-failed"),
             Error::InsufficientSecurity(_) => Disposition::error("insufficient-message-security"),
             Error::UnsupportedFormat(_) => Disposition::failure("unsupported format"),
+            // RFC 5402 §5.
+            Error::Decompression(_) => Disposition::error("decompression-failed"),
             Error::UnsupportedAlgorithm(_) => Disposition::failure("unsupported MIC-algorithms"),
             _ => Disposition::error("unexpected-processing-error"),
         }

@@ -440,13 +440,65 @@ pub fn check_addressing(connection: &Checked, http_headers: &Headers) -> Result<
     Ok(())
 }
 
-/// The Message-ID of a received request, trimmed (RFC 4130 §5.3.3).
+/// The longest Message-ID accepted: an RFC 5322 §2.1.1 line.
+pub const MAX_MESSAGE_ID: usize = 998;
+
+/// The Message-ID of a received request, trimmed (RFC 4130 §5.3.3): at
+/// most [`MAX_MESSAGE_ID`] visible ASCII characters, since it names the
+/// message in records, file names and the MDN.
 pub fn message_id(http_headers: &Headers) -> Result<String, Error> {
-    http_headers
+    let id = http_headers
         .get("Message-ID")
         .map(|id| id.trim().to_string())
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::malformed("the message has no Message-ID header"))
+        .ok_or_else(|| Error::malformed("the message has no Message-ID header"))?;
+    if id.len() > MAX_MESSAGE_ID {
+        return Err(Error::malformed(format!(
+            "the Message-ID is {} characters long; at most {MAX_MESSAGE_ID} are accepted",
+            id.len()
+        )));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::malformed(format!(
+            "the Message-ID {} holds characters other than visible ASCII",
+            headers::truncate(&id, 100)
+        )));
+    }
+    Ok(id)
+}
+
+/// Refuses an asynchronous MDN asked for at a URL this connection does not
+/// allow: one the configured `partner.async_mdn_url` would not replace and
+/// whose host is not the partner's own (`partner.url`). Without this rule a
+/// message could make us POST to any address (RFC 4130 §7.3 leaves the
+/// choice to the receiver).
+fn check_async_url(connection: &Checked, asked: Option<&str>) -> Result<(), Error> {
+    let partner = &connection.connection.partner;
+    let Some(asked) = asked else {
+        return Ok(());
+    };
+    if partner.async_mdn_url.is_some() {
+        return Ok(());
+    }
+    let host = |url: &str| {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let authority = authority.rsplit('@').next()?;
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.split(':').next()?,
+        };
+        Some(host.to_ascii_lowercase())
+    };
+    match (host(asked), host(&partner.url)) {
+        (Some(asked_host), Some(partner_host)) if asked_host == partner_host => Ok(()),
+        _ => Err(Error::NotAllowed(format!(
+            "the message asks for its MDN at {}, which is not on the partner's host; set partner.async_mdn_url to allow another address",
+            headers::truncate(asked, 200)
+        ))),
+    }
 }
 
 /// Processes a received AS2 request (RFC 4130 §7): checks the addressing,
@@ -473,6 +525,10 @@ pub fn receive(
     check_addressing(connection, http_headers)?;
     let message_id = message_id(http_headers)?;
     let request = MdnRequest::from_headers(http_headers);
+    check_async_url(
+        connection,
+        request.as_ref().and_then(|r| r.async_url.as_deref()),
+    )?;
 
     let requested_micalg = request.as_ref().and_then(|r| r.micalg.clone());
     let fallback = DigestAlgorithm::from(config.station.mdn_signing);
@@ -638,14 +694,28 @@ fn unpack(
             let content_type = entity.content_type();
             match content_type.value.as_str() {
                 "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
-                    let der = entity.decoded_body()?;
+                    // A body that does not even read as CMS fails the layer it
+                    // claims to be: decryption, or for compressed data decompression.
+                    let claims_compressed = content_type
+                        .param("smime-type")
+                        .is_some_and(|t| t.eq_ignore_ascii_case("compressed-data"));
+                    let unreadable = |e: Error| match e {
+                        Error::Malformed(reason) if claims_compressed => {
+                            Error::Decompression(reason)
+                        }
+                        Error::Malformed(reason) => Error::Decryption(format!(
+                            "the encrypted body cannot be read: {reason}"
+                        )),
+                        e => e,
+                    };
+                    let der = entity.decoded_body().map_err(unreadable)?;
                     // The CMS content type decides, whatever smime-type says.
-                    let kind = smime::content_type(&der)?;
+                    let kind = smime::content_type(&der).map_err(unreadable)?;
                     if kind == oids::ENVELOPED_DATA || kind == oids::AUTH_ENVELOPED_DATA {
                         if encrypted {
                             return Err(Error::malformed("the message is encrypted twice"));
                         }
-                        let used = smime::content_encryption_of(&der)?;
+                        let used = smime::content_encryption_of(&der).map_err(unreadable)?;
                         let required = connection.connection.station.decryption;
                         if !required.allows(used) {
                             return Err(Error::InsufficientSecurity(format!(
@@ -654,12 +724,13 @@ fn unpack(
                                 crate::config::wire_name(required)
                             )));
                         }
-                        let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)?;
+                        let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)
+                            .map_err(unreadable)?;
                         encrypted = true;
                         decrypted_mic = Some(mic_of(&plain, None));
                         plain
                     } else if kind == oids::COMPRESSED_DATA {
-                        compress::decompress(&der, compress::DEFAULT_MAX_DECOMPRESSED)?
+                        compress::decompress(&der, compress::max_decompressed(der.len()))?
                     } else if kind == oids::SIGNED_DATA {
                         return Err(Error::UnsupportedFormat(
                             "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
@@ -672,12 +743,19 @@ fn unpack(
                     if signed {
                         return Err(Error::malformed("the message is signed twice"));
                     }
+                    // A signed structure that does not read cannot pass its check.
                     let verified = signed::verify_entity(
                         &entity,
                         &connection.partner_cert,
                         partner.prevent_canonicalization,
                         provider,
-                    )?;
+                    )
+                    .map_err(|e| match e {
+                        Error::Malformed(reason) => Error::Integrity(format!(
+                            "the signed structure cannot be read: {reason}"
+                        )),
+                        e => e,
+                    })?;
                     let required = connection.connection.station.signature_verification;
                     if !required.allows(verified.signature.digest_algorithm) {
                         return Err(Error::InsufficientSecurity(format!(

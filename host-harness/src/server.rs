@@ -337,6 +337,7 @@ async fn export(
             let status = match error.code {
                 // An MDN for a message this connection never sent.
                 ErrorCode::UnknownPartner | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
                 ErrorCode::InvalidConfig
                 | ErrorCode::KeystoreFailed
                 | ErrorCode::StorageFailed

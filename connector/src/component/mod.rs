@@ -48,7 +48,8 @@ fn to_wit_error(error: &crate::Error) -> wit::Error {
         C::KeystoreFailed => W::KeystoreFailed,
         C::NotFound => W::NotFound,
         C::StorageFailed => W::StorageFailed,
-        _ => W::Internal,
+        C::NotAllowed => W::NotAllowed,
+        C::Internal => W::Internal,
     };
     wit::Error {
         code,
