@@ -69,16 +69,51 @@ pub async fn serve(
             accepted = listener.accept() => accepted.context("accepting a connection")?,
             () = &mut shutdown => return Ok(()),
         };
-        let endpoint = endpoint.clone();
+        tokio::spawn(serve_connection(stream, peer, endpoint.clone()));
+    }
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the endpoint over TLS on `listener` until `shutdown` completes:
+/// each connection's handshake with `acceptor` (which may require a client
+/// certificate), then the same HTTP service as [`serve`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting a connection")?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, endpoint) = (acceptor.clone(), endpoint.clone());
+        // The handshake runs in the connection's task, so a slow client holds up no other.
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(endpoint.clone(), peer, request));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection ended: {e}");
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, endpoint).await,
+                Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one accepted connection, plain or TLS.
+async fn serve_connection<S>(stream: S, peer: SocketAddr, endpoint: Arc<Endpoint>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(endpoint.clone(), peer, request));
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, "connection ended: {e}");
     }
 }
 
@@ -245,7 +280,7 @@ async fn receive(
         );
     }
     if let Some(mdn) = result.async_mdn {
-        tokio::spawn(deliver_async_mdn(mdn));
+        tokio::spawn(deliver_async_mdn(mdn, route, endpoint.clone()));
     }
     let mut response = Response::new(Full::new(Bytes::from(result.response.body)));
     *response.status_mut() = StatusCode::from_u16(result.response.status).unwrap_or(StatusCode::OK);
@@ -265,20 +300,36 @@ const ASYNC_MDN_ATTEMPTS: u32 = 5;
 const ASYNC_MDN_FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// POSTs an asynchronous MDN (RFC 4130 §7.3) to the partner, retrying with
-/// doubling pauses until a 2xx answer or the last attempt.
-async fn deliver_async_mdn(mdn: api::AsyncMdn) {
+/// doubling pauses until a 2xx answer or the last attempt. An https URL is
+/// reached with the TLS settings of the message's connection `route`.
+async fn deliver_async_mdn(mdn: api::AsyncMdn, route: Route, endpoint: Arc<Endpoint>) {
     let headers: Vec<(String, String)> =
         mdn.headers.into_iter().map(|h| (h.name, h.value)).collect();
-    let mut pause = ASYNC_MDN_FIRST_RETRY;
-    for attempt in 1..=ASYNC_MDN_ATTEMPTS {
-        let failure = match crate::client::post(&mdn.url, &headers, mdn.body.clone()).await {
-            Ok(status) if (200..300).contains(&status) => {
-                tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
+    let tls = if mdn.url.starts_with("https://") {
+        match crate::tls::ClientTls::from_config_json(&route.config_json)
+            .client_config(Some(&endpoint.connector.station.keys))
+        {
+            Ok(config) => Some(config),
+            Err(e) => {
+                tracing::error!(url = %mdn.url, "asynchronous MDN not delivered: {e:#}");
                 return;
             }
-            Ok(status) => format!("HTTP {status}"),
-            Err(e) => format!("{e:#}"),
-        };
+        }
+    } else {
+        None
+    };
+    let mut pause = ASYNC_MDN_FIRST_RETRY;
+    for attempt in 1..=ASYNC_MDN_ATTEMPTS {
+        let failure =
+            match crate::client::post_with(&mdn.url, &headers, mdn.body.clone(), tls.clone()).await
+            {
+                Ok(status) if (200..300).contains(&status) => {
+                    tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
+                    return;
+                }
+                Ok(status) => format!("HTTP {status}"),
+                Err(e) => format!("{e:#}"),
+            };
         tracing::warn!(url = %mdn.url, attempt, "asynchronous MDN not delivered: {failure}");
         if attempt < ASYNC_MDN_ATTEMPTS {
             tokio::time::sleep(pause).await;
