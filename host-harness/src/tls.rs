@@ -240,3 +240,62 @@ pub fn acceptor(
         chain, key, client_cas,
     )?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi_http::Error as WasiError;
+
+    fn wrapped(error: rustls::Error) -> std::io::Error {
+        // As tokio-rustls reports a failed handshake.
+        std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn rustls_failures_become_the_wasi_http_tls_error_codes() {
+        let untrusted = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(matches!(
+            wasi_tls_io_error(&untrusted),
+            WasiError::TlsCertificateError
+        ));
+        let refused = wrapped(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        ));
+        match wasi_tls_io_error(&refused) {
+            WasiError::TlsAlertReceived {
+                alert_id: Some(116),
+                alert_message: Some(message),
+            } => assert_eq!(message, "CertificateRequired"),
+            other => panic!("{other:?}"),
+        }
+        let garbled = wrapped(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(matches!(
+            wasi_tls_io_error(&garbled),
+            WasiError::TlsProtocolError
+        ));
+        // The peer hanging up mid-handshake carries no TLS error: a protocol error.
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            wasi_tls_io_error(&eof),
+            WasiError::TlsProtocolError
+        ));
+        // An error without TLS in it is not a TLS error.
+        assert!(wasi_tls_error(&std::io::Error::other("reset")).is_none());
+    }
+
+    #[test]
+    fn a_ca_bundle_without_certificates_is_refused() {
+        assert!(certificates_from_pem("not PEM").is_err());
+        assert!(ClientTls::default().client_config(None).is_ok());
+        let tls = ClientTls {
+            client_key: Some("acme-tls".into()),
+            ..ClientTls::default()
+        };
+        let error = tls.client_config(None).unwrap_err();
+        assert!(format!("{error:#}").contains("acme-tls"), "{error:#}");
+    }
+}
