@@ -106,7 +106,7 @@ pub struct CallState {
     table: ResourceTable,
     limits: StoreLimits,
     station: Arc<Station>,
-    hooks: crate::outgoing::HttpHooks,
+    hooks: HttpHooks,
 }
 
 impl WasiView for CallState {

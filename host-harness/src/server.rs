@@ -320,16 +320,15 @@ async fn deliver_async_mdn(mdn: api::AsyncMdn, route: Route, endpoint: Arc<Endpo
     };
     let mut pause = ASYNC_MDN_FIRST_RETRY;
     for attempt in 1..=ASYNC_MDN_ATTEMPTS {
-        let failure =
-            match crate::client::post_with(&mdn.url, &headers, mdn.body.clone(), tls.clone()).await
-            {
-                Ok(status) if (200..300).contains(&status) => {
-                    tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
-                    return;
-                }
-                Ok(status) => format!("HTTP {status}"),
-                Err(e) => format!("{e:#}"),
-            };
+        let sent = crate::client::post_with(&mdn.url, &headers, mdn.body.clone(), tls.clone());
+        let failure = match sent.await {
+            Ok(status) if (200..300).contains(&status) => {
+                tracing::info!(url = %mdn.url, status, attempt, "asynchronous MDN delivered");
+                return;
+            }
+            Ok(status) => format!("HTTP {status}"),
+            Err(e) => format!("{e:#}"),
+        };
         tracing::warn!(url = %mdn.url, attempt, "asynchronous MDN not delivered: {failure}");
         if attempt < ASYNC_MDN_ATTEMPTS {
             tokio::time::sleep(pause).await;
