@@ -655,7 +655,14 @@ async fn component_async_and_resend_to_pyas2lib(world: Arc<World>, table: &mut T
         "ours-async.x12",
     )
     .await;
-    assert!(matches!(outcome.state, MessageState::Pending));
+    // Pending, unless pyas2lib's MDN overtook its own HTTP answer.
+    assert!(
+        matches!(
+            outcome.state,
+            MessageState::Pending | MessageState::Acknowledged
+        ),
+        "{outcome:?}"
+    );
     let mut status = None;
     for _ in 0..300 {
         let (connector, config, id) = (

@@ -244,8 +244,11 @@ async fn an_asynchronous_mdn_arrives_at_the_senders_endpoint_and_settles_the_mes
     );
     assert!(config.contains("\"mdn_delivery\":\"async\""));
     let outcome = pair.send_with(&config, purchase_order()).await;
-    assert!(matches!(outcome.state, MessageState::Pending));
-    assert!(outcome.mdn.is_none());
+    // Pending, unless the MDN overtook the HTTP answer.
+    assert!(matches!(
+        outcome.state,
+        MessageState::Pending | MessageState::Acknowledged
+    ));
 
     let mut status = lookup(&pair, &config, &outcome.message_id).await;
     for _ in 0..100 {

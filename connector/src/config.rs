@@ -338,6 +338,11 @@ pub struct Station {
     /// with either key; MDNs are signed with `private_key` until you switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_private_key: Option<String>,
+    /// A key store entry presented as your TLS client certificate when the
+    /// partner's https URL asks for one (mutual TLS). Its certificate must be
+    /// issued by a CA the partner trusts; it may differ from your AS2 key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_key: Option<String>,
     /// Digest of the MIC and of the signature in the MDNs you return, when
     /// the partner names no signed-receipt-micalg and did not sign the message
     /// (a signed message's MIC uses the partner's own signing digest).
@@ -479,6 +484,11 @@ pub struct Partner {
     /// verify their signatures and MDNs.
     #[schemars(length(min = 1))]
     pub certificate: String,
+    /// CA certificates (PEM, one or more) to trust for the partner's https
+    /// URL, in addition to the system's root certificates: for a partner
+    /// whose TLS server certificate comes from a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_certificates: Option<String>,
     /// How to sign what you send; `none` sends unsigned.
     #[serde(default = "default_signing")]
     pub signing: Signing,

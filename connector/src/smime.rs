@@ -49,6 +49,32 @@ impl Cert {
             .map_err(|e| Error::malformed(format!("not a PEM X.509 certificate: {e}")))
     }
 
+    /// Every certificate of a PEM text such as a CA bundle, in order. Text
+    /// between the blocks (the `subject=` lines some tools write) and blocks
+    /// of other kinds are skipped; a text without any certificate is an error.
+    pub fn all_from_pem(pem: &str) -> Result<Vec<Self>, Error> {
+        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+        const END: &str = "-----END CERTIFICATE-----";
+        let mut certs = Vec::new();
+        let mut rest = pem;
+        while let Some(start) = rest.find(BEGIN) {
+            let block = &rest[start..];
+            let end = block.find(END).ok_or_else(|| {
+                Error::malformed(format!("certificate {} has no {END} line", certs.len() + 1))
+            })? + END.len();
+            let cert = Self::from_pem(&block[..end])
+                .map_err(|e| Error::malformed(format!("certificate {}: {e}", certs.len() + 1)))?;
+            certs.push(cert);
+            rest = &block[end..];
+        }
+        if certs.is_empty() {
+            return Err(Error::malformed(format!(
+                "no certificate in this PEM text (no {BEGIN} line)"
+            )));
+        }
+        Ok(certs)
+    }
+
     /// The DER encoding.
     pub fn to_der(&self) -> Result<Vec<u8>, Error> {
         Ok(self.inner.to_der()?)

@@ -346,6 +346,24 @@ fn check_fields(
             )),
         }
     }
+    if let Some(name) = &station.tls_client_key
+        && name.trim().is_empty()
+    {
+        problems.push(Problem::config(
+            "/station/tls_client_key",
+            "name the key store entry whose certificate you present to the partner over TLS, or leave the field out",
+        ));
+    }
+    if let Some(pem) = &partner.tls_ca_certificates {
+        // Not tied to `url` being https: asynchronous MDNs to the partner
+        // may go to an https URL too, reached with the same CAs.
+        if let Err(e) = Cert::all_from_pem(pem) {
+            problems.push(Problem::config(
+                "/partner/tls_ca_certificates",
+                format!("{e}; paste the CA certificates that issued the partner's TLS server certificate, in PEM form (-----BEGIN CERTIFICATE----- …)"),
+            ));
+        }
+    }
     match Cert::from_pem(&partner.certificate) {
         Ok(cert) => {
             problems.extend(certificate_problems(
@@ -434,6 +452,68 @@ mod tests {
         assert!(check_url("http://127.0.0.1:4080").is_ok());
         assert!(check_url("ftp://example.com").is_err());
         assert!(check_url("http:///path").is_err());
+    }
+
+    fn config_with(station: Value, partner: Value) -> String {
+        let cert = crate::crypto::rustcrypto::generate_station_key(
+            "GLOBEX",
+            SystemTime::now() - Duration::from_secs(3600),
+            Duration::from_secs(365 * 86400),
+        )
+        .unwrap()
+        .certificate_pem;
+        let mut config = serde_json::json!({
+            "name": "n",
+            "station": { "as2_id": "ACME", "private_key": "acme" },
+            "partner": { "as2_id": "GLOBEX", "url": "https://globex.example/as2", "certificate": cert }
+        });
+        for (key, value) in station.as_object().unwrap() {
+            config["station"][key] = value.clone();
+        }
+        for (key, value) in partner.as_object().unwrap() {
+            config["partner"][key] = value.clone();
+        }
+        config.to_string()
+    }
+
+    #[test]
+    fn tls_ca_certificates_without_a_certificate_are_refused_at_their_field() {
+        let text = config_with(
+            serde_json::json!({}),
+            serde_json::json!({ "tls_ca_certificates": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }),
+        );
+        let report = validate(&text, SystemTime::now());
+        let problem = report
+            .problems
+            .iter()
+            .find(|p| p.field == "/partner/tls_ca_certificates")
+            .expect("a problem at the field");
+        assert_eq!(problem.severity, Severity::Error);
+        assert!(
+            problem.message().contains("no certificate"),
+            "{}",
+            problem.message()
+        );
+        assert!(report.checked.is_none());
+    }
+
+    #[test]
+    fn a_tls_ca_bundle_with_comments_between_certificates_is_accepted() {
+        let ca = crate::crypto::rustcrypto::generate_station_key(
+            "CA",
+            SystemTime::now() - Duration::from_secs(3600),
+            Duration::from_secs(365 * 86400),
+        )
+        .unwrap()
+        .certificate_pem;
+        let bundle = format!("subject=CN=CA\n{ca}\n# second\n{ca}");
+        assert_eq!(Cert::all_from_pem(&bundle).unwrap().len(), 2);
+        let text = config_with(
+            serde_json::json!({ "tls_client_key": "acme-tls" }),
+            serde_json::json!({ "tls_ca_certificates": bundle }),
+        );
+        let report = validate(&text, SystemTime::now());
+        assert!(report.checked.is_some(), "{:?}", report.problems);
     }
 
     #[test]

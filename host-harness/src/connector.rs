@@ -2,10 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::runtime::{CallError, ConnectorError, Document, HttpRequest, Runtime, Station, api};
+use crate::runtime::{
+    CallError, CallOptions, ConnectorError, Document, HttpRequest, Runtime, Station, api,
+};
 
 /// One station's view of the component: the shared runtime plus the
-/// station's key store and state.
+/// station's key store and state. Each operation with a configuration also
+/// reads that connection's TLS settings natively and hands them to the call
+/// ([`CallOptions`]): `wasi:http` has no TLS options, so the host applies
+/// them to the component's https requests.
 #[derive(Clone)]
 pub struct Connector {
     /// The loaded component.
@@ -39,23 +44,29 @@ impl Connector {
 
     /// `validate-config`: every problem, errors and warnings.
     pub fn validate_config(&self, config: &str) -> Result<Vec<api::Problem>, CallError> {
-        self.runtime.call(&self.station, |guest, store| {
-            guest.call_validate_config(store, config)
-        })
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_validate_config(store, config)
+            })
     }
 
     /// `test-connection`.
     pub fn test_connection(&self, config: &str) -> Result<api::ConnectionTest, CallError> {
-        self.runtime.call(&self.station, |guest, store| {
-            guest.call_test_connection(store, config)
-        })
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_test_connection(store, config)
+            })
     }
 
     /// `export`: one inbound AS2 request.
     pub fn export(&self, config: &str, request: &HttpRequest) -> Outcome<api::ExportResult> {
-        self.runtime.call(&self.station, |guest, store| {
-            guest.call_export(store, config, request)
-        })
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_export(store, config, request)
+            })
     }
 
     /// `import`: send documents.
@@ -64,9 +75,11 @@ impl Connector {
         config: &str,
         documents: &[Document],
     ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
-        self.runtime.call(&self.station, |guest, store| {
-            guest.call_import(store, config, documents)
-        })
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_import(store, config, documents)
+            })
     }
 
     /// `resume`: send again what this connection still owes the partner.
@@ -89,9 +102,11 @@ impl Connector {
 
     /// `lookup-message`.
     pub fn lookup_message(&self, config: &str, message_id: &str) -> Outcome<api::MessageStatus> {
-        self.runtime.call(&self.station, |guest, store| {
-            guest.call_lookup_message(store, config, message_id)
-        })
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_lookup_message(store, config, message_id)
+            })
     }
 }
 

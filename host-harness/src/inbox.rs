@@ -60,6 +60,8 @@ pub struct OwedMdn {
     pub body: Vec<u8>,
     /// Attempts made so far.
     pub attempts: u32,
+    /// The partner it answers (AS2 identifier).
+    pub partner: String,
 }
 
 /// A row of the asynchronous MDN journal, for people.
@@ -390,7 +392,7 @@ impl Inbox {
             .state
             .transaction(|tx| {
                 let mut statement = tx.prepare(
-                    "SELECT id, url, headers, body, attempts FROM outbound_mdns
+                    "SELECT id, url, headers, body, attempts, partner FROM outbound_mdns
                      WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 64",
                 )?;
                 let rows = statement.query_map(params![now], |row| {
@@ -401,6 +403,7 @@ impl Inbox {
                         headers: serde_json::from_str(&headers).unwrap_or_default(),
                         body: row.get(3)?,
                         attempts: row.get(4)?,
+                        partner: row.get(5)?,
                     })
                 })?;
                 let due: Vec<OwedMdn> = rows.collect::<rusqlite::Result<_>>()?;

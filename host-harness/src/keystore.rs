@@ -147,6 +147,39 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// Key `name` and its certificate as rustls takes them, for the TLS
+    /// handshakes the host does itself (the server certificate of
+    /// `serve --tls-listen`, a TLS client certificate). The only way key
+    /// bytes leave the key store other than to its files: to rustls, in this
+    /// process. The component never sees them (it has key handles only).
+    pub fn tls_identity(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        KeyError,
+    > {
+        // Loads and checks the pair (the certificate belongs to the key).
+        let key = self.get(name)?;
+        let unusable = |reason: String| KeyError::Unusable {
+            name: name.to_string(),
+            reason,
+        };
+        let key_pem = self.read_key_pem(name)?;
+        let (_, der) =
+            der::pem::decode_vec(key_pem.trim().as_bytes()).map_err(|e| unusable(e.to_string()))?;
+        let private_key = rustls::pki_types::PrivatePkcs8KeyDer::from(der);
+        Ok((
+            vec![rustls::pki_types::CertificateDer::from(
+                as2_connector::crypto::PrivateKey::certificate_der(key.as_ref()),
+            )],
+            private_key.into(),
+        ))
+    }
+
     /// Generates an RSA-2048 key and a self-signed certificate valid for
     /// `valid_for`, stores them as `name`, and returns the certificate PEM.
     pub fn generate(

@@ -78,6 +78,19 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:4080")]
         listen: String,
+        /// Address to listen on for HTTPS as well (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_listen: Option<String>,
+        /// Key store entry whose key and certificate the HTTPS listener presents.
+        #[arg(long, requires = "tls_listen")]
+        tls_key: Option<String>,
+        /// PEM file of intermediate CA certificates sent after the server certificate.
+        #[arg(long, requires = "tls_listen")]
+        tls_chain: Option<PathBuf>,
+        /// PEM file of CA certificates: HTTPS clients must present a
+        /// certificate issued by one of them (mutual TLS).
+        #[arg(long, requires = "tls_listen")]
+        tls_client_ca: Option<PathBuf>,
         /// Largest message accepted, in MiB.
         #[arg(long, default_value_t = 512)]
         max_body_mib: usize,
@@ -474,6 +487,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             configs,
             listen,
+            tls_listen,
+            tls_key,
+            tls_chain,
+            tls_client_ca,
             max_body_mib,
             resume_every_secs,
         } => {
@@ -496,8 +513,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let address = listener.local_addr()?;
-            let info =
-                as2_harness::endpoint_info::EndpointInfo::for_listeners(&[("http", address)]);
+            let tls = match (tls_listen, tls_key) {
+                (Some(tls_listen), Some(tls_key)) => {
+                    let read_pem = |path: &Option<PathBuf>| {
+                        path.as_ref()
+                            .map(|path| {
+                                std::fs::read_to_string(path)
+                                    .with_context(|| format!("reading {}", path.display()))
+                            })
+                            .transpose()
+                    };
+                    let acceptor = as2_harness::tls::acceptor(
+                        &connector.station.keys,
+                        tls_key,
+                        read_pem(tls_chain)?.as_deref(),
+                        read_pem(tls_client_ca)?.as_deref(),
+                    )
+                    .context("setting up --tls-listen (see `as2-harness keys --help`)")?;
+                    let tls_listener = tokio::net::TcpListener::bind(tls_listen)
+                        .await
+                        .with_context(|| format!("listening on {tls_listen}"))?;
+                    Some((tls_listener, acceptor))
+                }
+                _ => None,
+            };
+            let tls_address = match &tls {
+                Some((tls_listener, _)) => Some(tls_listener.local_addr()?),
+                None => None,
+            };
+            let mut listening = vec![("http", address)];
+            listening.extend(tls_address.map(|address| ("https", address)));
+            let info = as2_harness::endpoint_info::EndpointInfo::for_listeners(&listening);
             info.save(&cli.data_dir)?;
             eprintln!(
                 "partners connect to {} (station.ip_addresses of these connections)",
@@ -508,14 +554,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "receiving for {} from {} at http://{address}/",
                     route.station_id, route.partner_id
                 );
+                if let Some(tls_address) = tls_address {
+                    let client_certificates = if tls_client_ca.is_some() {
+                        " (client certificate required)"
+                    } else {
+                        ""
+                    };
+                    eprintln!(
+                        "receiving for {} from {} at https://{tls_address}/{client_certificates}",
+                        route.station_id, route.partner_id
+                    );
+                }
             }
             let mut endpoint = Endpoint::new(connector, routes, max_body_mib << 20);
             endpoint.resume_every = Duration::from_secs((*resume_every_secs).max(1));
             let endpoint = Arc::new(endpoint);
-            server::serve(listener, endpoint, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            // Both listeners until Ctrl-C; either failing stops the harness.
+            let http = server::serve(listener, endpoint.clone(), std::future::pending());
+            let https = async {
+                match tls {
+                    Some((tls_listener, acceptor)) => {
+                        server::serve_tls(tls_listener, acceptor, endpoint, std::future::pending())
+                            .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = http => result?,
+                result = https => result.context("the HTTPS listener")?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
         Command::Send {
             config,

@@ -22,6 +22,8 @@ use as2_connector::crypto::{
 };
 
 use crate::keystore::{self, KeyError, KeyStore};
+pub use crate::outgoing::CallOptions;
+use crate::outgoing::HttpHooks;
 use crate::secrets::{MasterKey, SecretError, SecretStore};
 use crate::state::StateStore;
 
@@ -104,6 +106,7 @@ pub struct CallState {
     table: ResourceTable,
     limits: StoreLimits,
     station: Arc<Station>,
+    hooks: HttpHooks,
 }
 
 impl WasiView for CallState {
@@ -120,7 +123,7 @@ impl WasiHttpView for CallState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -565,6 +568,18 @@ impl Runtime {
         station: &Arc<Station>,
         f: impl FnOnce(&api::Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        self.call_with(station, &CallOptions::default(), f)
+    }
+
+    /// [`Runtime::call`] with the host-applied `options` of the call's
+    /// connection (the TLS settings of its outgoing https requests, which
+    /// `wasi:http` cannot express).
+    pub fn call_with<R>(
+        &self,
+        station: &Arc<Station>,
+        options: &CallOptions,
+        f: impl FnOnce(&api::Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         let guest_output = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
         let wasi = WasiCtx::builder().stderr(guest_output.clone()).build();
         let state = CallState {
@@ -576,6 +591,7 @@ impl Runtime {
                 .trap_on_grow_failure(true)
                 .build(),
             station: station.clone(),
+            hooks: HttpHooks::new(options, station.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -62,6 +62,8 @@ pub struct Endpoint {
     pub resume_every: Duration,
     /// Wakes the MDN courier when an asynchronous MDN is owed.
     mdn_owed: Notify,
+    /// The background work runs once, however many listeners serve the endpoint.
+    background: tokio::sync::OnceCell<()>,
 }
 
 impl Endpoint {
@@ -74,6 +76,7 @@ impl Endpoint {
             max_body,
             resume_every: Duration::from_secs(10),
             mdn_owed: Notify::new(),
+            background: tokio::sync::OnceCell::new(),
         }
     }
 }
@@ -82,6 +85,14 @@ impl Endpoint {
 /// interrupted, then delivering owed asynchronous MDNs and resuming owed
 /// sends, until the process ends.
 async fn start_background(endpoint: &Arc<Endpoint>) -> anyhow::Result<()> {
+    endpoint
+        .background
+        .get_or_try_init(|| start_background_once(endpoint))
+        .await?;
+    Ok(())
+}
+
+async fn start_background_once(endpoint: &Arc<Endpoint>) -> anyhow::Result<()> {
     let inbox = endpoint.inbox.clone();
     let finished = tokio::task::spawn_blocking(move || inbox.recover()).await??;
     if !finished.is_empty() {
@@ -108,18 +119,54 @@ pub async fn serve(
             accepted = listener.accept() => accepted.context("accepting a connection")?,
             () = &mut shutdown => return Ok(()),
         };
-        let endpoint = endpoint.clone();
+        tokio::spawn(serve_connection(stream, peer, endpoint.clone()));
+    }
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the endpoint over TLS on `listener` until `shutdown` completes:
+/// each connection's handshake with `acceptor` (which may require a client
+/// certificate), then the same HTTP service as [`serve`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    start_background(&endpoint).await?;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting a connection")?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, endpoint) = (acceptor.clone(), endpoint.clone());
+        // The handshake runs in the connection's task, so a slow client holds up no other.
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(endpoint.clone(), peer, request));
-            // Half-close: a client may shut its write side while it waits for the MDN.
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .half_close(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection ended: {e}");
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, endpoint).await,
+                Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one accepted connection, plain or TLS.
+async fn serve_connection<S>(stream: S, peer: SocketAddr, endpoint: Arc<Endpoint>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(endpoint.clone(), peer, request));
+    // Half-close: a client may shut its write side while it waits for the MDN.
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, "connection ended: {e}");
     }
 }
 
@@ -380,17 +427,23 @@ async fn deliver_owed_mdns(endpoint: Arc<Endpoint>) {
             Err(_) => Vec::new(),
         };
         for mdn in due {
-            let inbox = endpoint.inbox.clone();
+            let (inbox, endpoint) = (endpoint.inbox.clone(), endpoint.clone());
             tokio::spawn(async move {
                 tokio::task::spawn_blocking(|| crate::faults::pause_point("mdn:delivering"))
                     .await
                     .ok();
-                let failure =
-                    match crate::client::post(&mdn.url, &mdn.headers, mdn.body.clone()).await {
-                        Ok(status) if (200..300).contains(&status) => None,
-                        Ok(status) => Some(format!("HTTP {status}")),
-                        Err(e) => Some(format!("{e:#}")),
-                    };
+                let sent = match mdn_tls(&endpoint, &mdn) {
+                    Ok(tls) => {
+                        crate::client::post_with(&mdn.url, &mdn.headers, mdn.body.clone(), tls)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                let failure = match sent {
+                    Ok(status) if (200..300).contains(&status) => None,
+                    Ok(status) => Some(format!("HTTP {status}")),
+                    Err(e) => Some(format!("{e:#}")),
+                };
                 let attempt = mdn.attempts + 1;
                 let recorded = tokio::task::spawn_blocking(move || {
                     inbox
@@ -422,6 +475,28 @@ async fn deliver_owed_mdns(endpoint: Arc<Endpoint>) {
         // Wake for a new MDN, or look again for retries that came due.
         let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.mdn_owed.notified()).await;
     }
+}
+
+/// The TLS settings for POSTing `mdn`: for an https URL, those of the
+/// connection it answers (its CAs, its client certificate).
+fn mdn_tls(
+    endpoint: &Endpoint,
+    mdn: &crate::inbox::OwedMdn,
+) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    if !mdn.url.starts_with("https://") {
+        return Ok(None);
+    }
+    let route = endpoint
+        .routes
+        .iter()
+        .find(|route| route.partner_id == mdn.partner);
+    let tls = match route {
+        Some(route) => crate::tls::ClientTls::from_config_json(&route.config_json),
+        None => crate::tls::ClientTls::default(),
+    };
+    Ok(Some(
+        tls.client_config(Some(&endpoint.connector.station.keys))?,
+    ))
 }
 
 /// Periodically sends again what the served connections still owe their

@@ -240,8 +240,13 @@ fn describe(code: ErrorCode) -> HttpFailure {
         ErrorCode::ConnectionTimeout => "connecting to the partner timed out".to_string(),
         ErrorCode::ConnectionReadTimeout => "the partner did not answer in time".to_string(),
         ErrorCode::TlsCertificateError => {
-            "the partner's TLS certificate is not trusted".to_string()
+            "the partner's TLS certificate is not trusted (if a private CA issued it, add that CA to partner.tls_ca_certificates)".to_string()
         }
+        ErrorCode::TlsAlertReceived(alert) => format!(
+            "the partner refused the TLS handshake ({}; when it requires a client certificate, name one in station.tls_client_key)",
+            alert.alert_message.as_deref().unwrap_or("alert")
+        ),
+        ErrorCode::TlsProtocolError => "the TLS handshake with the partner failed".to_string(),
         ErrorCode::HttpRequestDenied => {
             "the host does not allow requests to this address".to_string()
         }
