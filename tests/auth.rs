@@ -462,3 +462,89 @@ async fn the_rate_limit_spaces_the_sends() {
     assert_spaced(&arrivals, std::time::Duration::from_millis(450));
     assert_eq!(stored(&pair), 3);
 }
+
+/// Drummond's "BA" profile: GLOBEX's endpoint asks partners for HTTP Basic
+/// credentials (`station.basic_auth`); missing or wrong ones get 401 with a
+/// challenge before the message is read, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_with_basic_auth_refuses_missing_or_wrong_credentials_with_401() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    pair.globex
+        .station
+        .secrets
+        .set("acme-inbound", "s3cret pass")
+        .unwrap();
+    let mut receiving: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
+    receiving["station"]["basic_auth"] =
+        serde_json::json!({ "username": "acme", "password": { "secret": "acme-inbound" } });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/as2", listener.local_addr().unwrap());
+    let endpoint = Arc::new(as2_harness::server::Endpoint::new(
+        pair.globex.clone(),
+        vec![as2_harness::server::Route::from_json(receiving.to_string()).unwrap()],
+        16 << 20,
+    ));
+    let inbox = endpoint.inbox.dir.join("ACME");
+    tokio::spawn(as2_harness::server::serve(
+        listener,
+        endpoint,
+        std::future::pending(),
+    ));
+    let count = || std::fs::read_dir(&inbox).map_or(0, |d| d.count());
+
+    let secrets = &pair.acme.station.secrets;
+    secrets.set("globex-password", "s3cret pass").unwrap();
+    secrets.set("wrong-password", "guess").unwrap();
+    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+
+    // No credentials at all: 401 with the challenge, before anything is parsed.
+    let (checked, outbound) = pair.build_natively(
+        &config(&pair, &url, serde_json::Value::Null),
+        &as2_connector::message::Document {
+            file_name: Some("po.x12".into()),
+            content_type: "application/edi-x12".into(),
+            content: SAMPLE_X12_850.as_bytes().to_vec(),
+        },
+    );
+    let _ = checked;
+    let headers: Vec<(String, String)> = outbound
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let (status, response_headers, body) = post(&url, &headers, outbound.body.clone()).await;
+    assert_eq!(status, 401);
+    let challenge = response_headers
+        .iter()
+        .find(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(challenge, Some("Basic realm=\"AS2\", charset=\"UTF-8\""));
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.starts_with("AUTH_FAILED:"), "{body}");
+    assert!(body.contains("no Authorization header"), "{body}");
+    assert!(!body.contains("s3cret"), "{body}");
+    assert_eq!(count(), 0);
+
+    let refused = pair
+        .try_send_with(
+            &config(&pair, &url, basic("wrong-password")),
+            purchase_order(),
+        )
+        .await
+        .expect_err("wrong credentials are refused");
+    assert!(matches!(refused.code, ErrorCode::AuthFailed), "{refused:?}");
+    assert_eq!(count(), 0);
+
+    let outcome = pair
+        .send_with(
+            &config(&pair, &url, basic("globex-password")),
+            purchase_order(),
+        )
+        .await;
+    assert!(matches!(outcome.state, MessageState::Acknowledged));
+    assert_eq!(
+        disposition_text(&outcome.mdn.unwrap().disposition),
+        "processed"
+    );
+    assert_eq!(count(), 1);
+}

@@ -23,6 +23,51 @@ pub struct Authorized {
     pub headers: Headers,
 }
 
+/// Checks the credentials of a request to our endpoint against the
+/// connection's `station.basic_auth` (RFC 7617): before anything of the
+/// message is read. No configured credentials: every request passes.
+pub fn check_inbound(
+    basic: Option<&crate::config::InboundBasicAuth>,
+    authorization: Option<&str>,
+    reveal: &mut Reveal<'_>,
+) -> Result<(), Error> {
+    let Some(basic) = basic else {
+        return Ok(());
+    };
+    let refused = |why: &str| {
+        Error::AuthRefused(format!(
+            "{why}; this endpoint asks for HTTP Basic credentials"
+        ))
+    };
+    let given = authorization.ok_or_else(|| refused("no Authorization header"))?;
+    let (scheme, encoded) = given
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| refused("an Authorization header that is not Basic"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(refused("an Authorization header that is not Basic"));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| refused("Basic credentials that are not base64"))?;
+    let password = reveal(basic.password.name("/station/basic_auth/password")?)?;
+    let expected = format!("{}:{password}", basic.username);
+    if constant_time_eq(&decoded, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(refused("wrong user name or password"))
+    }
+}
+
+/// Compares without an early exit, so timing does not tell how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for (i, byte) in a.iter().enumerate() {
+        difference |= usize::from(byte ^ b.get(i).copied().unwrap_or(0));
+    }
+    difference == 0
+}
+
 /// Applies `auth` to a request for `url`. The caller adds `headers` to its own.
 pub fn authorize(auth: &Auth, url: &str, reveal: &mut Reveal<'_>) -> Result<Authorized, Error> {
     let mut authorized = Authorized {
@@ -226,6 +271,47 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inbound_basic_credentials_are_checked_exactly() {
+        let basic = crate::config::InboundBasicAuth {
+            username: "acme".into(),
+            password: crate::config::SecretRef::named("in"),
+        };
+        let mut reveal = |name: &str| -> Result<String, Error> {
+            assert_eq!(name, "in");
+            Ok("s3cret".into())
+        };
+        let header = |pair: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        assert!(check_inbound(None, None, &mut reveal).is_ok());
+        assert!(check_inbound(Some(&basic), Some(&header("acme:s3cret")), &mut reveal).is_ok());
+        assert!(
+            check_inbound(
+                Some(&basic),
+                Some(&format!("basic {}", &header("acme:s3cret")[6..])),
+                &mut reveal
+            )
+            .is_ok()
+        );
+        for wrong in [
+            None,
+            Some(header("acme:s3cret!")),
+            Some(header("acme:s3cre")),
+            Some(header("ACME:s3cret")),
+            Some("Bearer abc".to_string()),
+            Some("Basic %%%".to_string()),
+            Some("Basic".to_string()),
+        ] {
+            let refused = check_inbound(Some(&basic), wrong.as_deref(), &mut reveal).unwrap_err();
+            assert!(matches!(refused, Error::AuthRefused(_)), "{wrong:?}");
+            assert!(!refused.to_string().contains("s3cret"), "{refused}");
+        }
+    }
     use crate::config::{BasicAuth, SecretRef, TokenAuth};
 
     fn secret(name: &str) -> SecretRef {

@@ -377,6 +377,22 @@ pub struct Station {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("readOnly" = true))]
     pub ip_addresses: Vec<String>,
+    /// HTTP Basic credentials (RFC 7617) the partner must send with every
+    /// message and asynchronous MDN to your endpoint. Missing or wrong ones
+    /// are answered 401 before the message is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<InboundBasicAuth>,
+}
+
+/// Credentials a partner must present to your AS2 endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundBasicAuth {
+    /// The user name the partner sends.
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// The password the partner sends, kept in the host's secret store.
+    pub password: SecretRef,
 }
 
 /// A required content encryption, or any.

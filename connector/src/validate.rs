@@ -319,10 +319,20 @@ fn check_fields(
             "the signature encoding applies only to unencrypted messages; with encryption on it is not used",
         ));
     }
-    for (field, secret) in secret_fields(&connection.auth) {
+    for (field, secret) in secret_fields(connection) {
         if let Err(error) = secret.name(field) {
             problems.push(Problem::error(field, error));
         }
+    }
+    if station
+        .basic_auth
+        .as_ref()
+        .is_some_and(|basic| basic.username.trim().is_empty() || basic.username.contains(':'))
+    {
+        problems.push(Problem::config(
+            "/station/basic_auth/username",
+            "give the user name partners send; it cannot be empty or hold a colon (RFC 7617)",
+        ));
     }
     if let crate::config::Auth::Token(token) = &connection.auth
         && token.location == crate::config::TokenLocation::Body
@@ -385,7 +395,20 @@ fn check_fields(
 }
 
 /// The secrets of an authentication setting, with their JSON pointers.
-pub fn secret_fields(auth: &crate::config::Auth) -> Vec<(&'static str, &crate::config::SecretRef)> {
+pub fn secret_fields(
+    connection: &crate::config::Connection,
+) -> Vec<(&'static str, &crate::config::SecretRef)> {
+    let mut fields = outbound_secret_fields(&connection.auth);
+    if let Some(basic) = &connection.station.basic_auth {
+        fields.push(("/station/basic_auth/password", &basic.password));
+    }
+    fields
+}
+
+/// The secrets of the partner authentication `auth`, with their pointers.
+fn outbound_secret_fields(
+    auth: &crate::config::Auth,
+) -> Vec<(&'static str, &crate::config::SecretRef)> {
     match auth {
         crate::config::Auth::None => Vec::new(),
         crate::config::Auth::Basic(basic) => vec![("/auth/password", &basic.password)],

@@ -46,7 +46,7 @@ pub fn save(
         }
         stored.push(name);
     }
-    for (pointer, secret) in secret_fields(&connection.auth) {
+    for (pointer, secret) in secret_fields(&connection) {
         let Some(typed) = &secret.value else {
             continue;
         };

@@ -385,6 +385,16 @@ async fn export(
                 // An MDN for a message this connection never sent.
                 ErrorCode::UnknownPartner | ErrorCode::NotFound => StatusCode::NOT_FOUND,
                 ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
+                ErrorCode::AuthFailed => {
+                    let mut response = text(StatusCode::UNAUTHORIZED, describe(&error));
+                    response.headers_mut().insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        hyper::header::HeaderValue::from_static(
+                            "Basic realm=\"AS2\", charset=\"UTF-8\"",
+                        ),
+                    );
+                    return Err(response);
+                }
                 ErrorCode::InvalidConfig
                 | ErrorCode::KeystoreFailed
                 | ErrorCode::StorageFailed

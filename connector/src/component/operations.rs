@@ -1206,6 +1206,16 @@ impl api::Guest for Component {
             ));
         }
         let headers = to_headers(&request.headers);
+        // The partner's credentials first, before anything of the message is read.
+        crate::auth::check_inbound(
+            connection.connection.station.basic_auth.as_ref(),
+            headers.get("Authorization"),
+            &mut |name| {
+                secrets::reveal(name)
+                    .map_err(|e| crate::Error::config("/station/basic_auth/password", e.message))
+            },
+        )
+        .map_err(|e| to_wit_error(&e))?;
         if crate::mdn::is_mdn(&headers, &request.body) {
             return receive_async_mdn(&connection, &headers, &request.body);
         }
