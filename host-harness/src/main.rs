@@ -623,13 +623,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (connector, config, slots) = (connector.clone(), config.clone(), slots.clone());
                 tasks.spawn(async move {
                     let _slot = slots.acquire_owned().await;
+                    let started = std::time::Instant::now();
                     let outcome = blocking(move || connector.import(&config, &[document])).await;
-                    (path, outcome)
+                    (path, outcome, started.elapsed())
                 });
             }
             let (total, mut done, mut all_ok) = (files.len(), 0, true);
             while let Some(joined) = tasks.join_next().await {
-                let (path, outcome) = joined?;
+                let (path, outcome, elapsed) = joined?;
                 done += 1;
                 let outcome = match outcome?? {
                     Ok(mut outcomes) if !outcomes.is_empty() => outcomes.remove(0),
@@ -653,6 +654,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         )
                     }
                 };
+                let mut line = line;
+                // From the start of its own send to its result, MDN included.
+                line["elapsed_ms"] = serde_json::json!(elapsed.as_millis() as u64);
                 eprintln!("[{done}/{total}] {}: {summary}", path.display());
                 println!("{line}");
             }

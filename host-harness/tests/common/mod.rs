@@ -1,0 +1,280 @@
+//! What the command-line tests share: the `as2-harness` binary run as a
+//! user would, two stations (ACME sends, GLOBEX receives) in a temporary
+//! folder, and processes whose output is collected as it comes.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DOCUMENT: &[u8] = b"ISA*00*          *00*          *ZZ*ACME           *ZZ*GLOBEX         ~\nST*850*0001~\nBEG*00*SA*PO-4711**20261201~\nSE*3*0001~\n";
+
+pub fn harness() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_as2-harness"));
+    command
+        .env_remove("AS2_MASTER_KEY")
+        .env("RUST_LOG", "info,wasmtime=warn,cranelift_codegen=warn");
+    command
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `as2-harness` process whose stderr is collected as it comes.
+pub struct Running {
+    pub child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Running { child, stderr }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited ({status}) before {needle:?}:\n{}", self.stderr());
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no {needle:?} within {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.stderr()
+    }
+
+    /// Waits for the process to end; its stdout and stderr.
+    pub fn finish(mut self, timeout: Duration) -> (bool, String, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stdout = String::new();
+                if let Some(mut pipe) = self.child.stdout.take() {
+                    std::io::Read::read_to_string(&mut pipe, &mut stdout).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.success(), stdout, self.stderr());
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("did not finish within {timeout:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// ACME sends to GLOBEX; both have data folders, keys and configurations
+/// in one temporary folder.
+pub struct World {
+    pub dir: PathBuf,
+    pub globex_port: u16,
+    pub acme_port: u16,
+}
+
+impl World {
+    pub fn new(name: &str, partner: serde_json::Value) -> Self {
+        let dir = std::env::temp_dir().join(format!("as2-crash-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let world = World {
+            dir,
+            globex_port: free_port(),
+            acme_port: free_port(),
+        };
+        let mut certificates = Vec::new();
+        for (data, cn) in [("acme", "ACME"), ("globex", "GLOBEX")] {
+            let output = world.run(data, &["keys", "generate", data, "--common-name", cn]);
+            assert!(output.status.success(), "{}", text(&output));
+            certificates.push(String::from_utf8(output.stdout).unwrap());
+        }
+        let mut acme_partner = serde_json::json!({
+            "as2_id": "GLOBEX",
+            "url": format!("http://127.0.0.1:{}/as2", world.globex_port),
+            "certificate": certificates[1],
+            "signing": "sha256",
+            "encryption": "aes256-cbc",
+            "mdn": "signed",
+            "send_attempts": 10,
+        });
+        for (key, value) in partner.as_object().unwrap() {
+            acme_partner[key] = value.clone();
+        }
+        let acme = serde_json::json!({
+            "name": "ACME to GLOBEX",
+            "station": {
+                "as2_id": "ACME",
+                "private_key": "acme",
+                "url": format!("http://127.0.0.1:{}/as2", world.acme_port),
+            },
+            "partner": acme_partner,
+        });
+        let globex = serde_json::json!({
+            "name": "GLOBEX from ACME",
+            "station": { "as2_id": "GLOBEX", "private_key": "globex" },
+            "partner": {
+                "as2_id": "ACME",
+                "url": "http://127.0.0.1:9/",
+                "certificate": certificates[0],
+            },
+        });
+        std::fs::write(world.dir.join("acme.json"), acme.to_string()).unwrap();
+        std::fs::write(world.dir.join("globex.json"), globex.to_string()).unwrap();
+        std::fs::write(world.dir.join("po-4711.x12"), DOCUMENT).unwrap();
+        world
+    }
+
+    /// Rewrites the configuration file `name` with `edit`.
+    pub fn edit_config(&self, name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.dir.join(name);
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut config);
+        std::fs::write(&path, config.to_string()).unwrap();
+    }
+
+    pub fn command(&self, data: &str, args: &[&str]) -> Command {
+        let mut command = harness();
+        command
+            .current_dir(&self.dir)
+            .args(["--data-dir", data])
+            .args(args);
+        command
+    }
+
+    pub fn run(&self, data: &str, args: &[&str]) -> Output {
+        self.command(data, args).output().unwrap()
+    }
+
+    /// `serve` for a station, stopping at `pause` when given; returns once it listens.
+    pub fn serve(&self, data: &str, pause: Option<&str>) -> Running {
+        let (config, port) = match data {
+            "globex" => ("globex.json", self.globex_port),
+            _ => ("acme.json", self.acme_port),
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = self.command(
+            data,
+            &[
+                "serve",
+                config,
+                "--listen",
+                &listen,
+                "--resume-every-secs",
+                "1",
+            ],
+        );
+        if let Some(point) = pause {
+            command.env("AS2_HARNESS_PAUSE_AT", point);
+        }
+        let mut running = Running::spawn(command);
+        running.wait_for("receiving for", Duration::from_secs(60));
+        running
+    }
+
+    pub fn send(&self) -> Running {
+        Running::spawn(self.command("acme", &["send", "acme.json", "po-4711.x12"]))
+    }
+
+    /// The files GLOBEX has received from ACME.
+    pub fn delivered(&self) -> Vec<PathBuf> {
+        let inbox = self.dir.join("globex/inbox/ACME");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&inbox)
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    pub fn assert_delivered_once(&self) {
+        let files = self.delivered();
+        assert_eq!(files.len(), 1, "delivered exactly once: {files:?}");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), DOCUMENT);
+        assert!(files[0].ends_with("po-4711.x12"), "{files:?}");
+        let staging = self.dir.join("globex/staging");
+        let left: Vec<_> = std::fs::read_dir(&staging)
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "staging is cleaned up: {left:?}");
+    }
+
+    /// The one JSON line `send` printed for the file.
+    pub fn sent_line(stdout: &str) -> serde_json::Value {
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{stdout}");
+        lines[0].clone()
+    }
+
+    /// The message IDs of every message in the partner's store.
+    pub fn messages(&self, data: &str, config: &str) -> Vec<serde_json::Value> {
+        let output = self.run(data, &["messages", config]);
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    pub fn status(&self, message_id: &str) -> String {
+        let output = self.run("acme", &["status", message_id, "--config", "acme.json"]);
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
