@@ -64,6 +64,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r#","encryption":"none","signature_encoding":"binary""#,
     ];
     for (n, extra) in variants.iter().enumerate() {
+        write(
+            &dir,
+            "config",
+            &format!("connection-{n}"),
+            config(extra).as_bytes(),
+        )?;
         let sender = Connection::check(&config(extra), now)?;
         let outbound = message::build(&sender, &document, &a.key, now, &provider)?;
         let whole = request(&outbound.headers, &outbound.body);
