@@ -26,35 +26,53 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=AS2_COMPONENT_WASM");
 
+    let faults = env::var_os("CARGO_FEATURE_FAULT_COMPONENT").is_some();
     // A prebuilt component can be supplied instead (e.g. by a packager).
     if let Ok(prebuilt) = env::var("AS2_COMPONENT_WASM") {
         println!("cargo:rustc-env=AS2_COMPONENT_WASM={prebuilt}");
-        return;
+    } else {
+        ensure_target(&root);
+        let wasm = build_component(&root, &[], "component");
+        println!("cargo:rustc-env=AS2_COMPONENT_WASM={}", wasm.display());
     }
+    // The sandbox tests' misbehaving build, only when they ask for it.
+    if faults {
+        ensure_target(&root);
+        let wasm = build_component(&root, &["fault-switch"], "component-faults");
+        println!(
+            "cargo:rustc-env=AS2_FAULT_COMPONENT_WASM={}",
+            wasm.display()
+        );
+    }
+}
 
+/// Builds the connector for wasm32-wasip2 with `features` in the target
+/// subfolder `folder`; returns the component's path.
+fn build_component(root: &Path, features: &[&str], folder: &str) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    ensure_target(&root);
-
     // A separate target directory: sharing the outer one deadlocks on cargo's lock.
     let target_dir = env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"))
-        .join("component");
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--package",
-            "as2-connector",
-            "--lib",
-            "--no-default-features",
-            "--target",
-            TARGET,
-            "--profile",
-            "component",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
+        .join(folder);
+    let mut command = Command::new(&cargo);
+    command.current_dir(root).args([
+        "build",
+        "--package",
+        "as2-connector",
+        "--lib",
+        "--no-default-features",
+        "--target",
+        TARGET,
+        "--profile",
+        "component",
+        "--target-dir",
+    ]);
+    command.arg(&target_dir);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
+    let status = command
         // Flags meant for the host build (coverage, sanitizers) break the wasm build.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -73,7 +91,7 @@ fn main() {
         "the component build produced no {}",
         wasm.display()
     );
-    println!("cargo:rustc-env=AS2_COMPONENT_WASM={}", wasm.display());
+    wasm
 }
 
 /// Makes sure the wasm target's standard library is installed: the project's

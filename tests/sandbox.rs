@@ -188,3 +188,119 @@ fn config_schema_is_valid_json_schema_and_accepts_a_real_configuration() {
         ]
     );
 }
+
+/// A connector build with its fault switch, under tight limits.
+fn faulty_runtime() -> std::sync::Arc<as2_harness::runtime::Runtime> {
+    std::sync::Arc::new(
+        as2_harness::runtime::Runtime::with_component(
+            as2_harness::runtime::FAULT_COMPONENT_WASM,
+            Some(&as2_tests::cache_dir()),
+            Limits {
+                memory_bytes: 64 << 20,
+                deadline: Duration::from_secs(3),
+            },
+        )
+        .expect("loading the fault-switch component"),
+    )
+}
+
+/// A component that spins forever, allocates without bound or panics is
+/// stopped and reported, each in its own call, while a message for another
+/// connection on the same host is processed at the same time; the host
+/// itself never panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_looping_hoarding_or_panicking_component_is_stopped_and_others_are_unaffected() {
+    use as2_harness::runtime::{CallError, HttpRequest};
+
+    let faulty = faulty_runtime();
+    let pair = Pair::start(runtime(), faulty.clone()).await;
+    let globex = pair.globex.clone();
+    let renamed = |name: &str| {
+        let mut config: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
+        config["name"] = name.into();
+        config.to_string()
+    };
+    let request = HttpRequest {
+        method: "POST".into(),
+        path: "/as2".into(),
+        headers: vec![
+            as2_harness::runtime::Header {
+                name: "AS2-From".into(),
+                value: "ACME".into(),
+            },
+            as2_harness::runtime::Header {
+                name: "AS2-To".into(),
+                value: "GLOBEX".into(),
+            },
+        ],
+        body: Vec::new(),
+    };
+    for (fault, expected) in [
+        ("fault: loop", "ran past its deadline of 3s"),
+        ("fault: allocate", "reached its memory cap of 64 MiB"),
+        ("fault: panic", "panicked"),
+    ] {
+        let (globex, config, request) = (globex.clone(), renamed(fault), request.clone());
+        let started = std::time::Instant::now();
+        let misbehaving = tokio::task::spawn_blocking(move || globex.export(&config, &request));
+        // Meanwhile a good message for the well-behaved connection goes through.
+        let outcome = pair.send(purchase_order()).await;
+        assert_eq!(
+            disposition_text(&outcome.mdn.as_ref().unwrap().disposition),
+            "processed",
+            "{fault}: the other connection is unaffected"
+        );
+        let result = misbehaving.await.expect("the host did not panic");
+        let Err(CallError::Trap {
+            reason,
+            guest_output,
+        }) = result
+        else {
+            panic!("{fault}: the call was not stopped: {result:?}");
+        };
+        assert!(
+            reason.contains(expected),
+            "{fault}: {reason} / {guest_output}"
+        );
+        if fault == "fault: panic" {
+            assert!(
+                guest_output.contains("the fault switch asked for a panic"),
+                "{guest_output}"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{fault}: stopped in {:?}",
+            started.elapsed()
+        );
+    }
+
+    // Through the endpoint: the stopped call is a 500, and the endpoint carries on.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/as2", listener.local_addr().unwrap());
+    let endpoint = std::sync::Arc::new(as2_harness::server::Endpoint::new(
+        pair.globex.clone(),
+        vec![as2_harness::server::Route::from_json(renamed("fault: panic")).unwrap()],
+        16 << 20,
+    ));
+    tokio::spawn(as2_harness::server::serve(
+        listener,
+        endpoint,
+        std::future::pending(),
+    ));
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .chain([("Message-ID".to_string(), "<x@ACME>".to_string())])
+        .collect();
+    let (status, _, body) = post(&url, &headers, b"anything".to_vec()).await;
+    assert_eq!(status, 500);
+    assert!(
+        String::from_utf8_lossy(&body).contains("the connector component stopped: it panicked"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let outcome = pair.send(purchase_order()).await;
+    assert!(outcome.mic_matched);
+}

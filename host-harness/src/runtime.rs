@@ -56,6 +56,12 @@ pub use types::{Document, Error as ConnectorError, ErrorCode, Header, HttpReques
 /// The compiled connector component, embedded at build time.
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_COMPONENT_WASM"));
 
+/// The connector built with its fault switch (feature `fault-component`):
+/// connections named `fault: loop`, `fault: allocate` or `fault: panic`
+/// misbehave, for the sandbox tests.
+#[cfg(feature = "fault-component")]
+pub const FAULT_COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_FAULT_COMPONENT_WASM"));
+
 /// A station's host-side services: its key store and its state store.
 pub struct Station {
     /// A label for logs (usually the data folder).
@@ -524,11 +530,21 @@ pub struct Runtime {
 impl Runtime {
     /// Compiles (or loads from `cache_dir`) the embedded component.
     pub fn new(cache_dir: Option<&Path>, limits: Limits) -> anyhow::Result<Self> {
+        Self::with_component(COMPONENT_WASM, cache_dir, limits)
+    }
+
+    /// A runtime for another build of the connector component (`wasm`), such
+    /// as the sandbox tests' fault-switch build.
+    pub fn with_component(
+        wasm: &[u8],
+        cache_dir: Option<&Path>,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let component = load_component(&engine, cache_dir)?;
+        let component = load_component(&engine, wasm, cache_dir)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
@@ -610,6 +626,11 @@ impl Runtime {
                 Some(wasmtime::Trap::UnreachableCodeReached) if output.contains("panicked") => "it panicked".to_string(),
                 Some(wasmtime::Trap::UnreachableCodeReached) => "it aborted (out of memory or a panic)".to_string(),
                 Some(trap) => trap.to_string(),
+                // StoreLimits' trap on a refused memory.grow carries no Trap code.
+                None if format!("{e:#}").contains("forcing trap when growing memory") => format!(
+                    "it reached its memory cap of {} MiB",
+                    self.limits.memory_bytes >> 20
+                ),
                 None => format!("{e:#}"),
             };
             tracing::error!(station = %station.label, %reason, guest_output = %output, "connector call failed");
@@ -620,14 +641,18 @@ impl Runtime {
 
 /// Compiles the component, or loads the artifact compiled earlier into
 /// `cache_dir` (keyed by the component's hash and the wasmtime version).
-fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+fn load_component(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<Component> {
     let Some(cache_dir) = cache_dir else {
-        return Component::new(engine, COMPONENT_WASM)
+        return Component::new(engine, wasm)
             .map_err(anyhow::Error::from)
             .context("compiling the connector component");
     };
     let mut hasher = sha2::Sha256::new();
-    hasher.update(COMPONENT_WASM);
+    hasher.update(wasm);
     hasher.update(env!("CARGO_PKG_VERSION"));
     let mut settings = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut settings);
@@ -647,7 +672,7 @@ fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> anyhow::Result<C
             }
         }
     }
-    let component = Component::new(engine, COMPONENT_WASM)
+    let component = Component::new(engine, wasm)
         .map_err(anyhow::Error::from)
         .context("compiling the connector component")?;
     let bytes = component.serialize()?;

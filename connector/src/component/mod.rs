@@ -11,6 +11,8 @@ mod bindings {
     });
 }
 
+#[cfg(feature = "fault-switch")]
+mod faults;
 mod host;
 mod http;
 mod operations;

@@ -1199,6 +1199,8 @@ impl api::Guest for Component {
 
     fn export(config: String, request: wit::HttpRequest) -> Result<api::ExportResult, wit::Error> {
         let connection = checked(&config)?;
+        #[cfg(feature = "fault-switch")]
+        super::faults::trip(&connection.connection.name);
         if !request.method.eq_ignore_ascii_case("POST") {
             return Err(wit_error(
                 wit::ErrorCode::MalformedMessage,
@@ -1353,6 +1355,8 @@ impl api::Guest for Component {
         documents: Vec<wit::Document>,
     ) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
         let connection = checked(&config)?;
+        #[cfg(feature = "fault-switch")]
+        super::faults::trip(&connection.connection.name);
         let key = open_station_key(&connection)?;
         Ok(documents
             .into_iter()
