@@ -78,7 +78,7 @@ fn a_sender_killed_mid_exchange_resumes_under_the_same_message_id() {
     let sender_log = send.kill();
     let _ = globex.kill();
     let pending = world.messages("acme", "acme.json");
-    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending.len(), 1, "{pending:?}\n{sender_log}");
     assert_eq!(pending[0]["state"], "pending");
     let message_id = pending[0]["message_id"].as_str().unwrap().to_string();
     assert!(sender_log.contains(&message_id), "{sender_log}");

@@ -187,7 +187,7 @@ fn many_documents_at_concurrency_25_none_lost_none_twice_all_acknowledged() {
         resends += line["attempts"].as_u64().unwrap() - 1;
         latencies.push(line["elapsed_ms"].as_u64().unwrap());
     }
-    let inbox = world.dir.join("globex/inbox/ACME");
+    let inbox = world.dir.join("globex/inbox").join(&world.acme_id);
     let mut received = BTreeSet::new();
     let mut files = 0;
     for entry in std::fs::read_dir(&inbox).unwrap() {

@@ -115,6 +115,11 @@ pub struct World {
     pub dir: PathBuf,
     pub globex_port: u16,
     pub acme_port: u16,
+    /// ACME's AS2 identifier, unique to the test: a stray request from
+    /// another test running at the same time finds no connection here.
+    pub acme_id: String,
+    /// GLOBEX's AS2 identifier, unique to the test.
+    pub globex_id: String,
 }
 
 impl World {
@@ -126,15 +131,20 @@ impl World {
             dir,
             globex_port: free_port(),
             acme_port: free_port(),
+            acme_id: format!("ACME-{name}"),
+            globex_id: format!("GLOBEX-{name}"),
         };
         let mut certificates = Vec::new();
-        for (data, cn) in [("acme", "ACME"), ("globex", "GLOBEX")] {
+        for (data, cn) in [
+            ("acme", world.acme_id.as_str()),
+            ("globex", world.globex_id.as_str()),
+        ] {
             let output = world.run(data, &["keys", "generate", data, "--common-name", cn]);
             assert!(output.status.success(), "{}", text(&output));
             certificates.push(String::from_utf8(output.stdout).unwrap());
         }
         let mut acme_partner = serde_json::json!({
-            "as2_id": "GLOBEX",
+            "as2_id": world.globex_id,
             "url": format!("http://127.0.0.1:{}/as2", world.globex_port),
             "certificate": certificates[1],
             "signing": "sha256",
@@ -148,7 +158,7 @@ impl World {
         let acme = serde_json::json!({
             "name": "ACME to GLOBEX",
             "station": {
-                "as2_id": "ACME",
+                "as2_id": world.acme_id,
                 "private_key": "acme",
                 "url": format!("http://127.0.0.1:{}/as2", world.acme_port),
             },
@@ -156,9 +166,9 @@ impl World {
         });
         let globex = serde_json::json!({
             "name": "GLOBEX from ACME",
-            "station": { "as2_id": "GLOBEX", "private_key": "globex" },
+            "station": { "as2_id": world.globex_id, "private_key": "globex" },
             "partner": {
-                "as2_id": "ACME",
+                "as2_id": world.acme_id,
                 "url": "http://127.0.0.1:9/",
                 "certificate": certificates[0],
             },
@@ -223,7 +233,7 @@ impl World {
 
     /// The files GLOBEX has received from ACME.
     pub fn delivered(&self) -> Vec<PathBuf> {
-        let inbox = self.dir.join("globex/inbox/ACME");
+        let inbox = self.dir.join("globex/inbox").join(&self.acme_id);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&inbox)
             .map(|entries| entries.map(|e| e.unwrap().path()).collect())
             .unwrap_or_default();
