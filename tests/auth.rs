@@ -12,9 +12,9 @@ use as2_harness::runtime::{Document, ErrorCode};
 use as2_tests::{Pair, loopback_server, post, runtime};
 
 const BASIC: &str = "Basic YWNtZTpzM2NyZXQgcGFzcw=="; // acme:s3cret pass
-const GOOD_TOKEN: &str = "t-2";
-const EXPIRED_TOKEN: &str = "t-1";
-const REFRESH_TOKEN: &str = "r-1";
+const GOOD_TOKEN: &str = "tok-good-5f2a9c1e";
+const EXPIRED_TOKEN: &str = "tok-expired-7d1e4b0a";
+const REFRESH_TOKEN: &str = "refresh-3c9a0f81";
 const DENIED_TOKEN: &str = "deny-me";
 
 /// What the gate saw of each request: the credentials it carried.
@@ -128,10 +128,15 @@ fn stored(pair: &Pair) -> usize {
 async fn basic_credentials_from_the_secret_store_get_through_and_wrong_ones_fail_with_auth_failed()
 {
     let pair = Pair::start(runtime(), runtime()).await;
+    as2_tests::secret(&BASIC["Basic ".len()..]);
     let (url, seen) = gate(pair.url.clone()).await;
     let secrets = &pair.acme.station.secrets;
-    secrets.set("globex-password", "s3cret pass").unwrap();
-    secrets.set("wrong-password", "guess").unwrap();
+    secrets
+        .set("globex-password", &as2_tests::secret("s3cret pass"))
+        .unwrap();
+    secrets
+        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
+        .unwrap();
     let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
 
     let outcome = pair
@@ -157,7 +162,10 @@ async fn basic_credentials_from_the_secret_store_get_through_and_wrong_ones_fail
         "{}",
         error.message
     );
-    assert!(!error.message.contains("guess"), "no secret in errors");
+    assert!(
+        !error.message.contains("guess-wrong-71c4"),
+        "no secret in errors"
+    );
     // A refusal is final: not resent.
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert_eq!(stored(&pair), 1);
@@ -170,7 +178,7 @@ async fn tokens_travel_in_a_header_with_a_scheme_or_as_a_url_parameter() {
     pair.acme
         .station
         .secrets
-        .set("globex-token", GOOD_TOKEN)
+        .set("globex-token", &as2_tests::secret(GOOD_TOKEN))
         .unwrap();
     for location in ["header", "url"] {
         let auth = serde_json::json!({
@@ -196,8 +204,12 @@ async fn an_expired_token_is_refreshed_stored_and_the_message_sent_once_more() {
     let pair = Pair::start(runtime(), runtime()).await;
     let (url, seen) = gate(pair.url.clone()).await;
     let secrets = &pair.acme.station.secrets;
-    secrets.set("globex-token", EXPIRED_TOKEN).unwrap();
-    secrets.set("globex-refresh", REFRESH_TOKEN).unwrap();
+    secrets
+        .set("globex-token", &as2_tests::secret(EXPIRED_TOKEN))
+        .unwrap();
+    secrets
+        .set("globex-refresh", &as2_tests::secret(REFRESH_TOKEN))
+        .unwrap();
     let auth = serde_json::json!({
         "type": "token",
         "token": { "secret": "globex-token" },
@@ -236,7 +248,7 @@ async fn a_refusal_told_by_a_value_in_the_response_body_is_auth_failed() {
     pair.acme
         .station
         .secrets
-        .set("globex-token", DENIED_TOKEN)
+        .set("globex-token", &as2_tests::secret(DENIED_TOKEN))
         .unwrap();
     let auth = serde_json::json!({
         "type": "token",
@@ -276,8 +288,12 @@ async fn test_connection_answers_one_verdict_per_situation() {
     let pair = Pair::start(runtime(), runtime()).await;
     let (url, seen) = gate(pair.url.clone()).await;
     let secrets = &pair.acme.station.secrets;
-    secrets.set("globex-password", "s3cret pass").unwrap();
-    secrets.set("wrong-password", "guess").unwrap();
+    secrets
+        .set("globex-password", &as2_tests::secret("s3cret pass"))
+        .unwrap();
+    secrets
+        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
+        .unwrap();
     let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
     let test = |config: String| {
         let acme = pair.acme.clone();
@@ -352,7 +368,7 @@ async fn test_connection_answers_one_verdict_per_situation() {
             "{name}: {} {:?}",
             result.summary, result.checks
         );
-        assert!(!result.summary.contains("s3cret") && !result.summary.contains("guess"));
+        assert!(!result.summary.contains("s3cret") && !result.summary.contains("guess-wrong-71c4"));
     }
     assert!(
         seen.lock()
@@ -472,7 +488,7 @@ async fn an_endpoint_with_basic_auth_refuses_missing_or_wrong_credentials_with_4
     pair.globex
         .station
         .secrets
-        .set("acme-inbound", "s3cret pass")
+        .set("acme-inbound", &as2_tests::secret("s3cret pass"))
         .unwrap();
     let mut receiving: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
     receiving["station"]["basic_auth"] =
@@ -493,8 +509,12 @@ async fn an_endpoint_with_basic_auth_refuses_missing_or_wrong_credentials_with_4
     let count = || std::fs::read_dir(&inbox).map_or(0, |d| d.count());
 
     let secrets = &pair.acme.station.secrets;
-    secrets.set("globex-password", "s3cret pass").unwrap();
-    secrets.set("wrong-password", "guess").unwrap();
+    secrets
+        .set("globex-password", &as2_tests::secret("s3cret pass"))
+        .unwrap();
+    secrets
+        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
+        .unwrap();
     let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
 
     // No credentials at all: 401 with the challenge, before anything is parsed.

@@ -28,6 +28,58 @@ impl Drop for TempDir {
     }
 }
 
+/// Marks `value` as a secret used by the tests: when `AS2_SECRET_REGISTRY`
+/// names a file (CI sets it), the value is added to it, and after the whole
+/// suite CI scans every log and output for it (`scripts/scan-secrets`).
+/// Returns the value.
+pub fn secret(value: &str) -> String {
+    if let Some(path) = std::env::var_os("AS2_SECRET_REGISTRY") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("opening the secret registry");
+        // One write per line, so that parallel tests do not interleave.
+        file.write_all(format!("{value}\n").as_bytes())
+            .expect("writing the secret registry");
+    }
+    value.to_string()
+}
+
+/// Registers a private key with [`secret`]: every full line of its PEM
+/// body, so that a leak of any part of it is found.
+pub fn secret_key(pkcs8_der: &[u8]) {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8_der);
+    for line in body.as_bytes().chunks(64).filter(|line| line.len() == 64) {
+        secret(std::str::from_utf8(line).expect("base64 is ASCII"));
+    }
+}
+
+/// When `AS2_TEST_LOG_DIR` names a folder (CI sets it), everything the
+/// host and the component log during this test binary goes, at debug
+/// level, to a file there, for the secret scan. Idempotent.
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Some(dir) = std::env::var_os("AS2_TEST_LOG_DIR") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("creating the test log folder");
+        let path = dir.join(format!("tests-{}.log", std::process::id()));
+        let file = std::fs::File::create(&path).expect("creating the test log");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,cranelift_codegen=warn,cranelift_frontend=warn,regalloc2=warn,wasmtime=warn,wasmtime_internal_cranelift=warn,wasmtime_internal_cache=warn",
+            ))
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
 /// Where compiled components are cached across test binaries.
 pub fn cache_dir() -> PathBuf {
     std::env::temp_dir().join("as2-connector-test-cache")
@@ -35,6 +87,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// A runtime with `limits`, the compiled component loaded from the cache.
 pub fn runtime_with(limits: Limits) -> Arc<Runtime> {
+    capture_logs();
     Arc::new(Runtime::new(Some(&cache_dir()), limits).expect("loading the component"))
 }
 
@@ -122,6 +175,14 @@ impl Pair {
         let stations = TwoStations::start(&dir.0, runtime, receiver_runtime)
             .await
             .unwrap();
+        for (station, name) in [(&stations.acme, "acme"), (&stations.globex, "globex")] {
+            let (_, key) = station
+                .station
+                .keys
+                .tls_identity(name)
+                .expect("the station key");
+            secret_key(key.secret_der());
+        }
         Pair {
             stations: Some(stations),
             _dir: dir,

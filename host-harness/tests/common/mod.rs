@@ -20,6 +20,49 @@ pub fn harness() -> Command {
     command
 }
 
+/// Adds `value` to the secret registry when `AS2_SECRET_REGISTRY` names one
+/// (CI scans every log for what it lists; see `scripts/scan-secrets`).
+pub fn register_secret(value: &str) {
+    if let Some(path) = std::env::var_os("AS2_SECRET_REGISTRY") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = file.write_all(format!("{value}\n").as_bytes());
+        }
+    }
+}
+
+/// Registers every full line of the PEM body of the private key in `path`.
+pub fn register_key_file(path: &std::path::Path) {
+    let pem = std::fs::read_to_string(path).unwrap();
+    for line in pem.lines().filter(|line| line.len() == 64) {
+        register_secret(line);
+    }
+}
+
+/// A file in `AS2_TEST_LOG_DIR` (when set) that a process's output also goes to.
+fn log_file() -> Option<std::fs::File> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = PathBuf::from(std::env::var_os("AS2_TEST_LOG_DIR")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::fs::File::create(dir.join(format!("cli-{}-{n}.log", std::process::id()))).ok()
+}
+
+/// Runs `command` to its end, its output also kept in the test log folder.
+pub fn output_of(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    if let Some(mut file) = log_file() {
+        use std::io::Write;
+        let _ = file.write_all(&output.stdout);
+        let _ = file.write_all(&output.stderr);
+    }
+    output
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -51,8 +94,13 @@ impl Running {
             .unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let (pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        let mut log = log_file();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(file) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
+                }
                 let mut all = sink.lock().unwrap();
                 all.push_str(&line);
                 all.push('\n');
@@ -142,6 +190,13 @@ impl World {
             let output = world.run(data, &["keys", "generate", data, "--common-name", cn]);
             assert!(output.status.success(), "{}", text(&output));
             certificates.push(String::from_utf8(output.stdout).unwrap());
+            register_key_file(
+                &world
+                    .dir
+                    .join(data)
+                    .join("keys")
+                    .join(format!("{data}.key.pem")),
+            );
         }
         let mut acme_partner = serde_json::json!({
             "as2_id": world.globex_id,
@@ -198,7 +253,7 @@ impl World {
     }
 
     pub fn run(&self, data: &str, args: &[&str]) -> Output {
-        self.command(data, args).output().unwrap()
+        output_of(&mut self.command(data, args))
     }
 
     /// `serve` for a station, stopping at `pause` when given; returns once it listens.
