@@ -457,3 +457,32 @@ async fn no_asynchronous_mdn_in_time_means_a_resend_with_the_same_bytes_then_fai
     );
     assert_eq!(status.reason, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_mdn_whose_mic_does_not_match_fails_the_message() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    // A partner that takes the message and leaves the MDN to us.
+    let partner = loopback_server(|_| async { Some((200, Vec::new(), Vec::new())) }).await;
+    let config = pair.acme_config.replace(&pair.url, &partner).replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_delivery\":\"async\"",
+    );
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    assert!(matches!(outcome.state, MessageState::Pending));
+    let wrong = as2_connector::mic::Mic {
+        digest: vec![0x42; 32],
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        spelling: "sha-256".into(),
+    };
+    let mdn = mdn_from_globex(&pair, &outcome.message_id, Some(&wrong));
+    let (code, _, _) = post(&pair.acme_url, &pairs(&mdn.headers), mdn.body).await;
+    assert_eq!(code, 200, "the MDN itself is taken");
+    let status = lookup(&pair, &config, &outcome.message_id).await;
+    assert!(matches!(status.state, MessageState::Failed), "{status:?}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the MDN's Received-Content-MIC does not match the MIC sent")
+    );
+    let recorded = status.mdn.expect("the MDN is kept");
+    assert_eq!(disposition_text(&recorded.disposition), "processed");
+}
