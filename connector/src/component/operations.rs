@@ -386,6 +386,26 @@ fn resend_delay_seconds(attempt: u32) -> u64 {
     (1u64 << attempt.saturating_sub(1).min(5)).min(30)
 }
 
+/// How long one `import` or `resume` call may keep sending: hosts give a
+/// call at least 300 s (the reference host's default deadline), so a resend
+/// that would end later is left to `resume` instead of being cut off.
+const CALL_BUDGET_MS: u64 = 240_000;
+
+/// When the current call started (ms since the Unix epoch); each instance
+/// serves one call.
+static CALL_STARTED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn start_call_budget() {
+    CALL_STARTED_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `seconds` more still fit in this call's budget.
+fn call_budget_allows(seconds: u64) -> bool {
+    let started = CALL_STARTED_MS.load(std::sync::atomic::Ordering::Relaxed);
+    let ends = now_ms().saturating_add(seconds.saturating_mul(1000));
+    started == 0 || ends <= started.saturating_add(CALL_BUDGET_MS)
+}
+
 fn sleep(duration: std::time::Duration) {
     let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
     super::bindings::wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
@@ -629,11 +649,7 @@ fn deliver(
     let message_id = &outgoing.message_id;
     let expects_sync_mdn =
         config.partner.mdn != MdnMode::None && config.partner.mdn_delivery == MdnDelivery::Sync;
-    let timeout_seconds = if expects_sync_mdn {
-        u64::from(config.partner.mdn_timeout_seconds())
-    } else {
-        HTTP_TIMEOUT_SECONDS
-    };
+    let timeout_seconds = attempt_seconds(&config.partner);
     let mut authorized = authorize(connection, &config.partner.url)?;
     let mut refreshed = false;
     // Resends after failures count against `send_attempts`; retries after
@@ -735,6 +751,25 @@ fn deliver(
                 ),
                 wit::ErrorCode::RateLimited,
             ),
+            Err(AttemptFailure::Retry(reason))
+                if failures < config.partner.send_attempts
+                    && !call_budget_allows(resend_delay_seconds(failures) + timeout_seconds) =>
+            {
+                // The next attempt would outlast this call: `resume` makes it
+                // after the pause, under the same Message-ID.
+                let delay = resend_delay_seconds(failures);
+                let event = format!(
+                    "attempt {attempts} failed ({reason}); the next attempt follows in {delay} s, outside this call (resume)"
+                );
+                log::emit(Level::Warn, &format!("{message_id}: {event}"));
+                let record = update_pending(message_id, |r| {
+                    note_attempt(r, &reason);
+                    r.reason = Some(reason.clone());
+                    r.events.push(event.clone());
+                    r.lease_until_ms = now_ms() + delay * 1000;
+                })?;
+                return outcome(&record);
+            }
             Err(AttemptFailure::Retry(reason)) if failures < config.partner.send_attempts => {
                 let delay = resend_delay_seconds(failures);
                 log::emit(
@@ -860,6 +895,16 @@ fn deliver(
     outcome(&record)
 }
 
+/// How long one HTTP attempt may wait: for the synchronous MDN, the MDN
+/// timeout; otherwise the plain HTTP timeout.
+fn attempt_seconds(partner: &crate::config::Partner) -> u64 {
+    if partner.mdn != MdnMode::None && partner.mdn_delivery == MdnDelivery::Sync {
+        u64::from(partner.mdn_timeout_seconds())
+    } else {
+        HTTP_TIMEOUT_SECONDS
+    }
+}
+
 /// `resume`: sends again what this connection still owes its partner.
 fn resume(connection: &Checked) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
     let partner = &connection.connection.partner;
@@ -877,6 +922,10 @@ fn resume(connection: &Checked) -> Result<Vec<Result<api::SendOutcome, wit::Erro
         };
         if record.state != SentState::Pending || record.lease_until_ms > now_ms() {
             continue;
+        }
+        // What this call cannot finish, the next `resume` takes up.
+        if !call_budget_allows(attempt_seconds(&connection.connection.partner)) {
+            break;
         }
         if let Some(result) = resume_one(connection, record) {
             outcomes.push(result);
@@ -1354,6 +1403,7 @@ impl api::Guest for Component {
         config: String,
         documents: Vec<wit::Document>,
     ) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+        start_call_budget();
         let connection = checked(&config)?;
         #[cfg(feature = "fault-switch")]
         super::faults::trip(&connection.connection.name);
@@ -1365,6 +1415,7 @@ impl api::Guest for Component {
     }
 
     fn resume(config: String) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+        start_call_budget();
         let connection = checked(&config)?;
         resume(&connection)
     }
