@@ -10,7 +10,7 @@ runs="${1:-10000000}"
 seconds="${2:-1800}"
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(headers mime cms mdn receive config)
+[[ ${#targets[@]} -gt 0 ]] || targets=(headers mime mime_differential cms mdn receive config)
 
 cargo run -q -p as2-connector --example fuzz_seeds -- fuzz/corpus
 export RUSTC_BOOTSTRAP=1

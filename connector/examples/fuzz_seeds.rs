@@ -63,6 +63,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r#","signature_scheme":"pss","key_transport":"rsa-oaep-sha256""#,
         r#","encryption":"none","signature_encoding":"binary""#,
     ];
+    // Multipart bodies for the differential target, which splits on "XyZ".
+    for (n, parts) in [
+        vec![
+            &b"Content-Type: text/plain\r\n\r\nhello"[..],
+            &b"A: b\r\n\r\nworld\r\n"[..],
+        ],
+        vec![&b"\r\nno headers"[..]],
+        vec![&b"Content-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\n\r\nx\r\n--in--"[..]],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = b"preamble\r\n".to_vec();
+        as2_connector::mime::write_multipart("XyZ", &parts, &mut body);
+        write(&dir, "mime_differential", &format!("multipart-{n}"), &body)?;
+    }
     for (n, extra) in variants.iter().enumerate() {
         write(
             &dir,

@@ -143,6 +143,12 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
                     }
                 }
                 if closing {
+                    // RFC 2046 §5.1.1: at least one body part, opened by a delimiter.
+                    if part_start.is_none() {
+                        return Err(Error::malformed(
+                            "the multipart body closes before its first part",
+                        ));
+                    }
                     return Ok(parts);
                 }
                 part_start = Some((line_end + 1).min(body.len()));
@@ -218,6 +224,15 @@ mod tests {
     #[test]
     fn missing_closing_boundary_is_an_error() {
         assert!(split_multipart(b"--b\r\n\r\nfirst\r\n", "b").is_err());
+    }
+
+    /// Found by the differential fuzz target: a close-delimiter before any
+    /// part made an empty multipart, which RFC 2046 does not allow.
+    #[test]
+    fn closing_before_the_first_part_is_an_error() {
+        let body = b"\r\n\r\nhello\r\n--XyZ--\r\n\r\n--XyZ\r\nA:*b\r\n\r\nworld\r\n--XyZ--\r\n";
+        assert!(split_multipart(body, "XyZ").is_err());
+        assert!(split_multipart(b"--XyZ--\r\n", "XyZ").is_err());
     }
 
     #[test]
