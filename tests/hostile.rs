@@ -781,9 +781,19 @@ async fn every_hostile_request_gets_its_exact_answer_and_nothing_is_stored() {
         failures.len(),
         failures.join("\n")
     );
-    // Still serving: the good message goes through.
-    let (status, headers, body) =
-        as2_tests::post(&url, &wire(&good.headers), good.body.clone()).await;
+    // Still serving: the good message goes through, its AS2 identifiers
+    // quoted as RFC 4130 §6.2 allows ("ACME" is ACME).
+    let quoted: Vec<(String, String)> = wire(&good.headers)
+        .into_iter()
+        .map(|(name, value)| {
+            if name.eq_ignore_ascii_case("AS2-From") || name.eq_ignore_ascii_case("AS2-To") {
+                (name, format!("\"{value}\""))
+            } else {
+                (name, value)
+            }
+        })
+        .collect();
+    let (status, headers, body) = as2_tests::post(&url, &quoted, good.body.clone()).await;
     assert_eq!(status, 200);
     let mdn = as2_connector::mdn::parse(
         &headers.into_iter().collect(),
