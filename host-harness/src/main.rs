@@ -21,13 +21,15 @@ use as2_harness::server::{self, Endpoint, Route};
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {
-    /// The station's data folder: keys/, state.sqlite, inbox/, cache/.
+    /// The station's data folder: keys/, state.sqlite, inbox/, staging/, cache/.
     #[arg(long, global = true, default_value = "as2-data", env = "AS2_DATA_DIR")]
     data_dir: PathBuf,
     /// Memory cap of one component call, in MiB.
     #[arg(long, global = true, default_value_t = 1024)]
     memory_limit_mib: usize,
-    /// Deadline of one component call, in seconds (sending includes the wait for the MDN).
+    /// Deadline of one component call, in seconds (sending includes the wait
+    /// for the MDN; the connector leaves resends it cannot finish within
+    /// 240 s of a call to `resume`, so keep this at 300 or more).
     #[arg(long, global = true, default_value_t = 300)]
     deadline_secs: u64,
     #[command(subcommand)]
