@@ -235,6 +235,19 @@ mod tests {
         assert!(split_multipart(b"--XyZ--\r\n", "XyZ").is_err());
     }
 
+    /// Where mail-parser (the differential target's reference) sees a
+    /// delimiter, RFC 2046 §5.1.1 sees part content: a delimiter with text
+    /// after it, and one in mid-line.
+    #[test]
+    fn delimiters_stand_alone_on_their_lines() {
+        let body = b"--XyZ\r\nA: 1\r\n\r\nx --XyZ\r\n--XyZ--o\r\n--XyZ\r\n\r\ny\r\n--XyZ--\r\n";
+        let parts = split_multipart(body, "XyZ").unwrap();
+        assert_eq!(
+            parts,
+            vec![&b"A: 1\r\n\r\nx --XyZ\r\n--XyZ--o"[..], &b"\r\ny"[..]]
+        );
+    }
+
     #[test]
     fn written_multipart_splits_back_into_the_same_parts() {
         let mut out = Vec::new();
