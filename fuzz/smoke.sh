@@ -18,7 +18,7 @@ echo "fuzz: writing seeds to fuzz/corpus"
 cargo run -q -p as2-connector --example fuzz_seeds -- fuzz/corpus
 
 export RUSTC_BOOTSTRAP=1
-for target in headers mime mime_differential cms mdn receive config; do
+for target in headers mime cms mdn receive config; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   log="fuzz/artifacts/$target.log"

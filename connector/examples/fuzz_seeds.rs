@@ -70,7 +70,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &b"A: b\r\n\r\nworld\r\n"[..],
         ],
         vec![&b"\r\nno headers"[..]],
-        vec![&b"Content-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\n\r\nx\r\n--in--"[..]],
     ]
     .into_iter()
     .enumerate()
