@@ -503,7 +503,7 @@ mod tests {
     fn tls_ca_certificates_without_a_certificate_are_refused_at_their_field() {
         let text = config_with(
             serde_json::json!({}),
-            serde_json::json!({ "tls_ca_certificates": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }),
+            serde_json::json!({ "tls_ca_certificates": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" }),
         );
         let report = validate(&text, SystemTime::now());
         let problem = report
