@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
-use as2_harness::runtime::api::MessageState;
+use as2_harness::runtime::api::{self, MessageState};
 use as2_harness::runtime::{Document, ErrorCode};
 use as2_tests::{Pair, loopback_server, post, runtime};
 
@@ -120,6 +120,32 @@ fn assert_spaced(arrivals: &[std::time::Instant], at_least: std::time::Duration)
     }
 }
 
+/// ACME's secret store gets the password GLOBEX expects ("globex-password")
+/// and a wrong one ("wrong-password").
+fn store_basic_passwords(pair: &Pair) {
+    let secrets = &pair.acme.station.secrets;
+    secrets
+        .set("globex-password", &as2_tests::secret("s3cret pass"))
+        .unwrap();
+    secrets
+        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
+        .unwrap();
+}
+
+/// Basic authentication as user "acme" with the password stored as `secret`.
+fn basic(secret: &str) -> serde_json::Value {
+    serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } })
+}
+
+fn assert_processed(outcome: &api::SendOutcome) {
+    assert!(
+        matches!(outcome.state, MessageState::Acknowledged),
+        "{outcome:?}"
+    );
+    let mdn = outcome.mdn.as_ref().expect("an MDN");
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
+}
+
 fn stored(pair: &Pair) -> usize {
     std::fs::read_dir(pair.inbox.join("ACME")).map_or(0, |d| d.count())
 }
@@ -130,14 +156,7 @@ async fn basic_credentials_from_the_secret_store_get_through_and_wrong_ones_fail
     let pair = Pair::start(runtime(), runtime()).await;
     as2_tests::secret(&BASIC["Basic ".len()..]);
     let (url, seen) = gate(pair.url.clone()).await;
-    let secrets = &pair.acme.station.secrets;
-    secrets
-        .set("globex-password", &as2_tests::secret("s3cret pass"))
-        .unwrap();
-    secrets
-        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
-        .unwrap();
-    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+    store_basic_passwords(&pair);
 
     let outcome = pair
         .send_with(
@@ -145,11 +164,7 @@ async fn basic_credentials_from_the_secret_store_get_through_and_wrong_ones_fail
             purchase_order(),
         )
         .await;
-    assert!(matches!(outcome.state, MessageState::Acknowledged));
-    assert_eq!(
-        disposition_text(&outcome.mdn.unwrap().disposition),
-        "processed"
-    );
+    assert_processed(&outcome);
     assert_eq!(seen.lock().unwrap().as_slice(), [BASIC]);
     assert_eq!(stored(&pair), 1);
 
@@ -287,14 +302,7 @@ async fn test_connection_answers_one_verdict_per_situation() {
     use as2_harness::runtime::api::Verdict;
     let pair = Pair::start(runtime(), runtime()).await;
     let (url, seen) = gate(pair.url.clone()).await;
-    let secrets = &pair.acme.station.secrets;
-    secrets
-        .set("globex-password", &as2_tests::secret("s3cret pass"))
-        .unwrap();
-    secrets
-        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
-        .unwrap();
-    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+    store_basic_passwords(&pair);
     let test = |config: String| {
         let acme = pair.acme.clone();
         async move {
@@ -508,14 +516,7 @@ async fn an_endpoint_with_basic_auth_refuses_missing_or_wrong_credentials_with_4
     ));
     let count = || std::fs::read_dir(&inbox).map_or(0, |d| d.count());
 
-    let secrets = &pair.acme.station.secrets;
-    secrets
-        .set("globex-password", &as2_tests::secret("s3cret pass"))
-        .unwrap();
-    secrets
-        .set("wrong-password", &as2_tests::secret("guess-wrong-71c4"))
-        .unwrap();
-    let basic = |secret: &str| serde_json::json!({ "type": "basic", "username": "acme", "password": { "secret": secret } });
+    store_basic_passwords(&pair);
 
     // No credentials at all: 401 with the challenge, before anything is parsed.
     let (checked, outbound) = pair.build_natively(
@@ -561,10 +562,6 @@ async fn an_endpoint_with_basic_auth_refuses_missing_or_wrong_credentials_with_4
             purchase_order(),
         )
         .await;
-    assert!(matches!(outcome.state, MessageState::Acknowledged));
-    assert_eq!(
-        disposition_text(&outcome.mdn.unwrap().disposition),
-        "processed"
-    );
+    assert_processed(&outcome);
     assert_eq!(count(), 1);
 }

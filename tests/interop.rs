@@ -663,25 +663,13 @@ async fn component_async_and_resend_to_pyas2lib(world: Arc<World>, table: &mut T
         ),
         "{outcome:?}"
     );
-    let mut status = None;
-    for _ in 0..300 {
-        let (connector, config, id) = (
-            world.ours.clone(),
-            send_config.clone(),
-            outcome.message_id.clone(),
-        );
-        let found = tokio::task::spawn_blocking(move || connector.lookup_message(&config, &id))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if !matches!(found.state, MessageState::Pending) {
-            status = Some(found);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = status.expect("pyas2lib's asynchronous MDN settled the message");
+    let status = as2_tests::settled(
+        &world.ours,
+        &send_config,
+        &outcome.message_id,
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(
         matches!(status.state, MessageState::Acknowledged),
         "{status:?}"

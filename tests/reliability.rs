@@ -14,7 +14,7 @@ use as2_harness::demo::{SAMPLE_X12_850, disposition_text};
 use as2_harness::runtime::Document;
 use as2_harness::runtime::api::{MessageState, MessageStatus};
 use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
-use as2_tests::{Pair, loopback_server, post, runtime};
+use as2_tests::{Pair, loopback_server, post, runtime, settled};
 
 fn purchase_order() -> Document {
     Document {
@@ -71,16 +71,7 @@ fn mdn_from_globex(
 }
 
 async fn lookup(pair: &Pair, config: &str, message_id: &str) -> MessageStatus {
-    let (acme, config, id) = (
-        pair.acme.clone(),
-        config.to_string(),
-        message_id.to_string(),
-    );
-    tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
+    as2_tests::lookup(&pair.acme, config, message_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,14 +241,13 @@ async fn an_asynchronous_mdn_arrives_at_the_senders_endpoint_and_settles_the_mes
         MessageState::Pending | MessageState::Acknowledged
     ));
 
-    let mut status = lookup(&pair, &config, &outcome.message_id).await;
-    for _ in 0..100 {
-        if !matches!(status.state, MessageState::Pending) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = lookup(&pair, &config, &outcome.message_id).await;
-    }
+    let status = settled(
+        &pair.acme,
+        &config,
+        &outcome.message_id,
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         matches!(status.state, MessageState::Acknowledged),
         "{status:?}"

@@ -12,7 +12,7 @@ use as2_harness::runtime::api::{MessageState, Verdict};
 use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
 use as2_harness::runtime::{Document, api};
 use as2_harness::server::{self, Endpoint, Route};
-use as2_tests::{Pair, runtime};
+use as2_tests::{Pair, runtime, settled};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -357,28 +357,13 @@ async fn an_asynchronous_mdn_is_delivered_by_the_host_over_https_with_the_connec
         outcome.state,
         MessageState::Pending | MessageState::Acknowledged
     ));
-    let lookup = || {
-        let (acme, config, id) = (
-            pair.acme.clone(),
-            config.clone(),
-            outcome.message_id.clone(),
-        );
-        async move {
-            tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap()
-        }
-    };
-    let mut status = lookup().await;
-    for _ in 0..100 {
-        if !matches!(status.state, MessageState::Pending) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = lookup().await;
-    }
+    let status = settled(
+        &pair.acme,
+        &config,
+        &outcome.message_id,
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         matches!(status.state, MessageState::Acknowledged),
         "{status:?}"

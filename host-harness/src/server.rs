@@ -112,15 +112,7 @@ pub async fn serve(
     endpoint: Arc<Endpoint>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    start_background(&endpoint).await?;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted.context("accepting a connection")?,
-            () = &mut shutdown => return Ok(()),
-        };
-        tokio::spawn(serve_connection(stream, peer, endpoint.clone()));
-    }
+    accept_loop(listener, None, endpoint, shutdown).await
 }
 
 /// How long a client may take over its TLS handshake.
@@ -135,6 +127,15 @@ pub async fn serve_tls(
     endpoint: Arc<Endpoint>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    accept_loop(listener, Some(acceptor), endpoint, shutdown).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     start_background(&endpoint).await?;
     tokio::pin!(shutdown);
     loop {
@@ -142,7 +143,11 @@ pub async fn serve_tls(
             accepted = listener.accept() => accepted.context("accepting a connection")?,
             () = &mut shutdown => return Ok(()),
         };
-        let (acceptor, endpoint) = (acceptor.clone(), endpoint.clone());
+        let endpoint = endpoint.clone();
+        let Some(acceptor) = acceptor.clone() else {
+            tokio::spawn(serve_connection(stream, peer, endpoint));
+            continue;
+        };
         // The handshake runs in the connection's task, so a slow client holds up no other.
         tokio::spawn(async move {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

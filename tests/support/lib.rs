@@ -333,3 +333,41 @@ where
     });
     url
 }
+
+/// What `connector` has recorded of the message `message_id` sent over `config`.
+pub async fn lookup(
+    connector: &as2_harness::connector::Connector,
+    config: &str,
+    message_id: &str,
+) -> api::MessageStatus {
+    let (connector, config, id) = (
+        connector.clone(),
+        config.to_string(),
+        message_id.to_string(),
+    );
+    tokio::task::spawn_blocking(move || connector.lookup_message(&config, &id))
+        .await
+        .expect("the lookup task")
+        .expect("the component ran")
+        .expect("the message is known")
+}
+
+/// The message's record once it is no longer pending (an asynchronous MDN
+/// settled it), or as it stands after `within`.
+pub async fn settled(
+    connector: &as2_harness::connector::Connector,
+    config: &str,
+    message_id: &str,
+    within: std::time::Duration,
+) -> api::MessageStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let status = lookup(connector, config, message_id).await;
+        if !matches!(status.state, api::MessageState::Pending)
+            || std::time::Instant::now() >= deadline
+        {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
