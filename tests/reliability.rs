@@ -476,3 +476,59 @@ async fn an_asynchronous_mdn_whose_mic_does_not_match_fails_the_message() {
     let recorded = status.mdn.expect("the MDN is kept");
     assert_eq!(disposition_text(&recorded.disposition), "processed");
 }
+
+/// A partner that answers every request 503; how many requests it saw.
+async fn unavailable_partner() -> (String, Arc<Mutex<usize>>) {
+    let seen = Arc::new(Mutex::new(0));
+    let count = seen.clone();
+    let url = loopback_server(move |_| {
+        *count.lock().unwrap() += 1;
+        async { Some((503, Vec::new(), b"down for maintenance".to_vec())) }
+    })
+    .await;
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_that_would_outlast_the_hosts_deadline_is_left_to_resume() {
+    // A host deadline of 8 s tells the component a budget of 6.4 s. With a
+    // 5 s MDN wait, the first resend (after 1 s) fits and the second (after
+    // 2 s more) does not: the call returns the message pending, no trap.
+    let short = as2_tests::runtime_with(as2_harness::runtime::Limits {
+        deadline: Duration::from_secs(8),
+        ..Default::default()
+    });
+    let pair = Pair::start(short, runtime()).await;
+    let (partner, seen) = unavailable_partner().await;
+    let config = pair.acme_config.replace(&pair.url, &partner).replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_timeout_seconds\":5,\"send_attempts\":3",
+    );
+    assert!(config.contains("\"send_attempts\":3"));
+    let outcome = pair.send_with(&config, purchase_order()).await;
+    assert!(
+        matches!(outcome.state, MessageState::Pending),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(*seen.lock().unwrap(), 2);
+    let last = outcome.events.last().expect("events");
+    assert!(last.contains("outside this call (resume)"), "{last}");
+
+    // Under the default deadline (300 s) the same send makes all three attempts.
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (partner, seen) = unavailable_partner().await;
+    let config = pair.acme_config.replace(&pair.url, &partner).replace(
+        "\"mdn\":\"signed\"",
+        "\"mdn\":\"signed\",\"mdn_timeout_seconds\":5,\"send_attempts\":3",
+    );
+    let error = pair
+        .try_send_with(&config, purchase_order())
+        .await
+        .expect_err("the partner never takes it");
+    assert!(
+        error.message.contains("gave up after 3 failed attempts"),
+        "{error:?}"
+    );
+    assert_eq!(*seen.lock().unwrap(), 3);
+}

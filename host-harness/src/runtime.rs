@@ -491,6 +491,15 @@ pub struct Limits {
     pub deadline: Duration,
 }
 
+impl Limits {
+    /// How long the component may keep sending in one call, told to it as
+    /// `AS2_CALL_BUDGET_MS`: four fifths of the deadline, so that a resend
+    /// that would end past it is left to `resume` rather than cut off.
+    pub fn call_budget_ms(&self) -> u64 {
+        u64::try_from(self.deadline.as_millis() * 4 / 5).unwrap_or(u64::MAX)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -597,7 +606,13 @@ impl Runtime {
         f: impl FnOnce(&api::Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let guest_output = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
-        let wasi = WasiCtx::builder().stderr(guest_output.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stderr(guest_output.clone())
+            .env(
+                "AS2_CALL_BUDGET_MS",
+                self.limits.call_budget_ms().to_string(),
+            )
+            .build();
         let state = CallState {
             wasi,
             http: WasiHttpCtx::new(),

@@ -386,24 +386,37 @@ fn resend_delay_seconds(attempt: u32) -> u64 {
     (1u64 << attempt.saturating_sub(1).min(5)).min(30)
 }
 
-/// How long one `import` or `resume` call may keep sending: hosts give a
-/// call at least 300 s (the reference host's default deadline), so a resend
-/// that would end later is left to `resume` instead of being cut off.
-const CALL_BUDGET_MS: u64 = 240_000;
+/// How long one `import` or `resume` call may keep sending, unless the host
+/// says otherwise: hosts give a call at least 300 s (the reference host's
+/// default deadline), so a resend that would end later is left to `resume`
+/// instead of being cut off.
+const DEFAULT_CALL_BUDGET_MS: u64 = 240_000;
 
-/// When the current call started (ms since the Unix epoch); each instance
-/// serves one call.
+/// The environment variable (wasi:cli/environment) in which a host tells
+/// how many milliseconds a call may take, its own deadline less a margin.
+const CALL_BUDGET_VARIABLE: &str = "AS2_CALL_BUDGET_MS";
+
+/// When the current call started and how long it may keep sending (ms);
+/// each instance serves one call.
 static CALL_STARTED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CALL_BUDGET_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_CALL_BUDGET_MS);
 
 fn start_call_budget() {
+    let budget = std::env::var(CALL_BUDGET_VARIABLE)
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_CALL_BUDGET_MS);
+    CALL_BUDGET_MS.store(budget, std::sync::atomic::Ordering::Relaxed);
     CALL_STARTED_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether `seconds` more still fit in this call's budget.
 fn call_budget_allows(seconds: u64) -> bool {
     let started = CALL_STARTED_MS.load(std::sync::atomic::Ordering::Relaxed);
+    let budget = CALL_BUDGET_MS.load(std::sync::atomic::Ordering::Relaxed);
     let ends = now_ms().saturating_add(seconds.saturating_mul(1000));
-    started == 0 || ends <= started.saturating_add(CALL_BUDGET_MS)
+    started == 0 || ends <= started.saturating_add(budget)
 }
 
 fn sleep(duration: std::time::Duration) {
