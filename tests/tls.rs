@@ -36,6 +36,19 @@ impl TestCa {
         }
     }
 
+    /// A CA whose certificate this CA issues (an intermediate).
+    fn intermediate(&self, name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.signed_by(&key, &self.issuer).unwrap().pem();
+        TestCa {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
     /// Issues a certificate for a fresh RSA key (the key store holds RSA
     /// keys) and imports both into `connector`'s key store as `name`.
     fn issue_into(&self, connector: &Connector, name: &str, usage: ExtendedKeyUsagePurpose) {
@@ -82,10 +95,11 @@ impl TlsEndpoint {
         connector: &Connector,
         routes: Vec<Route>,
         key: &str,
+        chain: Option<&str>,
         client_ca: Option<&str>,
     ) -> Self {
         let acceptor =
-            as2_harness::tls::acceptor(&connector.station.keys, key, None, client_ca).unwrap();
+            as2_harness::tls::acceptor(&connector.station.keys, key, chain, client_ca).unwrap();
         let endpoint = Arc::new(Endpoint::new(connector.clone(), routes, 16 << 20));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server::serve_tls(listener, acceptor, endpoint, async {
@@ -101,10 +115,11 @@ impl TlsEndpoint {
         connector: &Connector,
         routes: Vec<Route>,
         key: &str,
+        chain: Option<&str>,
         client_ca: Option<&str>,
     ) -> Self {
         let (listener, url) = Self::bind().await;
-        Self::serve(listener, url, connector, routes, key, client_ca)
+        Self::serve(listener, url, connector, routes, key, chain, client_ca)
     }
 }
 
@@ -140,6 +155,7 @@ async fn globex_over_https(pair: &Pair, ca: &TestCa, client_ca: Option<&str>) ->
         &pair.globex,
         vec![Route::from_json(pair.globex_config.clone()).unwrap()],
         "globex-tls",
+        None,
         client_ca,
     )
     .await
@@ -337,6 +353,7 @@ async fn an_asynchronous_mdn_is_delivered_by_the_host_over_https_with_the_connec
         vec![Route::from_json(acme_config.clone()).unwrap()],
         "acme-tls",
         None,
+        None,
     );
     // GLOBEX receives over plain HTTP; its connection trusts the CA for ACME's https URL.
     let mut globex_config: serde_json::Value = serde_json::from_str(&pair.globex_config).unwrap();
@@ -376,4 +393,39 @@ async fn an_asynchronous_mdn_is_delivered_by_the_host_over_https_with_the_connec
         std::fs::read(pair.inbox.join("ACME").join("po-4711.x12")).unwrap(),
         SAMPLE_X12_850.as_bytes()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_from_an_intermediate_ca_is_trusted_only_with_its_chain() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let root = TestCa::new("Test root CA");
+    let intermediate = root.intermediate("Test intermediate CA");
+    intermediate.issue_into(
+        &pair.globex,
+        "globex-tls",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let routes = || vec![Route::from_json(pair.globex_config.clone()).unwrap()];
+
+    // Served without the intermediate, a client trusting only the root cannot build a path.
+    let bare = TlsEndpoint::start(&pair.globex, routes(), "globex-tls", None, None).await;
+    let test = test_connection(&pair, &acme_config_to(&pair, &bare.url, Some(&root.pem))).await;
+    assert!(
+        matches!(test.verdict, Verdict::TlsError),
+        "{}",
+        test.summary
+    );
+
+    // With the intermediate as the chain (`serve --tls-chain`), it can.
+    let chained = TlsEndpoint::start(
+        &pair.globex,
+        routes(),
+        "globex-tls",
+        Some(&intermediate.pem),
+        None,
+    )
+    .await;
+    let config = acme_config_to(&pair, &chained.url, Some(&root.pem));
+    let outcome = send(&pair, &config).await.expect("sent over https");
+    assert_processed_and_stored(&pair, &outcome);
 }
