@@ -28,8 +28,9 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 1024)]
     memory_limit_mib: usize,
     /// Deadline of one component call, in seconds (sending includes the wait
-    /// for the MDN; the connector leaves resends it cannot finish within
-    /// 240 s of a call to `resume`, so keep this at 300 or more).
+    /// for the MDN). The connector leaves a resend it could not finish
+    /// within four fifths of it to `resume`; keep it well above the
+    /// partners' MDN timeouts.
     #[arg(long, global = true, default_value_t = 300)]
     deadline_secs: u64,
     #[command(subcommand)]

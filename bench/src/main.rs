@@ -1,0 +1,522 @@
+//! `as2-bench`: measures, on this machine and in one run, what an AS2
+//! message costs: our engine natively, the same engine through the
+//! component in wasmtime with the host's primitives, `openssl cms` and
+//! pyas2lib side by side; the component's per-call overhead; the host's RSA
+//! private-key operation against `openssl speed`; messages per second end to
+//! end over loopback; and the harness's peak memory for large documents.
+//!
+//! Run it with `bench/run` (it builds in release mode and prepares
+//! pyas2lib); `bench/run --quick` is the seconds-long version CI runs.
+
+mod e2e;
+mod engine;
+mod external;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+
+use engine::{Component, Keys, Native};
+use external::{OpenSsl, Pyas2lib};
+use report::{Report, format_time, median, percentile};
+
+/// Benchmarks the AS2 connector against openssl cms and pyas2lib.
+#[derive(Parser)]
+#[command(version)]
+struct Options {
+    /// Seconds instead of minutes: small sizes, one run, few documents (for CI).
+    #[arg(long)]
+    quick: bool,
+    /// Measured runs per cell; medians are printed.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Payload sizes for build and parse, e.g. 1K,1M,10M,50M.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    sizes: Option<Vec<usize>>,
+    /// Document sizes for the peak-memory runs, e.g. 50M,200M.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    memory_sizes: Option<Vec<usize>>,
+    /// Documents per end-to-end run at concurrency 25 (a fifth of it at 1).
+    #[arg(long)]
+    documents: Option<usize>,
+    /// Write every figure as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The `as2-harness` binary (default: beside this one).
+    #[arg(long)]
+    harness: Option<PathBuf>,
+    /// A Python with pyas2lib 1.4.4 (tests/interop/setup-venv.sh makes one).
+    #[arg(long, default_value = "target/interop-venv/bin/python")]
+    python: PathBuf,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 1K, 10M or 4096"))?;
+    let factor = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1 << 10,
+        "M" | "MB" => 1 << 20,
+        "G" | "GB" => 1 << 30,
+        _ => return Err(format!("{text:?}: the unit is K, M or G")),
+    };
+    Ok(number * factor)
+}
+
+/// Repetitions inside one sample, so small payloads are not all timer noise.
+fn reps_for(size: usize) -> usize {
+    if size <= 64 << 10 { 20 } else { 1 }
+}
+
+fn main() {
+    let options = Options::parse();
+    if let Err(e) = run(&options) {
+        eprintln!("as2-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(options: &Options) -> anyhow::Result<()> {
+    let quick = options.quick;
+    let runs = options.runs.unwrap_or(if quick { 1 } else { 5 }).max(1);
+    let sizes = options.sizes.clone().unwrap_or_else(|| {
+        if quick {
+            vec![1 << 10, 64 << 10]
+        } else {
+            vec![1 << 10, 1 << 20, 10 << 20, 50 << 20]
+        }
+    });
+    let memory_sizes = options.memory_sizes.clone().unwrap_or_else(|| {
+        if quick {
+            vec![1 << 20]
+        } else {
+            vec![50 << 20, 200 << 20]
+        }
+    });
+    let documents = options.documents.unwrap_or(if quick { 50 } else { 1000 });
+    let harness = match &options.harness {
+        Some(path) => std::env::current_dir()?.join(path),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench's folder")?
+            .join("as2-harness"),
+    };
+    anyhow::ensure!(
+        harness.exists(),
+        "{} is missing: build it with `cargo build --release -p as2-harness` (bench/run does)",
+        harness.display()
+    );
+
+    let dir = std::env::temp_dir().join(format!("as2-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = measure(
+        options,
+        &dir,
+        &harness,
+        runs,
+        &sizes,
+        &memory_sizes,
+        documents,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = result?;
+    report.print();
+    if let Some(path) = &options.json {
+        let mut json = serde_json::json!({
+            "machine": machine(),
+            "openssl": OpenSsl::version(),
+            "runs": runs,
+            "throughput": report.throughput_json(),
+        });
+        for (key, value) in &report.json {
+            json[key] = value.clone();
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+        eprintln!("as2-bench: figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+fn progress(message: &str) {
+    eprintln!("as2-bench: {message}");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    options: &Options,
+    dir: &Path,
+    harness: &Path,
+    runs: usize,
+    sizes: &[usize],
+    memory_sizes: &[usize],
+    documents: usize,
+) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    progress("generating keys");
+    let keys = Keys::generate()?;
+    keys.write_pem(dir)?;
+    let tokio = tokio::runtime::Runtime::new()?;
+    let sink = tokio.block_on(sink())?;
+    let native = Native::new(&keys)?;
+    progress("loading the component");
+    let component = Component::new(dir, &keys, &sink)?;
+    let openssl = OpenSsl::new(dir)?;
+    // Absolute, but not through the venv's symbolic link: it must stay the venv's python.
+    let python = std::env::current_dir()?.join(&options.python);
+    anyhow::ensure!(
+        python.exists(),
+        "{}: no Python there; make the venv with tests/interop/setup-venv.sh (bench/run does)",
+        options.python.display()
+    );
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("pyas2lib_worker.py");
+    let mut pyas2lib = Pyas2lib::start(&python, &worker, dir)?;
+
+    for &size in sizes {
+        let content = engine::payload(size);
+        let payload_file = format!("payload-{size}.bin");
+        std::fs::write(dir.join(&payload_file), &content)?;
+        pyas2lib.load(&dir.join(&payload_file))?;
+        let document = engine::document(content.clone());
+        let reps = reps_for(size);
+        let (_, outbound) = native.build(&keys, &document, false)?;
+        for run in 0..runs {
+            progress(&format!(
+                "{}: run {} of {runs}",
+                report::size_label(size),
+                run + 1
+            ));
+            // Interleaved: each implementation once per run, in turn.
+            for (order, compress, operation) in
+                [(1, true, "build, compressed"), (0, false, "build")]
+            {
+                report.sample(
+                    order,
+                    operation,
+                    size,
+                    "native",
+                    per_rep(reps, || Ok(native.build(&keys, &document, compress)?.0))?,
+                );
+                report.sample(
+                    order,
+                    operation,
+                    size,
+                    "component",
+                    per_rep(reps, || component.build(&content, compress))?,
+                );
+                if !compress {
+                    report.sample(
+                        order,
+                        operation,
+                        size,
+                        "openssl cms",
+                        per_rep(reps.min(5), || openssl.build(&payload_file))?,
+                    );
+                }
+                report.sample(
+                    order,
+                    operation,
+                    size,
+                    "pyas2lib",
+                    pyas2lib.build(compress, reps)?,
+                );
+            }
+            let operation = "parse + signed MDN";
+            report.sample(
+                2,
+                operation,
+                size,
+                "native",
+                per_rep(reps, || native.parse(&keys, &outbound, &content))?,
+            );
+            report.sample(
+                2,
+                operation,
+                size,
+                "component",
+                per_rep(reps, || component.parse(&outbound, &content))?,
+            );
+            report.sample(
+                2,
+                operation,
+                size,
+                "openssl cms",
+                per_rep(reps.min(5), || openssl.parse(&content))?,
+            );
+            report.sample(2, operation, size, "pyas2lib", pyas2lib.parse(reps)?);
+        }
+    }
+    drop(pyas2lib);
+
+    progress("component call overhead");
+    overhead(&mut report, &component, runs)?;
+    progress("RSA-2048 private-key operations");
+    rsa(&mut report, &keys, if options.quick { 1 } else { 3 })?;
+    progress("end to end over loopback");
+    end_to_end(
+        &mut report,
+        harness,
+        &dir.join("e2e"),
+        documents,
+        runs.min(3),
+    )?;
+    progress("peak memory");
+    memory(&mut report, harness, &dir.join("memory"), memory_sizes)?;
+    Ok(report)
+}
+
+/// Mean time of one of `reps` calls of `f`.
+fn per_rep(
+    reps: usize,
+    mut f: impl FnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Duration> {
+    let mut total = Duration::ZERO;
+    for _ in 0..reps {
+        total += f()?;
+    }
+    Ok(total / u32::try_from(reps).unwrap_or(1))
+}
+
+/// A loopback HTTP server that takes any request's body and answers 200.
+async fn sink() -> anyhow::Result<String> {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/as2", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = request.into_body().collect().await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::new()),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(url)
+}
+
+/// A fresh instance from the `InstancePre` and one call: the smallest
+/// export (`config-ui-schema`) and `lookup-message` (which reads the
+/// state store once).
+fn overhead(report: &mut Report, component: &Component, runs: usize) -> anyhow::Result<()> {
+    let calls = 200;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    let cases: [(&str, &dyn Fn() -> anyhow::Result<()>); 2] = [
+        ("instance + config-ui-schema", &|| {
+            component.a.config_ui_schema()?;
+            Ok(())
+        }),
+        ("instance + lookup-message", &|| {
+            let _ = component
+                .a
+                .lookup_message(&component.a_config, "<not-sent@bench>")?;
+            Ok(())
+        }),
+    ];
+    for (name, call) in cases {
+        call()?;
+        let mut samples = Vec::new();
+        for _ in 0..runs.max(3) {
+            let start = Instant::now();
+            for _ in 0..calls {
+                call()?;
+            }
+            samples.push(start.elapsed() / calls);
+        }
+        let time = median(&samples);
+        rows.push(vec![name.to_string(), format_time(time)]);
+        json.push(serde_json::json!({ "call": name, "median_us": time.as_secs_f64() * 1e6 }));
+    }
+    report.section(
+        "Component call overhead (per call, median)",
+        &["call", "time"],
+        rows,
+    );
+    report.json.push(("overhead".into(), json.into()));
+    Ok(())
+}
+
+/// The host key store's RSA-2048 PKCS#1 v1.5 signature against `openssl speed`.
+fn rsa(report: &mut Report, keys: &Keys, seconds: u32) -> anyhow::Result<()> {
+    use as2_connector::crypto::{DigestAlgorithm, PrivateKey, SignatureScheme};
+    let digest = [7u8; 32];
+    let count = 200;
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..count {
+            keys.b.key.sign_digest(
+                SignatureScheme::RsaPkcs1v15,
+                DigestAlgorithm::Sha256,
+                &digest,
+            )?;
+        }
+        samples.push(start.elapsed() / count);
+    }
+    let ours = median(&samples);
+    let openssl = Duration::from_secs_f64(1.0 / OpenSsl::rsa2048_signs_per_second(seconds)?);
+    report.section(
+        "RSA-2048 private-key operation (sign)",
+        &["host key store", "openssl speed rsa2048", "host ÷ openssl"],
+        vec![vec![
+            format_time(ours),
+            format_time(openssl),
+            format!("{:.2}×", ours.as_secs_f64() / openssl.as_secs_f64()),
+        ]],
+    );
+    report.json.push((
+        "rsa2048_sign".into(),
+        serde_json::json!({ "host_us": ours.as_secs_f64() * 1e6, "openssl_us": openssl.as_secs_f64() * 1e6 }),
+    ));
+    Ok(())
+}
+
+/// 1 KB documents, signed and encrypted, signed synchronous MDNs: `send`
+/// at concurrency 1 and 25 to `serve`, alternating, `runs` times each.
+fn end_to_end(
+    report: &mut Report,
+    harness: &Path,
+    dir: &Path,
+    documents: usize,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let stations = e2e::Stations::new(harness, dir)?;
+    let _server = stations.serve()?;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    /// Messages/s, p50 and p99 latency (ms) of one run.
+    type Sample = (f64, f64, f64);
+    let mut results: Vec<(usize, usize, Vec<Sample>)> = vec![
+        (1, (documents / 5).max(10), Vec::new()),
+        (25, documents, Vec::new()),
+    ];
+    // One untimed round first: the page cache and the database warm up.
+    stations.send(10, 1 << 10, 1)?;
+    for _ in 0..runs {
+        for (concurrency, count, samples) in &mut results {
+            let run = stations.send(*count, 1 << 10, *concurrency)?;
+            samples.push((
+                *count as f64 / run.wall.as_secs_f64(),
+                percentile(&run.latencies_ms, 50.0),
+                percentile(&run.latencies_ms, 99.0),
+            ));
+        }
+    }
+    for (concurrency, count, samples) in results {
+        let mid = |pick: fn(&Sample) -> f64| {
+            let mut values: Vec<f64> = samples.iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            percentile(&values, 50.0)
+        };
+        let (rate, p50, p99) = (mid(|s| s.0), mid(|s| s.1), mid(|s| s.2));
+        rows.push(vec![
+            concurrency.to_string(),
+            count.to_string(),
+            format!("{rate:.0}"),
+            format!("{p50:.1} ms"),
+            format!("{p99:.1} ms"),
+        ]);
+        json.push(serde_json::json!({
+            "concurrency": concurrency, "documents": count, "messages_per_s": rate,
+            "p50_ms": p50, "p99_ms": p99,
+        }));
+    }
+    report.section(
+        "End to end: send → serve on loopback, 1 KB signed + encrypted, signed sync MDN (medians of runs)",
+        &["concurrency", "documents", "messages/s", "p50", "p99"],
+        rows,
+    );
+    report.json.push(("end_to_end".into(), json.into()));
+    Ok(())
+}
+
+/// Peak resident memory of `send` and of `serve` for one document of each size.
+fn memory(report: &mut Report, harness: &Path, dir: &Path, sizes: &[usize]) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for &size in sizes {
+        let stations = e2e::Stations::new(harness, &dir.join(size.to_string()))?;
+        let server = stations.serve()?;
+        let run = stations.send(1, size, 1)?;
+        let receiver_kib = server.peak_kib()?;
+        let ratio = |kib: u64| kib as f64 * 1024.0 / size as f64;
+        rows.push(vec![
+            report::size_label(size),
+            format!(
+                "{} MiB ({:.1}×)",
+                run.sender_peak_kib / 1024,
+                ratio(run.sender_peak_kib)
+            ),
+            format!("{} MiB ({:.1}×)", receiver_kib / 1024, ratio(receiver_kib)),
+        ]);
+        json.push(serde_json::json!({
+            "document_bytes": size, "send_peak_kib": run.sender_peak_kib, "serve_peak_kib": receiver_kib,
+        }));
+    }
+    report.section(
+        "Peak resident memory of the harness for one document (× the document size)",
+        &["document", "send", "serve"],
+        rows,
+    );
+    report.json.push(("memory".into(), json.into()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("50M"), Ok(50 << 20));
+        assert_eq!(parse_size("200mb"), Ok(200 << 20));
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn medians_and_percentiles() {
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(median(&[ms(5), ms(1), ms(3)]), ms(3));
+        assert_eq!(
+            median(&[ms(4), ms(1), ms(3), ms(2)]),
+            Duration::from_micros(2500)
+        );
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 50.0), 51.0);
+        assert_eq!(percentile(&sorted, 99.0), 99.0);
+    }
+}
