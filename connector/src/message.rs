@@ -133,10 +133,6 @@ pub fn build(
     // RFC 4130 §7.3.1: a signed message's MIC covers the signed entity.
     let mut mic = None;
     if let Some(algorithm) = partner.signing.digest() {
-        mic = Some(Mic::new(
-            mic_algorithm,
-            provider.digest(mic_algorithm, &entity),
-        ));
         let params = SigningParams {
             algorithm,
             scheme: partner.signature_scheme.into(),
@@ -144,7 +140,16 @@ pub fn build(
             binary_signature: encryption.is_none()
                 && partner.signature_encoding == TransferEncoding::Binary,
         };
-        entity = signed::sign_entity(&entity, station_key, params, now, provider)?.to_entity();
+        let signed = signed::sign_entity(&entity, station_key, params, now, provider)?;
+        // The MIC is the signature's own content digest unless the partner
+        // asked for another algorithm.
+        let mic_digest = if mic_algorithm == algorithm {
+            signed.content_digest.clone()
+        } else {
+            provider.digest(mic_algorithm, &entity)
+        };
+        mic = Some(Mic::new(mic_algorithm, mic_digest));
+        entity = signed.to_entity();
     }
     if partner.compression == Compression::AfterSigning {
         entity = compressed_entity(&entity)?;
@@ -655,14 +660,21 @@ fn unpack(
     // RFC 4130 §7.3.1: in the algorithm asked for, spelled as asked; a
     // signed message without a request uses the signer's own digest, as
     // the sender computed its MIC that way.
-    let mic_of = |bytes: &[u8], signer: Option<DigestAlgorithm>| {
+    // `signed`: the signature's digest algorithm and its digest of `bytes`,
+    // reused when the MIC is asked for in the same algorithm.
+    let mic_of = |bytes: &[u8], signed: Option<(DigestAlgorithm, &[u8])>| {
+        let signer = signed.map(|(algorithm, _)| algorithm);
         let (algorithm, spelling) = match (requested_micalg, signer) {
             (Some((algorithm, spelling)), _) => (*algorithm, spelling.clone()),
             (None, Some(algorithm)) => (algorithm, algorithm.micalg().to_string()),
             (None, None) => (fallback, fallback.micalg().to_string()),
         };
+        let digest = match signed {
+            Some((signer, digest)) if signer == algorithm => digest.to_vec(),
+            _ => provider.digest(algorithm, bytes),
+        };
         Mic {
-            digest: provider.digest(algorithm, bytes),
+            digest,
             algorithm,
             spelling,
         }
@@ -767,7 +779,10 @@ fn unpack(
                     // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
                     mic = Some(mic_of(
                         &verified.content,
-                        Some(verified.signature.digest_algorithm),
+                        Some((
+                            verified.signature.digest_algorithm,
+                            &verified.signature.content_digest,
+                        )),
                     ));
                     signed = true;
                     verified.content.into_owned()

@@ -17,6 +17,9 @@ pub struct SignedEntity {
     pub content_type: String,
     /// The multipart body.
     pub body: Vec<u8>,
+    /// The digest of the signed content under the signature's algorithm
+    /// (the messageDigest attribute), which is also its MIC.
+    pub content_digest: Vec<u8>,
 }
 
 impl SignedEntity {
@@ -49,8 +52,15 @@ pub fn sign_entity(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<SignedEntity, Error> {
-    let signature =
-        smime::sign_detached(content, key, params.algorithm, params.scheme, now, provider)?;
+    let content_digest = provider.digest(params.algorithm, content);
+    let signature = smime::sign_detached_digest(
+        content_digest.clone(),
+        key,
+        params.algorithm,
+        params.scheme,
+        now,
+        provider,
+    )?;
     let mut signature_headers = Headers::new();
     signature_headers.push(
         "Content-Type",
@@ -83,6 +93,7 @@ pub fn sign_entity(
             "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
         ),
         body,
+        content_digest,
     })
 }
 

@@ -294,13 +294,34 @@ pub fn sign_detached(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
+    let message_digest = provider.digest(digest_algorithm, content);
+    sign_detached_digest(
+        message_digest,
+        signer,
+        digest_algorithm,
+        scheme,
+        now,
+        provider,
+    )
+}
+
+/// [`sign_detached`] for content whose digest (`message_digest`, of
+/// `digest_algorithm`) the caller has already computed: the MIC of a signed
+/// AS2 message is that same digest (RFC 4130 §7.3.1), so it is taken once.
+pub fn sign_detached_digest(
+    message_digest: Vec<u8>,
+    signer: &dyn PrivateKey,
+    digest_algorithm: DigestAlgorithm,
+    scheme: SignatureScheme,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
     let cert_der = signer.certificate_der();
     let cert = Certificate::from_der(&cert_der)
         .map_err(|e| Error::KeyStore(format!("the station certificate does not parse: {e}")))?;
     let signer_cert = Cert {
         inner: cert.clone(),
     };
-    let message_digest = provider.digest(digest_algorithm, content);
     let signing_time =
         UtcTime::from_unix_duration(now.duration_since(UNIX_EPOCH).unwrap_or_default())?;
     let signed_attrs = SetOfVec::try_from(vec![
