@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use as2_connector::crypto::rustcrypto::{SoftwareKey, generate_station_key};
+use as2_connector::crypto::rustcrypto::generate_station_key;
 
+use crate::hostkey::HostKey;
 use crate::secrets::MasterKey;
 use der::{Decode, DecodePem, Encode};
 
@@ -21,7 +22,7 @@ use der::{Decode, DecodePem, Encode};
 pub struct KeyStore {
     dir: PathBuf,
     master_key: Option<MasterKey>,
-    loaded: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    loaded: Mutex<HashMap<String, Arc<HostKey>>>,
     /// Private-key operations performed for the component (signatures).
     pub signatures: AtomicU64,
     /// Private-key operations performed for the component (key decryptions).
@@ -125,7 +126,7 @@ impl KeyStore {
     }
 
     /// Loads key `name` (cached after the first load).
-    pub fn get(&self, name: &str) -> Result<Arc<SoftwareKey>, KeyError> {
+    pub fn get(&self, name: &str) -> Result<Arc<HostKey>, KeyError> {
         check_name(name)?;
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = loaded.get(name) {
@@ -238,7 +239,7 @@ impl KeyStore {
     }
 }
 
-fn load_pair(key_pem: &str, cert_pem: &str) -> anyhow::Result<SoftwareKey> {
+fn load_pair(key_pem: &str, cert_pem: &str) -> anyhow::Result<HostKey> {
     let (label, der) =
         der::pem::decode_vec(key_pem.trim().as_bytes()).context("the private key is not PEM")?;
     if label != "PRIVATE KEY" {
@@ -249,7 +250,7 @@ fn load_pair(key_pem: &str, cert_pem: &str) -> anyhow::Result<SoftwareKey> {
     let certificate = x509_cert::Certificate::from_pem(cert_pem.trim().as_bytes())
         .context("the certificate is not a PEM X.509 certificate")?;
     let cert_der = certificate.to_der()?;
-    let key = SoftwareKey::from_pkcs8_der(&der, cert_der.clone())?;
+    let key = HostKey::from_pkcs8_der(&der, cert_der.clone())?;
     // The certificate must belong to the key, or partners could not decrypt or verify.
     let cert_spki = x509_cert::Certificate::from_der(&cert_der)?
         .tbs_certificate()

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod endpoint_info;
 pub mod faults;
 pub mod files;
+pub mod hostkey;
 pub mod inbox;
 pub mod keystore;
 pub mod outgoing;

@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use as2_connector::crypto::rustcrypto::{RustCryptoProvider, SoftwareKey};
+use as2_connector::crypto::rustcrypto::RustCryptoProvider;
 use as2_connector::crypto::{
     AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
     Hasher, KeyTransport, PrivateKey, SignatureScheme,
@@ -96,7 +96,7 @@ impl Station {
 }
 
 /// An open key handle held for the guest: the key stays here.
-pub struct KeyHandle(Arc<SoftwareKey>);
+pub struct KeyHandle(Arc<crate::hostkey::HostKey>);
 /// A running digest held for the guest.
 pub struct HasherState {
     algorithm: DigestAlgorithm,
