@@ -1,13 +1,14 @@
 //! A station private key as the key store holds it for the component's
 //! handles: RSA private-key operations through OpenSSL (libcrypto), which
-//! on this project's machine signs an RSA-2048 digest in 0.32 ms against
+//! on this project's machine signs an RSA-2048 digest in 0.27 ms against
 //! 1.8 ms for RustCrypto's `rsa` (`bench/run`, docs/benchmarks.md).
 //!
-//! PKCS#1 v1.5 key transport is the exception: its decryption must reject
-//! implicitly (a wrong key or a tampered blob yields random bytes, never an
-//! error whose timing tells the two apart: the Marvin attack), which OpenSSL
-//! does from 3.2 on. With an older libcrypto that one operation stays with
-//! RustCrypto, which always rejects implicitly.
+//! PKCS#1 v1.5 key transport must reject implicitly: a wrong key or a
+//! tampered blob yields random bytes, never an error whose timing tells the
+//! two apart (Bleichenbacher's attack and its timing variant, Marvin).
+//! OpenSSL does so itself from 3.2 on; with an older libcrypto this module
+//! does it over OpenSSL's raw RSA operation, the way OpenSSL 3.2 does
+//! (draft-irtf-cfrg-rsa-guidance, "implicit rejection"), in constant time.
 
 use as2_connector::crypto::rustcrypto::SoftwareKey;
 use as2_connector::crypto::{
@@ -18,6 +19,9 @@ use openssl::pkey::{PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
 use openssl::sign::RsaPssSaltlen;
+use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeLess};
+use zeroize::Zeroizing;
 
 /// The first OpenSSL release whose PKCS#1 v1.5 decryption rejects implicitly.
 const IMPLICIT_REJECTION_SINCE: i64 = 0x3020_0000;
@@ -27,6 +31,9 @@ const IMPLICIT_REJECTION_SINCE: i64 = 0x3020_0000;
 pub struct HostKey {
     openssl: PKey<Private>,
     software: SoftwareKey,
+    /// SHA-256 of the private exponent: the secret behind the synthetic
+    /// messages of implicit rejection.
+    rejection_secret: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for HostKey {
@@ -54,9 +61,19 @@ impl HostKey {
     /// A key from unencrypted PKCS#8 DER and its DER certificate.
     pub fn from_pkcs8_der(pkcs8: &[u8], certificate_der: Vec<u8>) -> Result<Self, CryptoError> {
         let software = SoftwareKey::from_pkcs8_der(pkcs8, certificate_der)?;
-        let openssl = PKey::private_key_from_pkcs8(pkcs8)
-            .map_err(|e| CryptoError::InvalidKey(format!("OpenSSL cannot read the key: {e}")))?;
-        Ok(HostKey { openssl, software })
+        let unreadable = |e: openssl::error::ErrorStack| {
+            CryptoError::InvalidKey(format!("OpenSSL cannot read the key: {e}"))
+        };
+        let openssl = PKey::private_key_from_pkcs8(pkcs8).map_err(unreadable)?;
+        let rsa = openssl.rsa().map_err(unreadable)?;
+        let size = i32::try_from(rsa.size()).unwrap_or(i32::MAX);
+        let exponent = Zeroizing::new(rsa.d().to_vec_padded(size).map_err(unreadable)?);
+        let rejection_secret = Zeroizing::new(Sha256::digest(exponent.as_slice()).into());
+        Ok(HostKey {
+            openssl,
+            software,
+            rejection_secret,
+        })
     }
 
     /// The key's SubjectPublicKeyInfo, DER.
@@ -105,29 +122,128 @@ impl PrivateKey for HostKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let oaep = match scheme {
             KeyTransport::RsaPkcs1v15 if !Self::openssl_rejects_implicitly() => {
-                return self.software.decrypt_key(scheme, encrypted_key);
+                return self.pkcs1v15_decrypt_rejecting_implicitly(encrypted_key);
             }
             KeyTransport::RsaPkcs1v15 => None,
             KeyTransport::RsaOaepSha1 => Some(Md::sha1()),
             KeyTransport::RsaOaepSha256 => Some(Md::sha256()),
         };
-        let decrypt = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-            let mut ctx = PkeyCtx::new(&self.openssl)?;
-            ctx.decrypt_init()?;
-            match oaep {
-                None => ctx.set_rsa_padding(Padding::PKCS1)?,
-                Some(md) => {
-                    ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
-                    ctx.set_rsa_oaep_md(md)?;
-                    ctx.set_rsa_mgf1_md(md)?;
-                }
-            }
-            let mut key = Vec::new();
-            ctx.decrypt_to_vec(encrypted_key, &mut key)?;
-            Ok(key)
+        let padding = match oaep {
+            None => Padding::PKCS1,
+            Some(_) => Padding::PKCS1_OAEP,
         };
-        decrypt().map_err(|_| CryptoError::Decryption)
+        self.decrypt(padding, oaep, encrypted_key)
+            .map(|key| key.to_vec())
+            .map_err(|_| CryptoError::Decryption)
     }
+}
+
+/// Minimum PKCS#1 v1.5 padding string (RFC 8017 §7.2.1: PS is at least 8 bytes).
+const MIN_PADDING: usize = 8;
+
+impl HostKey {
+    fn decrypt(
+        &self,
+        padding: Padding,
+        oaep: Option<&MdRef>,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, openssl::error::ErrorStack> {
+        let mut ctx = PkeyCtx::new(&self.openssl)?;
+        ctx.decrypt_init()?;
+        ctx.set_rsa_padding(padding)?;
+        if let Some(md) = oaep {
+            ctx.set_rsa_oaep_md(md)?;
+            ctx.set_rsa_mgf1_md(md)?;
+        }
+        let mut output = Zeroizing::new(Vec::new());
+        ctx.decrypt_to_vec(input, &mut output)?;
+        Ok(output)
+    }
+
+    /// PKCS#1 v1.5 decryption (RFC 8017 §7.2.2) that answers a ciphertext
+    /// whose padding is wrong with a synthetic message: pseudorandom, fixed
+    /// for that key and ciphertext, of a pseudorandom length. Which of the
+    /// two it returns is decided without a branch or an index on secret
+    /// data.
+    fn pkcs1v15_decrypt_rejecting_implicitly(
+        &self,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let size = self.openssl.size();
+        // Public facts about the ciphertext may fail openly.
+        if size < 2 + MIN_PADDING + 1 || ciphertext.len() > size {
+            return Err(CryptoError::Decryption);
+        }
+        let mut padded = vec![0u8; size - ciphertext.len()];
+        padded.extend_from_slice(ciphertext);
+        let encoded = self
+            .decrypt(Padding::NONE, None, &padded)
+            .map_err(|_| CryptoError::Decryption)?;
+        if encoded.len() != size {
+            return Err(CryptoError::Decryption);
+        }
+
+        // The synthetic message and its length, from a key derived from the
+        // secret and the ciphertext.
+        let derivation = hmac_sha256(self.rejection_secret.as_slice(), &[&padded]);
+        let candidates = prf(&derivation, b"length", 256);
+        let synthetic = prf(&derivation, b"message", size);
+        let max_length = u32::try_from(size - 2 - MIN_PADDING).unwrap_or(0);
+        let mask = max_length.next_power_of_two() - 1;
+        let mut synthetic_length = 0u32;
+        for pair in candidates.chunks_exact(2) {
+            let candidate = u32::from(u16::from_be_bytes([pair[0], pair[1]])) & mask;
+            synthetic_length.conditional_assign(&candidate, candidate.ct_lt(&max_length));
+        }
+
+        // EM = 0x00 || 0x02 || PS (nonzero, ≥ 8 bytes) || 0x00 || M.
+        let mut good = encoded[0].ct_eq(&0) & encoded[1].ct_eq(&2);
+        let mut looking = subtle::Choice::from(1);
+        let mut separator = 0u32;
+        for (index, byte) in encoded.iter().enumerate().skip(2) {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let zero = byte.ct_eq(&0);
+            separator.conditional_assign(&index, looking & zero);
+            looking &= !zero;
+        }
+        good &= !looking;
+        let first_message_byte = u32::try_from(2 + MIN_PADDING).unwrap_or(u32::MAX);
+        good &= !separator.ct_lt(&first_message_byte);
+        let size32 = u32::try_from(size).unwrap_or(u32::MAX);
+        let real_length = size32.wrapping_sub(separator).wrapping_sub(1);
+
+        let length = u32::conditional_select(&synthetic_length, &real_length, good);
+        let mut chosen = Zeroizing::new(vec![0u8; size]);
+        for ((out, real), fake) in chosen.iter_mut().zip(encoded.iter()).zip(synthetic.iter()) {
+            *out = u8::conditional_select(fake, real, good);
+        }
+        let length = usize::try_from(length).unwrap_or(0).min(size);
+        Ok(chosen[size - length..].to_vec())
+    }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// `length` pseudorandom bytes: HMAC-SHA256(key, counter ‖ label ‖ bits)
+/// for counter 0, 1, …, concatenated (the PRF of implicit rejection).
+fn prf(key: &[u8; 32], label: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
+    let bits = u16::try_from(length * 8).unwrap_or(u16::MAX).to_be_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(length + 32));
+    let mut counter = 0u16;
+    while out.len() < length {
+        out.extend_from_slice(&hmac_sha256(key, &[&counter.to_be_bytes(), label, &bits]));
+        counter = counter.wrapping_add(1);
+    }
+    out.truncate(length);
+    out
 }
 
 #[cfg(test)]
@@ -202,5 +318,109 @@ mod tests {
                 Err(e) => assert!(matches!(e, CryptoError::Decryption), "{e:?}"),
             }
         }
+    }
+
+    /// `encoded` (k bytes, an EM of our choosing) encrypted with the raw
+    /// public RSA operation, so the padding check can be fed any shape.
+    fn raw_ciphertext(key: &HostKey, encoded: &[u8]) -> Vec<u8> {
+        let rsa = key.openssl.rsa().unwrap();
+        let mut out = vec![0u8; usize::try_from(rsa.size()).unwrap()];
+        let n = rsa
+            .public_encrypt(encoded, &mut out, Padding::NONE)
+            .unwrap();
+        out.truncate(n);
+        out
+    }
+
+    fn encoded_message(size: usize, block_type: u8, padding_len: usize, message: &[u8]) -> Vec<u8> {
+        let mut em = vec![0u8, block_type];
+        em.extend(std::iter::repeat_n(0xa5u8, padding_len));
+        em.push(0);
+        em.extend_from_slice(message);
+        // Extend the padding string up front to fill the modulus size.
+        let missing = size - em.len();
+        em.splice(2..2, std::iter::repeat_n(0x3cu8, missing));
+        em
+    }
+
+    #[test]
+    fn implicit_rejection_takes_only_well_formed_padding_and_answers_the_rest_with_a_fixed_synthetic_message()
+     {
+        let (key, _) = key();
+        let size = key.openssl.size();
+        let message = [0x42u8; 32];
+        let decrypt = |ciphertext: &[u8]| {
+            key.pkcs1v15_decrypt_rejecting_implicitly(ciphertext)
+                .unwrap()
+        };
+
+        // Well formed, with the shortest padding string allowed (8 bytes): the message.
+        let mut shortest = vec![0u8, 2];
+        shortest.extend(std::iter::repeat_n(0x11u8, size - 3 - message.len()));
+        shortest.push(0);
+        shortest.extend_from_slice(&message);
+        assert_eq!(decrypt(&raw_ciphertext(&key, &shortest)), message);
+        let mut eight = vec![0u8, 2];
+        eight.extend([0x11u8; 8]);
+        eight.push(0);
+        eight.extend(std::iter::repeat_n(0x42u8, size - 11));
+        assert_eq!(
+            decrypt(&raw_ciphertext(&key, &eight)),
+            vec![0x42u8; size - 11]
+        );
+
+        // Malformed: block type 1, a first byte not zero, a padding string of
+        // 7 bytes, no separator at all. Each answer is not the message, is the
+        // same every time, and is no longer than a message could be.
+        let mut seven = vec![0u8, 2];
+        seven.extend([0x11u8; 7]);
+        seven.push(0);
+        seven.extend(std::iter::repeat_n(0x42u8, size - 10));
+        let mut no_separator = vec![0u8, 2];
+        no_separator.extend(std::iter::repeat_n(0x11u8, size - 2));
+        let mut first_not_zero = encoded_message(size, 2, 8, &message);
+        first_not_zero[0] = 1;
+        let mut answers = Vec::new();
+        for bad in [
+            encoded_message(size, 1, 8, &message),
+            first_not_zero,
+            seven,
+            no_separator,
+        ] {
+            let ciphertext = raw_ciphertext(&key, &bad);
+            let answer = decrypt(&ciphertext);
+            assert_ne!(answer.as_slice(), &message[..]);
+            assert!(!answer.ends_with(&message));
+            assert_eq!(decrypt(&ciphertext), answer, "deterministic");
+            assert!(answer.len() < size - 2 - MIN_PADDING);
+            answers.push(answer);
+        }
+        answers.sort();
+        answers.dedup();
+        assert_eq!(
+            answers.len(),
+            4,
+            "each ciphertext its own synthetic message"
+        );
+
+        // Agrees with OpenSSL's own PKCS#1 v1.5 decryption where that succeeds.
+        let provider = RustCryptoProvider;
+        let blob = provider
+            .rsa_encrypt(
+                &key.public_key_der().unwrap(),
+                KeyTransport::RsaPkcs1v15,
+                &message,
+            )
+            .unwrap();
+        assert_eq!(decrypt(&blob), message);
+        assert_eq!(
+            key.decrypt(Padding::PKCS1, None, &blob).unwrap().as_slice(),
+            &message[..]
+        );
+        // A ciphertext longer than the modulus fails openly (public information).
+        assert!(
+            key.pkcs1v15_decrypt_rejecting_implicitly(&vec![1u8; size + 1])
+                .is_err()
+        );
     }
 }
