@@ -222,6 +222,89 @@ impl HostKey {
     }
 }
 
+/// The largest RSA modulus accepted from a partner's certificate, so that a
+/// hostile certificate cannot make each verification arbitrarily slow.
+const MAX_PUBLIC_KEY_BITS: u32 = 16384;
+
+fn public_key(subject_public_key_info: &[u8]) -> Result<PKey<openssl::pkey::Public>, CryptoError> {
+    let key = PKey::public_key_from_der(subject_public_key_info)
+        .map_err(|e| CryptoError::InvalidKey(format!("not an RSA public key: {e}")))?;
+    if key.id() != openssl::pkey::Id::RSA {
+        return Err(CryptoError::InvalidKey("not an RSA public key".into()));
+    }
+    if key.bits() > MAX_PUBLIC_KEY_BITS {
+        return Err(CryptoError::InvalidKey(format!(
+            "an RSA key of {} bits is larger than the {MAX_PUBLIC_KEY_BITS} accepted",
+            key.bits()
+        )));
+    }
+    Ok(key)
+}
+
+/// Encrypts `data` (a content-encryption key) to the RSA public key in
+/// `subject_public_key_info`, with OpenSSL.
+pub fn rsa_encrypt(
+    subject_public_key_info: &[u8],
+    scheme: KeyTransport,
+    data: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let key = public_key(subject_public_key_info)?;
+    let encrypt = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut ctx = PkeyCtx::new(&key)?;
+        ctx.encrypt_init()?;
+        let oaep = match scheme {
+            KeyTransport::RsaPkcs1v15 => None,
+            KeyTransport::RsaOaepSha1 => Some(Md::sha1()),
+            KeyTransport::RsaOaepSha256 => Some(Md::sha256()),
+        };
+        match oaep {
+            None => ctx.set_rsa_padding(Padding::PKCS1)?,
+            Some(md) => {
+                ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
+                ctx.set_rsa_oaep_md(md)?;
+                ctx.set_rsa_mgf1_md(md)?;
+            }
+        }
+        let mut out = Vec::new();
+        ctx.encrypt_to_vec(data, &mut out)?;
+        Ok(out)
+    };
+    encrypt().map_err(|e| CryptoError::InvalidKey(format!("RSA encryption failed: {e}")))
+}
+
+/// Verifies an RSA `signature` over a precomputed `digest`, with OpenSSL;
+/// PSS with MGF1 of the same digest and any salt length. `false` when the
+/// signature does not match, an error only when the key is unusable.
+pub fn rsa_verify(
+    subject_public_key_info: &[u8],
+    scheme: SignatureScheme,
+    algorithm: DigestAlgorithm,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<bool, CryptoError> {
+    let key = public_key(subject_public_key_info)?;
+    if digest.len() != algorithm.output_len() {
+        return Ok(false);
+    }
+    let verify = || -> Result<bool, openssl::error::ErrorStack> {
+        let mut ctx = PkeyCtx::new(&key)?;
+        ctx.verify_init()?;
+        match scheme {
+            SignatureScheme::RsaPkcs1v15 => ctx.set_rsa_padding(Padding::PKCS1)?,
+            SignatureScheme::RsaPss => {
+                ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
+                // On verification, "maximum" means: take the salt length the signature has.
+                ctx.set_rsa_pss_saltlen(RsaPssSaltlen::MAXIMUM_LENGTH)?;
+                ctx.set_rsa_mgf1_md(md(algorithm))?;
+            }
+        }
+        ctx.set_signature_md(md(algorithm))?;
+        ctx.verify(digest, signature)
+    };
+    // A malformed signature (wrong length, say) is a signature that does not verify.
+    Ok(verify().unwrap_or(false))
+}
+
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     use hmac::{KeyInit, Mac};
     let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
@@ -422,5 +505,46 @@ mod tests {
             key.pkcs1v15_decrypt_rejecting_implicitly(&vec![1u8; size + 1])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn public_key_operations_agree_with_rustcrypto() {
+        let generated =
+            generate_station_key("T", SystemTime::now(), Duration::from_secs(3600)).unwrap();
+        let software = &generated.key;
+        let spki = software.public_key_der().unwrap();
+        let provider = RustCryptoProvider;
+        for scheme in [
+            KeyTransport::RsaPkcs1v15,
+            KeyTransport::RsaOaepSha1,
+            KeyTransport::RsaOaepSha256,
+        ] {
+            let blob = rsa_encrypt(&spki, scheme, &[3u8; 24]).unwrap();
+            assert_eq!(software.decrypt_key(scheme, &blob).unwrap(), [3u8; 24]);
+        }
+        for scheme in [SignatureScheme::RsaPkcs1v15, SignatureScheme::RsaPss] {
+            for algorithm in [
+                DigestAlgorithm::Sha1,
+                DigestAlgorithm::Sha256,
+                DigestAlgorithm::Sha512,
+            ] {
+                let digest = provider.digest(algorithm, b"attributes");
+                let signature = software.sign_digest(scheme, algorithm, &digest).unwrap();
+                assert!(rsa_verify(&spki, scheme, algorithm, &digest, &signature).unwrap());
+                let other = provider.digest(algorithm, b"altered");
+                assert!(!rsa_verify(&spki, scheme, algorithm, &other, &signature).unwrap());
+                assert!(!rsa_verify(&spki, scheme, algorithm, &digest, &signature[1..]).unwrap());
+            }
+        }
+        assert!(matches!(
+            rsa_verify(
+                b"not a key",
+                SignatureScheme::RsaPkcs1v15,
+                DigestAlgorithm::Sha256,
+                &[0; 32],
+                &[0; 256]
+            ),
+            Err(CryptoError::InvalidKey(_))
+        ));
     }
 }

@@ -193,9 +193,10 @@ impl primitives::Host for CallState {
         scheme: types::KeyTransport,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
-        Ok(RustCryptoProvider
-            .rsa_encrypt(&subject_public_key_info, key_transport(scheme), &data)
-            .map_err(crypto_error))
+        Ok(
+            crate::hostkey::rsa_encrypt(&subject_public_key_info, key_transport(scheme), &data)
+                .map_err(crypto_error),
+        )
     }
 
     fn rsa_verify(
@@ -206,15 +207,14 @@ impl primitives::Host for CallState {
         digest_bytes: Vec<u8>,
         signature: Vec<u8>,
     ) -> wasmtime::Result<Result<bool, ConnectorError>> {
-        Ok(RustCryptoProvider
-            .rsa_verify(
-                &subject_public_key_info,
-                signature_scheme(scheme),
-                digest(algorithm),
-                &digest_bytes,
-                &signature,
-            )
-            .map_err(crypto_error))
+        Ok(crate::hostkey::rsa_verify(
+            &subject_public_key_info,
+            signature_scheme(scheme),
+            digest(algorithm),
+            &digest_bytes,
+            &signature,
+        )
+        .map_err(crypto_error))
     }
 
     fn aead_seal(
