@@ -120,19 +120,10 @@ impl PrivateKey for HostKey {
         scheme: KeyTransport,
         encrypted_key: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let oaep = match scheme {
-            KeyTransport::RsaPkcs1v15 if !Self::openssl_rejects_implicitly() => {
-                return self.pkcs1v15_decrypt_rejecting_implicitly(encrypted_key);
-            }
-            KeyTransport::RsaPkcs1v15 => None,
-            KeyTransport::RsaOaepSha1 => Some(Md::sha1()),
-            KeyTransport::RsaOaepSha256 => Some(Md::sha256()),
-        };
-        let padding = match oaep {
-            None => Padding::PKCS1,
-            Some(_) => Padding::PKCS1_OAEP,
-        };
-        self.decrypt(padding, oaep, encrypted_key)
+        if scheme == KeyTransport::RsaPkcs1v15 && !Self::openssl_rejects_implicitly() {
+            return self.pkcs1v15_decrypt_rejecting_implicitly(encrypted_key);
+        }
+        self.decrypt(TransportPadding::of(scheme), encrypted_key)
             .map(|key| key.to_vec())
             .map_err(|_| CryptoError::Decryption)
     }
@@ -141,20 +132,46 @@ impl PrivateKey for HostKey {
 /// Minimum PKCS#1 v1.5 padding string (RFC 8017 §7.2.1: PS is at least 8 bytes).
 const MIN_PADDING: usize = 8;
 
+/// A key transport's padding as OpenSSL is told it, or none (raw RSA).
+#[derive(Clone, Copy)]
+enum TransportPadding {
+    Raw,
+    Pkcs1,
+    /// OAEP with this digest, and MGF1 with the same.
+    Oaep(&'static MdRef),
+}
+
+impl TransportPadding {
+    fn of(scheme: KeyTransport) -> Self {
+        match scheme {
+            KeyTransport::RsaPkcs1v15 => TransportPadding::Pkcs1,
+            KeyTransport::RsaOaepSha1 => TransportPadding::Oaep(Md::sha1()),
+            KeyTransport::RsaOaepSha256 => TransportPadding::Oaep(Md::sha256()),
+        }
+    }
+
+    fn apply<T>(self, ctx: &mut PkeyCtx<T>) -> Result<(), openssl::error::ErrorStack> {
+        match self {
+            TransportPadding::Raw => ctx.set_rsa_padding(Padding::NONE),
+            TransportPadding::Pkcs1 => ctx.set_rsa_padding(Padding::PKCS1),
+            TransportPadding::Oaep(md) => {
+                ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
+                ctx.set_rsa_oaep_md(md)?;
+                ctx.set_rsa_mgf1_md(md)
+            }
+        }
+    }
+}
+
 impl HostKey {
     fn decrypt(
         &self,
-        padding: Padding,
-        oaep: Option<&MdRef>,
+        padding: TransportPadding,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, openssl::error::ErrorStack> {
         let mut ctx = PkeyCtx::new(&self.openssl)?;
         ctx.decrypt_init()?;
-        ctx.set_rsa_padding(padding)?;
-        if let Some(md) = oaep {
-            ctx.set_rsa_oaep_md(md)?;
-            ctx.set_rsa_mgf1_md(md)?;
-        }
+        padding.apply(&mut ctx)?;
         let mut output = Zeroizing::new(Vec::new());
         ctx.decrypt_to_vec(input, &mut output)?;
         Ok(output)
@@ -177,7 +194,7 @@ impl HostKey {
         let mut padded = vec![0u8; size - ciphertext.len()];
         padded.extend_from_slice(ciphertext);
         let encoded = self
-            .decrypt(Padding::NONE, None, &padded)
+            .decrypt(TransportPadding::Raw, &padded)
             .map_err(|_| CryptoError::Decryption)?;
         if encoded.len() != size {
             return Err(CryptoError::Decryption);
@@ -252,19 +269,7 @@ pub fn rsa_encrypt(
     let encrypt = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
         let mut ctx = PkeyCtx::new(&key)?;
         ctx.encrypt_init()?;
-        let oaep = match scheme {
-            KeyTransport::RsaPkcs1v15 => None,
-            KeyTransport::RsaOaepSha1 => Some(Md::sha1()),
-            KeyTransport::RsaOaepSha256 => Some(Md::sha256()),
-        };
-        match oaep {
-            None => ctx.set_rsa_padding(Padding::PKCS1)?,
-            Some(md) => {
-                ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
-                ctx.set_rsa_oaep_md(md)?;
-                ctx.set_rsa_mgf1_md(md)?;
-            }
-        }
+        TransportPadding::of(scheme).apply(&mut ctx)?;
         let mut out = Vec::new();
         ctx.encrypt_to_vec(data, &mut out)?;
         Ok(out)
@@ -497,7 +502,9 @@ mod tests {
             .unwrap();
         assert_eq!(decrypt(&blob), message);
         assert_eq!(
-            key.decrypt(Padding::PKCS1, None, &blob).unwrap().as_slice(),
+            key.decrypt(TransportPadding::Pkcs1, &blob)
+                .unwrap()
+                .as_slice(),
             &message[..]
         );
         // A ciphertext longer than the modulus fails openly (public information).
