@@ -249,3 +249,72 @@ async fn during_a_rollover_the_component_decrypts_with_the_next_key_and_signs_wi
     .unwrap();
     assert!(verdict.mdn.signed && verdict.proves_receipt);
 }
+
+/// `build-message`: the message `import` would send, built through the
+/// component and posted by the test itself: GLOBEX processes it, the MDN
+/// returns its MIC, and ACME has recorded nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_built_without_sending_is_processed_when_delivered_and_leaves_no_record() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
+    let built = tokio::task::spawn_blocking(move || acme.build_message(&config, &purchase_order()))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the message builds");
+    let headers: Vec<(String, String)> = built
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("message-id") && *v == built.message_id)
+    );
+    let (status, response_headers, body) = post(&pair.url, &headers, built.body.clone()).await;
+    assert_eq!(status, 200);
+    let (checked, _) = pair.build_natively(
+        &pair.acme_config,
+        &EngineDocument {
+            file_name: None,
+            content_type: "text/plain".into(),
+            content: Vec::new(),
+        },
+    );
+    let mic = as2_connector::mic::Mic {
+        digest: base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &built.mic.digest,
+        )
+        .unwrap(),
+        algorithm: as2_connector::crypto::DigestAlgorithm::Sha256,
+        spelling: built.mic.algorithm.clone(),
+    };
+    let verdict = message::check_mdn(
+        &checked,
+        &built.message_id,
+        &mic,
+        &response_headers.into_iter().collect(),
+        &body,
+        &RustCryptoProvider,
+    )
+    .unwrap();
+    assert_eq!(verdict.mdn.disposition, Disposition::processed());
+    assert!(verdict.mic_matched && verdict.proves_receipt);
+    assert_eq!(
+        std::fs::read(pair.inbox.join("ACME").join("po-4711.x12")).unwrap(),
+        SAMPLE_X12_850.as_bytes()
+    );
+    // Not recorded: a lookup does not know it.
+    let (acme, config, id) = (
+        pair.acme.clone(),
+        pair.acme_config.clone(),
+        built.message_id.clone(),
+    );
+    let lookup = tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lookup.is_err(), "{lookup:?}");
+}

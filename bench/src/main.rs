@@ -42,6 +42,10 @@ struct Options {
     /// Documents per end-to-end run at concurrency 25 (a fifth of it at 1).
     #[arg(long)]
     documents: Option<usize>,
+    /// Measure only these implementations in the build and parse table
+    /// (native, component, openssl, pyas2lib).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
     /// Write every figure as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -179,30 +183,36 @@ fn measure(
     progress("generating keys");
     let keys = Keys::generate()?;
     keys.write_pem(dir)?;
-    let tokio = tokio::runtime::Runtime::new()?;
-    let sink = tokio.block_on(sink())?;
     let native = Native::new(&keys)?;
     progress("loading the component");
-    let component = Component::new(dir, &keys, &sink)?;
+    let component = Component::new(dir, &keys)?;
     let openssl = OpenSsl::new(dir)?;
-    // Absolute, but not through the venv's symbolic link: it must stay the venv's python.
-    let python = std::env::current_dir()?.join(&options.python);
-    anyhow::ensure!(
-        python.exists(),
-        "{}: no Python there; make the venv with tests/interop/setup-venv.sh (bench/run does)",
-        options.python.display()
-    );
-    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("pyas2lib_worker.py");
-    let mut pyas2lib = Pyas2lib::start(&python, &worker, dir)?;
+    let wanted = |column: &str| {
+        options
+            .only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|c| column.starts_with(c.as_str())))
+    };
+    let mut pyas2lib = match wanted("pyas2lib") {
+        true => Some(start_pyas2lib(&options.python, dir)?),
+        false => None,
+    };
 
     for &size in sizes {
         let content = engine::payload(size);
         let payload_file = format!("payload-{size}.bin");
         std::fs::write(dir.join(&payload_file), &content)?;
-        pyas2lib.load(&dir.join(&payload_file))?;
+        if let Some(pyas2lib) = &mut pyas2lib {
+            pyas2lib.load(&dir.join(&payload_file))?;
+        }
         let document = engine::document(content.clone());
         let reps = reps_for(size);
         let (_, outbound) = native.build(&keys, &document, false)?;
+        // One untimed round: first calls (instances, the state database) warm up.
+        if wanted("component") {
+            component.build(&content, false)?;
+            component.parse(&outbound, &content)?;
+        }
         for run in 0..runs {
             progress(&format!(
                 "{}: run {} of {runs}",
@@ -210,63 +220,42 @@ fn measure(
                 run + 1
             ));
             // Interleaved: each implementation once per run, in turn.
-            for (order, compress, operation) in
-                [(1, true, "build, compressed"), (0, false, "build")]
-            {
-                report.sample(
-                    order,
-                    operation,
-                    size,
-                    "native",
-                    per_rep(reps, || Ok(native.build(&keys, &document, compress)?.0))?,
-                );
-                report.sample(
-                    order,
-                    operation,
-                    size,
-                    "component",
-                    per_rep(reps, || component.build(&content, compress))?,
-                );
+            for (order, compress, operation) in [
+                (1, true, "build, compressed"),
+                (0, false, "build"),
+                (2, false, "parse + signed MDN"),
+            ] {
+                let parse = order == 2;
+                let mut sample = |column: &'static str,
+                                  measure: &mut dyn FnMut() -> anyhow::Result<Duration>|
+                 -> anyhow::Result<()> {
+                    if wanted(column) {
+                        report.sample(order, operation, size, column, measure()?);
+                    }
+                    Ok(())
+                };
+                sample("native", &mut || match parse {
+                    true => per_rep(reps, || native.parse(&keys, &outbound, &content)),
+                    false => per_rep(reps, || Ok(native.build(&keys, &document, compress)?.0)),
+                })?;
+                sample("component", &mut || match parse {
+                    true => per_rep(reps, || component.parse(&outbound, &content)),
+                    false => per_rep(reps, || component.build(&content, compress)),
+                })?;
+                // This OpenSSL has no zlib: no compressed column for it.
                 if !compress {
-                    report.sample(
-                        order,
-                        operation,
-                        size,
-                        "openssl cms",
-                        per_rep(reps.min(5), || openssl.build(&payload_file))?,
-                    );
+                    sample("openssl cms", &mut || match parse {
+                        true => per_rep(reps.min(5), || openssl.parse(&content)),
+                        false => per_rep(reps.min(5), || openssl.build(&payload_file)),
+                    })?;
                 }
-                report.sample(
-                    order,
-                    operation,
-                    size,
-                    "pyas2lib",
-                    pyas2lib.build(compress, reps)?,
-                );
+                if let Some(pyas2lib) = &mut pyas2lib {
+                    sample("pyas2lib", &mut || match parse {
+                        true => pyas2lib.parse(reps),
+                        false => pyas2lib.build(compress, reps),
+                    })?;
+                }
             }
-            let operation = "parse + signed MDN";
-            report.sample(
-                2,
-                operation,
-                size,
-                "native",
-                per_rep(reps, || native.parse(&keys, &outbound, &content))?,
-            );
-            report.sample(
-                2,
-                operation,
-                size,
-                "component",
-                per_rep(reps, || component.parse(&outbound, &content))?,
-            );
-            report.sample(
-                2,
-                operation,
-                size,
-                "openssl cms",
-                per_rep(reps.min(5), || openssl.parse(&content))?,
-            );
-            report.sample(2, operation, size, "pyas2lib", pyas2lib.parse(reps)?);
         }
     }
     drop(pyas2lib);
@@ -288,6 +277,18 @@ fn measure(
     Ok(report)
 }
 
+fn start_pyas2lib(python: &Path, dir: &Path) -> anyhow::Result<Pyas2lib> {
+    // Absolute, but not through the venv's symbolic link: it must stay the venv's python.
+    let python = std::env::current_dir()?.join(python);
+    anyhow::ensure!(
+        python.exists(),
+        "{}: no Python there; make the venv with tests/interop/setup-venv.sh (bench/run does)",
+        python.display()
+    );
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("pyas2lib_worker.py");
+    Pyas2lib::start(&python, &worker, dir)
+}
+
 /// Mean time of one of `reps` calls of `f`.
 fn per_rep(
     reps: usize,
@@ -298,31 +299,6 @@ fn per_rep(
         total += f()?;
     }
     Ok(total / u32::try_from(reps).unwrap_or(1))
-}
-
-/// A loopback HTTP server that takes any request's body and answers 200.
-async fn sink() -> anyhow::Result<String> {
-    use http_body_util::BodyExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/as2", listener.local_addr()?);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let _ = request.into_body().collect().await;
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::new()),
-                        ))
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(url)
 }
 
 /// A fresh instance from the `InstancePre` and one call: the smallest

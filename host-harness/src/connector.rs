@@ -82,6 +82,13 @@ impl Connector {
             })
     }
 
+    /// `build-message`: the message `import` would send, neither sent nor recorded.
+    pub fn build_message(&self, config: &str, document: &Document) -> Outcome<api::BuiltMessage> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_build_message(store, config, document)
+        })
+    }
+
     /// `resume`: send again what this connection still owes the partner.
     pub fn resume(&self, config: &str) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
         self.runtime.call(&self.station, |guest, store| {

@@ -595,25 +595,38 @@ fn has_refresh(connection: &Checked) -> bool {
     matches!(&connection.connection.auth, crate::config::Auth::Token(token) if token.refresh.is_some())
 }
 
+/// Builds the message for `document` with the host's primitives and key.
+fn build_outgoing(
+    connection: &Checked,
+    key: &HostKey,
+    document: &Document,
+) -> Result<Outgoing, wit::Error> {
+    let outbound = message::build(connection, document, key, SystemTime::now(), &HostCrypto)
+        .map_err(|e| to_wit_error(&e))?;
+    Ok(Outgoing {
+        message_id: outbound.message_id,
+        headers: outbound.headers,
+        body: outbound.body,
+        mic: outbound.mic,
+    })
+}
+
+fn engine_document(document: api::Document) -> Document {
+    Document {
+        file_name: document.file_name,
+        content_type: document.content_type,
+        content: document.content,
+    }
+}
+
 fn send_one(
     connection: &Checked,
     key: &HostKey,
     document: api::Document,
 ) -> Result<api::SendOutcome, wit::Error> {
     let config = &connection.connection;
-    let document = Document {
-        file_name: document.file_name,
-        content_type: document.content_type,
-        content: document.content,
-    };
-    let outbound = message::build(connection, &document, key, SystemTime::now(), &HostCrypto)
-        .map_err(|e| to_wit_error(&e))?;
-    let outgoing = Outgoing {
-        message_id: outbound.message_id,
-        headers: outbound.headers,
-        body: outbound.body,
-        mic: outbound.mic,
-    };
+    let document = engine_document(document);
+    let outgoing = build_outgoing(connection, key, &document)?;
     let message_id = outgoing.message_id.clone();
     let record = SentRecord {
         message_id: message_id.clone(),
@@ -1425,6 +1438,21 @@ impl api::Guest for Component {
             .into_iter()
             .map(|document| send_one(&connection, &key, document))
             .collect())
+    }
+
+    fn build_message(
+        config: String,
+        document: wit::Document,
+    ) -> Result<api::BuiltMessage, wit::Error> {
+        let connection = checked(&config)?;
+        let key = open_station_key(&connection)?;
+        let outgoing = build_outgoing(&connection, &key, &engine_document(document))?;
+        Ok(api::BuiltMessage {
+            message_id: outgoing.message_id,
+            headers: from_headers(&outgoing.headers),
+            body: outgoing.body,
+            mic: wit_mic(&outgoing.mic),
+        })
     }
 
     fn resume(config: String) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
