@@ -65,16 +65,7 @@ async fn document_arrives_byte_for_byte_and_the_signed_mdn_verifies() {
     assert_eq!(stored, SAMPLE_X12_850.as_bytes());
 
     // The sender's record shows the acknowledged message.
-    let (acme, config, id) = (
-        pair.acme.clone(),
-        pair.acme_config.clone(),
-        outcome.message_id.clone(),
-    );
-    let status = tokio::task::spawn_blocking(move || acme.lookup_message(&config, &id))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let status = as2_tests::lookup(&pair.acme, &pair.acme_config, &outcome.message_id).await;
     assert_eq!(status.attempts, 1);
     assert!(matches!(
         status.state,
