@@ -329,7 +329,7 @@ pub fn build(
         Some((key, params)) => {
             let report = mime::entity(&report_headers, &report_body);
             let signed = signed::sign_entity(&report, key, params, now, provider)?;
-            (signed.content_type, signed.body)
+            (signed.content_type.clone(), signed.body().to_vec())
         }
     };
     let mut http = Headers::new();

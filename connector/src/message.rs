@@ -149,7 +149,7 @@ pub fn build(
             provider.digest(mic_algorithm, &entity)
         };
         mic = Some(Mic::new(mic_algorithm, mic_digest));
-        entity = signed.to_entity();
+        entity = signed.into_entity();
     }
     if partner.compression == Compression::AfterSigning {
         entity = compressed_entity(&entity)?;

@@ -10,24 +10,31 @@ use crate::headers::Headers;
 use crate::mime::{self, Entity};
 use crate::smime::{self, Cert, VerifiedSignature};
 
-/// A signed entity ready to send: its Content-Type (with the boundary) and body.
+/// A signed entity ready to send: its Content-Type (with the boundary) and
+/// the whole entity, header and multipart body in one buffer, so that a
+/// large document is not copied once more to put the header in front.
 #[derive(Debug, Clone)]
 pub struct SignedEntity {
     /// `multipart/signed; protocol=…; micalg=…; boundary=…`
     pub content_type: String,
-    /// The multipart body.
-    pub body: Vec<u8>,
+    /// Content-Type header, blank line, multipart body.
+    entity: Vec<u8>,
+    /// Where the multipart body starts in `entity`.
+    body_start: usize,
     /// The digest of the signed content under the signature's algorithm
     /// (the messageDigest attribute), which is also its MIC.
     pub content_digest: Vec<u8>,
 }
 
 impl SignedEntity {
+    /// The multipart body.
+    pub fn body(&self) -> &[u8] {
+        &self.entity[self.body_start..]
+    }
+
     /// The whole entity: Content-Type header, blank line, body.
-    pub fn to_entity(&self) -> Vec<u8> {
-        let mut headers = Headers::new();
-        headers.push("Content-Type", self.content_type.clone());
-        mime::entity(&headers, &self.body)
+    pub fn into_entity(self) -> Vec<u8> {
+        self.entity
     }
 }
 
@@ -86,13 +93,20 @@ pub fn sign_entity(
     let mut random = [0u8; 12];
     provider.fill_random(&mut random);
     let boundary = mime::new_boundary(&random);
-    let mut body = Vec::with_capacity(content.len() + signature_part.len() + 128);
-    mime::write_multipart(&boundary, &[content, &signature_part], &mut body);
+    let content_type = format!(
+        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
+    );
+    let mut headers = Headers::new();
+    headers.push("Content-Type", content_type.clone());
+    let mut entity = Vec::with_capacity(content.len() + signature_part.len() + 512);
+    headers.write_to(&mut entity);
+    entity.extend_from_slice(b"\r\n");
+    let body_start = entity.len();
+    mime::write_multipart(&boundary, &[content, &signature_part], &mut entity);
     Ok(SignedEntity {
-        content_type: format!(
-            "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
-        ),
-        body,
+        content_type,
+        entity,
+        body_start,
         content_digest,
     })
 }

@@ -320,7 +320,7 @@ fn lf_only_copy_of_a_crlf_signed_text_part_verifies_unless_canonicalization_is_p
     .unwrap();
     // A relay rewrote CRLF to LF in the text part.
     let lf_body: Vec<u8> = {
-        let text = String::from_utf8(entity.body.clone()).unwrap();
+        let text = String::from_utf8(entity.body().to_vec()).unwrap();
         text.replacen(
             "Content-Type: text/plain\r\n\r\nline one\r\nline two",
             "Content-Type: text/plain\n\nline one\nline two",
