@@ -629,6 +629,11 @@ impl Runtime {
         let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
+        // wasmtime caps what one guest-to-host call may carry at 128 MiB by
+        // default, which a large message's record (`state.set` of the exact
+        // bytes) exceeds. The guest cannot hold more than its memory cap,
+        // which already bounds what it can make the host allocate.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         let instance = self
             .pre
             .instantiate(&mut store)

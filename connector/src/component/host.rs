@@ -55,11 +55,17 @@ fn crypto_error(error: wit::Error) -> CryptoError {
 /// The host's `primitives` as a [`CryptoProvider`]; randomness from `wasi:random`.
 pub struct HostCrypto;
 
+/// The most bytes handed to the host in one primitive call: the host then
+/// copies at most this much at a time, however large the message.
+const CHUNK: usize = 1 << 20;
+
 struct HostHasher(primitives::Hasher);
 
 impl Hasher for HostHasher {
     fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        for chunk in data.chunks(CHUNK) {
+            self.0.update(chunk);
+        }
     }
 
     fn finish(self: Box<Self>) -> Vec<u8> {
@@ -71,7 +77,14 @@ struct HostCipher(primitives::Cipher);
 
 impl Cipher for HostCipher {
     fn update(&mut self, data: &[u8]) -> Vec<u8> {
-        self.0.update(data)
+        if data.len() <= CHUNK {
+            return self.0.update(data);
+        }
+        let mut out = Vec::with_capacity(data.len() + 16);
+        for chunk in data.chunks(CHUNK) {
+            out.extend_from_slice(&self.0.update(chunk));
+        }
+        out
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError> {
