@@ -1,6 +1,8 @@
 //! The file-backed key store: station private keys and their certificates,
-//! used by the component only through handles. Key bytes never leave this module
-//! except to the files they are stored in. With a master key, each private key
+//! used by the component only through handles. Key bytes never leave this
+//! process: they go only to the files they are stored in and to the
+//! libraries here that use them (OpenSSL for the private-key operations,
+//! `hostkey.rs`; rustls for TLS). With a master key, each private key
 //! is stored sealed (AES-256-GCM, `<name>.key.sealed`) and is useless without
 //! it; without one it is an unencrypted PKCS#8 file readable by its owner only.
 
