@@ -307,5 +307,9 @@ async fn a_message_built_without_sending_is_processed_when_delivered_and_leaves_
         .await
         .unwrap()
         .unwrap();
-    assert!(lookup.is_err(), "{lookup:?}");
+    let error = lookup.expect_err("ACME recorded nothing of it");
+    assert!(
+        matches!(error.code, as2_harness::runtime::ErrorCode::NotFound),
+        "{error:?}"
+    );
 }
