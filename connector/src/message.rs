@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::bytes::{self, Base64Lines, Chain, Sink, Source};
 use crate::compress;
 use crate::config::{Checked, Compression, MdnDelivery, MdnMode, TransferEncoding};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
@@ -12,7 +13,7 @@ use crate::headers::{self, Headers};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
 use crate::mime::{self, Entity};
-use crate::signed::{self, SigningParams};
+use crate::signed::{self, SignedPlan, SigningParams};
 use crate::smime::{self, ContentEncryption};
 
 /// A business document.
@@ -84,9 +85,39 @@ fn content_disposition(file_name: Option<&str>) -> String {
     }
 }
 
-/// The headers of a compressed-data entity (RFC 5402 §3).
-fn compressed_entity(entity: &[u8]) -> Result<Vec<u8>, Error> {
-    let der = compress::compress(entity)?;
+/// A MIME entity on its way out: its header fields, and its body as pieces.
+struct Part<'a> {
+    headers: Headers,
+    body: Chain<'a>,
+}
+
+impl Part<'_> {
+    /// Header fields, blank line, body: the entity as signed or encrypted.
+    fn entity(&self) -> Chain<'_> {
+        let mut block = Vec::new();
+        self.headers.write_to(&mut block);
+        block.extend_from_slice(b"\r\n");
+        let mut entity = Chain::new();
+        entity.push(block);
+        entity.push_source(&self.body);
+        entity
+    }
+
+    fn in_memory(headers: Headers, body: Vec<u8>) -> Part<'static> {
+        let mut chain = Chain::new();
+        chain.push(body);
+        Part {
+            headers,
+            body: chain,
+        }
+    }
+}
+
+/// A compressed-data entity (RFC 5402 §3) of `entity`. zlib's output length
+/// is known only at its end and CompressedData states it first, so this is
+/// built in memory.
+fn compressed(entity: &dyn Source) -> Result<Part<'static>, Error> {
+    let der = compress::compress(&bytes::read_all(entity)?)?;
     let mut headers = Headers::new();
     headers.push(
         "Content-Type",
@@ -94,7 +125,157 @@ fn compressed_entity(entity: &[u8]) -> Result<Vec<u8>, Error> {
     );
     headers.push("Content-Transfer-Encoding", "binary");
     headers.push("Content-Disposition", "attachment; filename=\"smime.p7z\"");
-    Ok(mime::entity(&headers, &der))
+    Ok(Part::in_memory(headers, der))
+}
+
+/// The digest of everything in `source`.
+fn digest_of(
+    algorithm: DigestAlgorithm,
+    source: &dyn Source,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let mut hasher = provider.hasher(algorithm);
+    bytes::for_each_piece(source, |piece| {
+        hasher.update(piece);
+        Ok(())
+    })?;
+    Ok(hasher.finish())
+}
+
+/// Writes what `write` writes to `out`, in base64 lines when `encoding` says so.
+fn transfer_encoded<T>(
+    encoding: TransferEncoding,
+    out: &mut dyn Sink,
+    write: impl FnOnce(&mut dyn Sink) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match encoding {
+        TransferEncoding::Binary => write(out),
+        TransferEncoding::Base64 => {
+            let mut lines = Base64Lines::new(out);
+            let result = write(&mut lines)?;
+            lines.finish()?;
+            Ok(result)
+        }
+    }
+}
+
+/// The HTTP content headers of an encrypted message.
+fn enveloped_headers(encryption: ContentEncryption, encoding: TransferEncoding) -> Headers {
+    let smime_type = match encryption {
+        ContentEncryption::Cbc(_) => "enveloped-data",
+        ContentEncryption::Gcm(_) => "authEnveloped-data",
+    };
+    let mut headers = Headers::new();
+    headers.push(
+        "Content-Type",
+        format!("application/pkcs7-mime; smime-type={smime_type}; name=\"smime.p7m\""),
+    );
+    headers.push(
+        "Content-Transfer-Encoding",
+        match encoding {
+            TransferEncoding::Binary => "binary",
+            TransferEncoding::Base64 => "base64",
+        },
+    );
+    headers.push("Content-Disposition", "attachment; filename=\"smime.p7m\"");
+    headers
+}
+
+/// Encrypts `plaintext` for the partner into `out`: CBC as it is read, GCM
+/// in one piece.
+fn write_encrypted(
+    connection: &Checked,
+    encryption: ContentEncryption,
+    plaintext: &dyn Source,
+    provider: &dyn CryptoProvider,
+    out: &mut dyn Sink,
+) -> Result<(), Error> {
+    let transport = connection.connection.partner.key_transport.into();
+    match encryption {
+        ContentEncryption::Cbc(cipher) => {
+            let mut envelope = smime::begin_enveloped(
+                plaintext.len(),
+                &connection.partner_cert,
+                cipher,
+                transport,
+                provider,
+                out,
+            )?;
+            bytes::for_each_piece(plaintext, |piece| envelope.write(piece))?;
+            envelope.finish()
+        }
+        ContentEncryption::Gcm(_) => out.write(&smime::encrypt(
+            &bytes::read_all(plaintext)?,
+            &connection.partner_cert,
+            encryption,
+            transport,
+            provider,
+        )?),
+    }
+}
+
+/// Signs `entity` into a multipart/signed body written to `out` (its
+/// Content-Type header block first when `with_header`), and returns that
+/// Content-Type and the MIC (RFC 4130 §7.3.1: over the signed entity).
+#[allow(clippy::too_many_arguments)]
+fn write_signed(
+    entity: &dyn Source,
+    params: SigningParams<'_>,
+    mic_algorithm: DigestAlgorithm,
+    key: &dyn PrivateKey,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+    with_header: bool,
+    out: &mut dyn Sink,
+) -> Result<(String, Mic), Error> {
+    let plan = SignedPlan::new(entity.len(), key, params, now, provider)?;
+    let content_type = plan.content_type.clone();
+    if with_header {
+        out.write(&plan.header_block())?;
+    }
+    let mic = sign_into(plan, entity, mic_algorithm, key, provider, out)?;
+    Ok((content_type, mic))
+}
+
+/// Writes the planned signed body and returns its MIC: the signature's own
+/// content digest unless the partner asked for another algorithm.
+fn sign_into(
+    plan: SignedPlan<'_>,
+    entity: &dyn Source,
+    mic_algorithm: DigestAlgorithm,
+    key: &dyn PrivateKey,
+    provider: &dyn CryptoProvider,
+    out: &mut dyn Sink,
+) -> Result<Mic, Error> {
+    let same = plan.algorithm() == mic_algorithm;
+    let other = (!same).then(|| provider.hasher(mic_algorithm));
+    let signed = plan.write(entity, key, other, provider, out)?;
+    let digest = match signed.other_digest {
+        Some(other) => other,
+        None => signed.content_digest,
+    };
+    Ok(Mic::new(mic_algorithm, digest))
+}
+
+/// A message's HTTP header fields and MIC: what [`build_into`] returns
+/// beside the body it wrote.
+#[derive(Debug, Clone)]
+pub struct OutboundHead {
+    /// The Message-ID, angle brackets included.
+    pub message_id: String,
+    /// HTTP header fields.
+    pub headers: Headers,
+    /// The MIC the partner's MDN must return.
+    pub mic: Mic,
+}
+
+/// What a document is, apart from its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentInfo<'a> {
+    /// File name for Content-Disposition, if any.
+    pub file_name: Option<&'a str>,
+    /// MIME type, e.g. `application/edi-x12`.
+    pub content_type: &'a str,
 }
 
 /// Builds the AS2 message for `document` as the connection says (RFC 4130
@@ -108,18 +289,59 @@ pub fn build(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<Outbound, Error> {
-    let config = &connection.connection;
-    let partner = &config.partner;
+    let info = DocumentInfo {
+        file_name: document.file_name.as_deref(),
+        content_type: &document.content_type,
+    };
+    let mut body = Vec::with_capacity(document.content.len() + 4096);
+    let head = build_into(
+        connection,
+        info,
+        &document.content.as_slice(),
+        &mut body,
+        station_key,
+        now,
+        provider,
+    )?;
+    Ok(Outbound {
+        message_id: head.message_id,
+        headers: head.headers,
+        body,
+        mic: head.mic,
+    })
+}
+
+/// [`build`] for a document read from `content` a piece at a time, the
+/// HTTP body written to `body` as it is made. Signing and CBC encryption
+/// stream: the message is never held whole, and a signed and encrypted
+/// document is read once, hashed as it is encrypted. Compression and
+/// AES-GCM (whose host primitive takes its input in one call) hold their
+/// input in memory.
+pub fn build_into(
+    connection: &Checked,
+    document: DocumentInfo<'_>,
+    content: &dyn Source,
+    body: &mut dyn Sink,
+    station_key: &dyn PrivateKey,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<OutboundHead, Error> {
+    let partner = &connection.connection.partner;
     let mut payload_headers = Headers::new();
-    payload_headers.push("Content-Type", document.content_type.clone());
+    payload_headers.push("Content-Type", document.content_type.to_string());
     // Binary: the payload is hashed and carried byte for byte, so no
     // canonicalization can make the partner's MIC differ from ours.
     payload_headers.push("Content-Transfer-Encoding", "binary");
     payload_headers.push(
         "Content-Disposition",
-        content_disposition(document.file_name.as_deref()),
+        content_disposition(document.file_name),
     );
-    let mut entity = mime::entity(&payload_headers, &document.content);
+    let mut payload_body = Chain::new();
+    payload_body.push_source(content);
+    let mut part = Part {
+        headers: payload_headers,
+        body: payload_body,
+    };
     let encryption = partner.encryption.content_encryption();
     let mic_algorithm = partner
         .mdn_micalg
@@ -128,92 +350,129 @@ pub fn build(
         .unwrap_or(DigestAlgorithm::Sha256);
 
     if partner.compression == Compression::BeforeSigning {
-        entity = compressed_entity(&entity)?;
+        part = compressed(&part.entity())?;
     }
-    // RFC 4130 §7.3.1: a signed message's MIC covers the signed entity.
+    let signing = partner.signing.digest().map(|algorithm| SigningParams {
+        algorithm,
+        scheme: partner.signature_scheme.into(),
+        micalg: algorithm.micalg(),
+        binary_signature: encryption.is_none()
+            && partner.signature_encoding == TransferEncoding::Binary,
+    });
+    let compress_after = partner.compression == Compression::AfterSigning;
     let mut mic = None;
-    if let Some(algorithm) = partner.signing.digest() {
-        let params = SigningParams {
-            algorithm,
-            scheme: partner.signature_scheme.into(),
-            micalg: algorithm.micalg(),
-            binary_signature: encryption.is_none()
-                && partner.signature_encoding == TransferEncoding::Binary,
-        };
-        let signed = signed::sign_entity(&entity, station_key, params, now, provider)?;
-        // The MIC is the signature's own content digest unless the partner
-        // asked for another algorithm.
-        let mic_digest = if mic_algorithm == algorithm {
-            signed.content_digest.clone()
-        } else {
-            provider.digest(mic_algorithm, &entity)
-        };
-        mic = Some(Mic::new(mic_algorithm, mic_digest));
-        entity = signed.into_entity();
+    if let Some(params) = signing {
+        let entity = part.entity();
+        match encryption {
+            // The signed entity goes straight into the cipher: its length
+            // is known before its signature is, so the DER can state it first.
+            Some(ContentEncryption::Cbc(cipher)) if !compress_after => {
+                let plan = SignedPlan::new(entity.len(), station_key, params, now, provider)?;
+                let header_block = plan.header_block();
+                let mic = transfer_encoded(partner.encoding, body, |out| {
+                    let mut envelope = smime::begin_enveloped(
+                        header_block.len() as u64 + plan.body_len(),
+                        &connection.partner_cert,
+                        cipher,
+                        partner.key_transport.into(),
+                        provider,
+                        out,
+                    )?;
+                    envelope.write(&header_block)?;
+                    let mic = sign_into(
+                        plan,
+                        &entity,
+                        mic_algorithm,
+                        station_key,
+                        provider,
+                        &mut envelope,
+                    )?;
+                    envelope.finish()?;
+                    Ok(mic)
+                })?;
+                let headers = enveloped_headers(ContentEncryption::Cbc(cipher), partner.encoding);
+                return Ok(finish_head(
+                    connection, document, headers, mic, now, provider,
+                ));
+            }
+            None if !compress_after => {
+                let (content_type, mic) = write_signed(
+                    &entity,
+                    params,
+                    mic_algorithm,
+                    station_key,
+                    now,
+                    provider,
+                    false,
+                    body,
+                )?;
+                let mut headers = Headers::new();
+                headers.push("Content-Type", content_type);
+                return Ok(finish_head(
+                    connection, document, headers, mic, now, provider,
+                ));
+            }
+            _ => {
+                let mut signed = Vec::new();
+                let (content_type, signed_mic) = write_signed(
+                    &entity,
+                    params,
+                    mic_algorithm,
+                    station_key,
+                    now,
+                    provider,
+                    false,
+                    &mut signed,
+                )?;
+                mic = Some(signed_mic);
+                let mut headers = Headers::new();
+                headers.push("Content-Type", content_type);
+                drop(entity);
+                part = Part::in_memory(headers, signed);
+            }
+        }
     }
-    if partner.compression == Compression::AfterSigning {
-        entity = compressed_entity(&entity)?;
+    if compress_after {
+        part = compressed(&part.entity())?;
     }
 
-    let (mut http, body) = match encryption {
+    let headers = match encryption {
         Some(encryption) => {
+            let entity = part.entity();
             // Encrypted but unsigned: the MIC covers the entity that was encrypted.
             if mic.is_none() {
                 mic = Some(Mic::new(
                     mic_algorithm,
-                    provider.digest(mic_algorithm, &entity),
+                    digest_of(mic_algorithm, &entity, provider)?,
                 ));
             }
-            let der = smime::encrypt(
-                &entity,
-                &connection.partner_cert,
-                encryption,
-                partner.key_transport.into(),
-                provider,
-            )?;
-            let smime_type = match encryption {
-                ContentEncryption::Cbc(_) => "enveloped-data",
-                ContentEncryption::Gcm(_) => "authEnveloped-data",
-            };
-            let mut headers = Headers::new();
-            headers.push(
-                "Content-Type",
-                format!("application/pkcs7-mime; smime-type={smime_type}; name=\"smime.p7m\""),
-            );
-            let body = match partner.encoding {
-                TransferEncoding::Binary => {
-                    headers.push("Content-Transfer-Encoding", "binary");
-                    der
-                }
-                TransferEncoding::Base64 => {
-                    headers.push("Content-Transfer-Encoding", "base64");
-                    mime::encode_base64_lines(&der)
-                }
-            };
-            headers.push("Content-Disposition", "attachment; filename=\"smime.p7m\"");
-            (headers, body)
+            transfer_encoded(partner.encoding, body, |out| {
+                write_encrypted(connection, encryption, &entity, provider, out)
+            })?;
+            enveloped_headers(encryption, partner.encoding)
         }
         None => {
             // The entity's own headers become the HTTP message's content headers.
-            let (headers, body_start) = headers::parse_block(&entity)?;
-            let mut body = entity[body_start..].to_vec();
-            let mut headers: Headers = headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
             if mic.is_none() {
                 // Neither signed nor encrypted: the MIC covers the content alone.
                 mic = Some(Mic::new(
                     mic_algorithm,
-                    provider.digest(mic_algorithm, &body),
+                    digest_of(mic_algorithm, &part.body, provider)?,
                 ));
             }
-            let is_compressed_entity = headers
+            let is_compressed_entity = part
+                .headers
                 .get("Content-Type")
                 .is_some_and(|t| t.starts_with("application/pkcs7-mime"));
-            if is_compressed_entity && partner.encoding == TransferEncoding::Base64 {
-                body = mime::encode_base64_lines(&body);
-                headers = headers
+            let encoding = if is_compressed_entity {
+                partner.encoding
+            } else {
+                TransferEncoding::Binary
+            };
+            transfer_encoded(encoding, body, |out| part.body.write_to(out))?;
+            if encoding == TransferEncoding::Base64 {
+                part.headers = part
+                    .headers
                     .iter()
                     .map(|(n, v)| {
                         let v = if n.eq_ignore_ascii_case("Content-Transfer-Encoding") {
@@ -225,34 +484,47 @@ pub fn build(
                     })
                     .collect();
             }
-            (headers, body)
+            part.headers
         }
     };
     let mic = mic.ok_or_else(|| Error::malformed("no MIC was computed"))?;
+    Ok(finish_head(
+        connection, document, headers, mic, now, provider,
+    ))
+}
 
+/// The AS2 header fields (RFC 4130 §6) before the message's content headers.
+fn finish_head(
+    connection: &Checked,
+    document: DocumentInfo<'_>,
+    content_headers: Headers,
+    mic: Mic,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> OutboundHead {
+    let config = &connection.connection;
+    let partner = &config.partner;
     let message_id = new_message_id(&config.station.as2_id, now, provider);
-    let mut as2 = Headers::new();
-    as2.push("AS2-Version", "1.2");
-    as2.push("AS2-From", headers::as2_id_header(&config.station.as2_id));
-    as2.push("AS2-To", headers::as2_id_header(&partner.as2_id));
-    as2.push("Message-ID", message_id.clone());
-    as2.push("Date", httpdate::fmt_http_date(now));
-    as2.push(
+    let mut http = Headers::new();
+    http.push("AS2-Version", "1.2");
+    http.push("AS2-From", headers::as2_id_header(&config.station.as2_id));
+    http.push("AS2-To", headers::as2_id_header(&partner.as2_id));
+    http.push("Message-ID", message_id.clone());
+    http.push("Date", httpdate::fmt_http_date(now));
+    http.push(
         "Subject",
         format!(
             "AS2 message{}",
             document
                 .file_name
-                .as_deref()
                 .map(|name| format!(" {name}"))
                 .unwrap_or_default()
         ),
     );
-    as2.push("MIME-Version", "1.0");
-    for (name, value) in http.iter() {
-        as2.push(name, value);
+    http.push("MIME-Version", "1.0");
+    for (name, value) in content_headers.iter() {
+        http.push(name, value);
     }
-    http = as2;
     if partner.mdn != MdnMode::None {
         let reply_to = config
             .station
@@ -277,12 +549,11 @@ pub fn build(
     // Message-IDs and answer them without delivering twice, and we resend
     // under the same Message-ID.
     http.push("EDIINT-Features", "AS2-Reliability");
-    Ok(Outbound {
+    OutboundHead {
         message_id,
         headers: http,
-        body,
         mic,
-    })
+    }
 }
 
 /// What checking a partner's MDN concluded.

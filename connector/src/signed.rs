@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme};
+use crate::bytes::{Sink, Source, for_each_piece};
+use crate::crypto::{CryptoProvider, DigestAlgorithm, Hasher, PrivateKey, SignatureScheme};
 use crate::error::Error;
 use crate::headers::Headers;
 use crate::mime::{self, Entity};
@@ -51,6 +52,181 @@ pub struct SigningParams<'a> {
     pub binary_signature: bool,
 }
 
+/// A multipart/signed body about to be written: its boundary and its exact
+/// length are fixed before the content is read, so the entity can be
+/// encrypted (whose DER states its length first) as it is written.
+pub struct SignedPlan<'a> {
+    /// `multipart/signed; protocol=…; micalg=…; boundary=…`
+    pub content_type: String,
+    boundary: String,
+    params: SigningParams<'a>,
+    content_len: u64,
+    signature_len: usize,
+    now: SystemTime,
+}
+
+/// What writing a signed body computed.
+pub struct Signed {
+    /// The digest of the content under the signature's algorithm (the
+    /// messageDigest attribute, which is also its MIC).
+    pub content_digest: Vec<u8>,
+    /// The content's digest under the extra algorithm asked for, if any.
+    pub other_digest: Option<Vec<u8>>,
+}
+
+/// The header fields of the signature part.
+fn signature_headers(binary: bool) -> Vec<u8> {
+    let mut headers = Headers::new();
+    headers.push(
+        "Content-Type",
+        "application/pkcs7-signature; name=\"smime.p7s\"",
+    );
+    headers.push(
+        "Content-Transfer-Encoding",
+        if binary { "binary" } else { "base64" },
+    );
+    headers.push("Content-Disposition", "attachment; filename=\"smime.p7s\"");
+    let mut out = Vec::new();
+    headers.write_to(&mut out);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The length of `len` bytes in base64 lines of 76 characters plus CRLF.
+fn base64_lines_len(len: usize) -> usize {
+    let encoded = len.div_ceil(3) * 4;
+    encoded + encoded.div_ceil(76) * 2
+}
+
+impl<'a> SignedPlan<'a> {
+    /// Plans the signing of a `content_len`-byte entity by `key`.
+    pub fn new(
+        content_len: u64,
+        key: &dyn PrivateKey,
+        params: SigningParams<'a>,
+        now: SystemTime,
+        provider: &dyn CryptoProvider,
+    ) -> Result<Self, Error> {
+        let signature_len = smime::signed_data_len(
+            &key.certificate_der(),
+            params.algorithm,
+            params.scheme,
+            now,
+            provider,
+        )?;
+        let mut random = [0u8; 12];
+        provider.fill_random(&mut random);
+        let boundary = mime::new_boundary(&random);
+        let micalg = params.micalg;
+        let content_type = format!(
+            "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
+        );
+        Ok(SignedPlan {
+            content_type,
+            boundary,
+            params,
+            content_len,
+            signature_len,
+            now,
+        })
+    }
+
+    /// The digest algorithm of the signature.
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.params.algorithm
+    }
+
+    fn signature_part_len(&self) -> usize {
+        signature_headers(self.params.binary_signature).len()
+            + if self.params.binary_signature {
+                self.signature_len
+            } else {
+                base64_lines_len(self.signature_len)
+            }
+    }
+
+    /// The multipart body's exact length.
+    pub fn body_len(&self) -> u64 {
+        // "--B\r\n" part "\r\n", twice, then "--B--\r\n" (RFC 2046 §5.1.1).
+        let delimiter = self.boundary.len() as u64 + 4;
+        self.content_len + self.signature_part_len() as u64 + 2 * (delimiter + 2) + delimiter + 2
+    }
+
+    /// The Content-Type header, blank line: what precedes the body in an entity.
+    pub fn header_block(&self) -> Vec<u8> {
+        let mut headers = Headers::new();
+        headers.push("Content-Type", self.content_type.clone());
+        let mut out = Vec::new();
+        headers.write_to(&mut out);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Writes the multipart body to `out`: the delimiter, the content as
+    /// read from `content` (hashed on the way, also by `other` if given),
+    /// then the signature over its digest.
+    pub fn write(
+        self,
+        content: &dyn Source,
+        key: &dyn PrivateKey,
+        other: Option<Box<dyn Hasher + Send>>,
+        provider: &dyn CryptoProvider,
+        out: &mut dyn Sink,
+    ) -> Result<Signed, Error> {
+        if content.len() != self.content_len {
+            return Err(Error::Storage(format!(
+                "the content to sign is {} bytes, not the {} planned",
+                content.len(),
+                self.content_len
+            )));
+        }
+        let delimiter = format!("--{}\r\n", self.boundary);
+        out.write(delimiter.as_bytes())?;
+        let mut hasher = provider.hasher(self.params.algorithm);
+        let mut other = other;
+        for_each_piece(content, |piece| {
+            hasher.update(piece);
+            if let Some(other) = other.as_mut() {
+                other.update(piece);
+            }
+            out.write(piece)
+        })?;
+        let content_digest = hasher.finish();
+        let signature = smime::sign_detached_digest(
+            content_digest.clone(),
+            key,
+            self.params.algorithm,
+            self.params.scheme,
+            self.now,
+            provider,
+        )?;
+        if signature.len() != self.signature_len {
+            return Err(Error::KeyStore(format!(
+                "the key store's signature came out {} bytes long, not the modulus's {}",
+                signature.len(),
+                self.signature_len
+            )));
+        }
+        let mut tail = Vec::with_capacity(self.signature_part_len() + 2 * delimiter.len() + 8);
+        tail.extend_from_slice(b"\r\n");
+        tail.extend_from_slice(delimiter.as_bytes());
+        tail.extend(signature_headers(self.params.binary_signature));
+        if self.params.binary_signature {
+            tail.extend_from_slice(&signature);
+        } else {
+            tail.extend(mime::encode_base64_lines(&signature));
+        }
+        tail.extend_from_slice(b"\r\n--");
+        tail.extend_from_slice(self.boundary.as_bytes());
+        tail.extend_from_slice(b"--\r\n");
+        out.write(&tail)?;
+        Ok(Signed {
+            content_digest,
+            other_digest: other.map(|h| h.finish()),
+        })
+    }
+}
+
 /// Signs `content` (a complete MIME entity) into a multipart/signed entity.
 pub fn sign_entity(
     content: &[u8],
@@ -59,55 +235,17 @@ pub fn sign_entity(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<SignedEntity, Error> {
-    let content_digest = provider.digest(params.algorithm, content);
-    let signature = smime::sign_detached_digest(
-        content_digest.clone(),
-        key,
-        params.algorithm,
-        params.scheme,
-        now,
-        provider,
-    )?;
-    let mut signature_headers = Headers::new();
-    signature_headers.push(
-        "Content-Type",
-        "application/pkcs7-signature; name=\"smime.p7s\"",
-    );
-    signature_headers.push(
-        "Content-Transfer-Encoding",
-        if params.binary_signature {
-            "binary"
-        } else {
-            "base64"
-        },
-    );
-    signature_headers.push("Content-Disposition", "attachment; filename=\"smime.p7s\"");
-    let signature_body = if params.binary_signature {
-        signature
-    } else {
-        mime::encode_base64_lines(&signature)
-    };
-    let signature_part = mime::entity(&signature_headers, &signature_body);
-    let micalg = params.micalg;
-
-    let mut random = [0u8; 12];
-    provider.fill_random(&mut random);
-    let boundary = mime::new_boundary(&random);
-    let content_type = format!(
-        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
-    );
-    let mut headers = Headers::new();
-    headers.push("Content-Type", content_type.clone());
-    let mut entity = Vec::with_capacity(content.len() + signature_part.len() + 512);
-    headers.write_to(&mut entity);
-    entity.extend_from_slice(b"\r\n");
+    let plan = SignedPlan::new(content.len() as u64, key, params, now, provider)?;
+    let content_type = plan.content_type.clone();
+    let mut entity = plan.header_block();
     let body_start = entity.len();
-    mime::write_multipart(&boundary, &[content, &signature_part], &mut entity);
+    entity.reserve(usize::try_from(plan.body_len()).unwrap_or(0));
+    let signed = plan.write(&content, key, None, provider, &mut entity)?;
     Ok(SignedEntity {
         content_type,
         entity,
         body_start,
-        content_digest,
+        content_digest: signed.content_digest,
     })
 }
 

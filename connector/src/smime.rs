@@ -94,6 +94,24 @@ impl Cert {
             .to_der()?)
     }
 
+    /// The length in bytes of the RSA modulus: the length of every
+    /// signature the key makes.
+    pub fn rsa_modulus_len(&self) -> Result<usize, Error> {
+        #[derive(Sequence)]
+        struct RsaPublicKey<'a> {
+            modulus: der::asn1::UintRef<'a>,
+            public_exponent: der::asn1::UintRef<'a>,
+        }
+        let spki = self.inner.tbs_certificate().subject_public_key_info();
+        let key = spki.subject_public_key.as_bytes().ok_or_else(|| {
+            Error::UnsupportedAlgorithm("a public key that is not whole bytes".into())
+        })?;
+        let key = RsaPublicKey::from_der(key).map_err(|e| {
+            Error::UnsupportedAlgorithm(format!("a public key that is not RSA: {e}"))
+        })?;
+        Ok(key.modulus.as_bytes().len())
+    }
+
     fn issuer_and_serial(&self) -> IssuerAndSerialNumber {
         let tbs = self.inner.tbs_certificate();
         IssuerAndSerialNumber {
@@ -316,8 +334,59 @@ pub fn sign_detached_digest(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
-    let cert_der = signer.certificate_der();
-    let cert = Certificate::from_der(&cert_der)
+    signed_data(
+        message_digest,
+        &signer.certificate_der(),
+        digest_algorithm,
+        scheme,
+        now,
+        provider,
+        &|attrs_digest| Ok(signer.sign_digest(scheme, digest_algorithm, attrs_digest)?),
+    )
+}
+
+/// How long [`sign_detached_digest`] with these arguments will be, before
+/// the content's digest is known: an RSA signature is always as long as the
+/// modulus (RFC 8017 §8.1.1, §8.2.1), and every other field has a fixed
+/// length. Lets a signed entity be encrypted as it is written, its length
+/// announced before its signature exists.
+pub fn signed_data_len(
+    signer_certificate: &[u8],
+    digest_algorithm: DigestAlgorithm,
+    scheme: SignatureScheme,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<usize, Error> {
+    let modulus_len = Cert::from_der(signer_certificate)?.rsa_modulus_len()?;
+    let placeholder = vec![0u8; digest_algorithm.output_len()];
+    Ok(signed_data(
+        placeholder,
+        signer_certificate,
+        digest_algorithm,
+        scheme,
+        now,
+        provider,
+        &|_| Ok(vec![0xff; modulus_len]),
+    )?
+    .len())
+}
+
+/// Signs the digest of the signed attributes.
+type SignAttributes<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, Error> + 'a;
+
+/// The DER ContentInfo of a detached SignedData over content whose digest
+/// is `message_digest`, signed by `sign` (which gets the digest of the
+/// signed attributes).
+fn signed_data(
+    message_digest: Vec<u8>,
+    cert_der: &[u8],
+    digest_algorithm: DigestAlgorithm,
+    scheme: SignatureScheme,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+    sign: &SignAttributes<'_>,
+) -> Result<Vec<u8>, Error> {
+    let cert = Certificate::from_der(cert_der)
         .map_err(|e| Error::KeyStore(format!("the station certificate does not parse: {e}")))?;
     let signer_cert = Cert {
         inner: cert.clone(),
@@ -334,7 +403,7 @@ pub fn sign_detached_digest(
     ])?;
     // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF attributes.
     let attrs_digest = provider.digest(digest_algorithm, &signed_attrs.to_der()?);
-    let signature = signer.sign_digest(scheme, digest_algorithm, &attrs_digest)?;
+    let signature = sign(&attrs_digest)?;
 
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
@@ -607,19 +676,14 @@ pub enum ContentEncryption {
     Gcm(AeadCipher),
 }
 
-/// Encrypts `content` for the recipient's certificate with one
-/// KeyTransRecipientInfo and a fresh random content key. Returns the DER ContentInfo.
-pub fn encrypt(
-    content: &[u8],
+/// A fresh content-encryption key of `key_len` bytes and the one
+/// KeyTransRecipientInfo that carries it to `recipient`.
+fn content_key_for(
     recipient: &Cert,
-    encryption: ContentEncryption,
+    key_len: usize,
     transport: KeyTransport,
     provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
-    let key_len = match encryption {
-        ContentEncryption::Cbc(cipher) => cipher.key_len(),
-        ContentEncryption::Gcm(cipher) => cipher.key_len(),
-    };
+) -> Result<(Vec<u8>, RecipientInfos), Error> {
     let mut key = vec![0u8; key_len];
     provider.fill_random(&mut key);
     let encrypted_key = provider.rsa_encrypt(&recipient.public_key_der()?, transport, &key)?;
@@ -629,33 +693,143 @@ pub fn encrypt(
         key_enc_alg: key_transport_algorithm(transport)?,
         enc_key: OctetString::new(encrypted_key)?,
     });
-    let recip_infos = RecipientInfos(SetOfVec::try_from(vec![recipient_info])?);
+    Ok((
+        key,
+        RecipientInfos(SetOfVec::try_from(vec![recipient_info])?),
+    ))
+}
+
+/// A DER tag and definite length (X.690 §8.1.3).
+fn der_header(tag: u8, len: u64) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![tag, len as u8];
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|&&b| b == 0).count();
+    let mut out = vec![tag, 0x80 | (8 - skip) as u8];
+    out.extend_from_slice(&bytes[skip..]);
+    out
+}
+
+/// The length of a DER element whose contents are `len` bytes.
+fn der_len(len: u64) -> u64 {
+    der_header(0, len).len() as u64 + len
+}
+
+/// EnvelopedData being written (RFC 5652 §6.1): the DER up to the
+/// ciphertext went out when it began, each plaintext piece goes through the
+/// cipher as it is written, and [`Envelope::finish`] pads the last block.
+/// The plaintext is never held whole, and the DER is exact: its lengths
+/// were known from the plaintext's length.
+pub struct Envelope<'s> {
+    cipher: Box<dyn crate::crypto::Cipher + Send>,
+    out: &'s mut dyn crate::bytes::Sink,
+    expected: u64,
+    written: u64,
+}
+
+/// Starts EnvelopedData for `plaintext_len` bytes, encrypted with a fresh
+/// key of `cipher` for the recipient's certificate (one
+/// KeyTransRecipientInfo), and writes its DER prefix to `out`.
+pub fn begin_enveloped<'s>(
+    plaintext_len: u64,
+    recipient: &Cert,
+    cipher: ContentCipher,
+    transport: KeyTransport,
+    provider: &dyn CryptoProvider,
+    out: &'s mut dyn crate::bytes::Sink,
+) -> Result<Envelope<'s>, Error> {
+    let (key, recip_infos) = content_key_for(recipient, cipher.key_len(), transport, provider)?;
+    let mut iv = vec![0u8; cipher.block_len()];
+    provider.fill_random(&mut iv);
+    let algorithm = algorithm(
+        cipher.oid(),
+        Some(Any::encode_from(&OctetString::new(iv.clone())?)?),
+    )
+    .to_der()?;
+    let block = cipher.block_len() as u64;
+    // PKCS#7 padding always adds 1 to `block` bytes (RFC 5652 §6.3).
+    let ciphertext_len = (plaintext_len / block + 1) * block;
+    let content_type = oids::DATA.to_der()?;
+    // encryptedContent is [0] IMPLICIT OCTET STRING: primitive, tag 0x80.
+    let ciphertext_header = der_header(0x80, ciphertext_len);
+    let info_len =
+        (content_type.len() + algorithm.len() + ciphertext_header.len()) as u64 + ciphertext_len;
+    let version = CmsVersion::V0.to_der()?;
+    let recipients = recip_infos.to_der()?;
+    let enveloped_len = (version.len() + recipients.len()) as u64 + der_len(info_len);
+    let outer_type = oids::ENVELOPED_DATA.to_der()?;
+    let explicit_len = der_len(enveloped_len);
+    let mut prefix = der_header(0x30, outer_type.len() as u64 + der_len(explicit_len));
+    prefix.extend_from_slice(&outer_type);
+    prefix.extend(der_header(0xa0, explicit_len));
+    prefix.extend(der_header(0x30, enveloped_len));
+    prefix.extend_from_slice(&version);
+    prefix.extend_from_slice(&recipients);
+    prefix.extend(der_header(0x30, info_len));
+    prefix.extend_from_slice(&content_type);
+    prefix.extend_from_slice(&algorithm);
+    prefix.extend_from_slice(&ciphertext_header);
+    out.write(&prefix)?;
+    let cipher = provider.cipher(cipher, Direction::Encrypt, &key, &iv)?;
+    Ok(Envelope {
+        cipher,
+        out,
+        expected: plaintext_len,
+        written: 0,
+    })
+}
+
+impl crate::bytes::Sink for Envelope<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.written += data.len() as u64;
+        let encrypted = self.cipher.update(data);
+        self.out.write(&encrypted)
+    }
+}
+
+impl Envelope<'_> {
+    /// Pads and writes the last block. The plaintext must have been exactly
+    /// as long as announced, or the DER would lie about its lengths.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.written != self.expected {
+            return Err(Error::Storage(format!(
+                "the content to encrypt was {} bytes, not the {} announced",
+                self.written, self.expected
+            )));
+        }
+        let last = self.cipher.finish()?;
+        self.out.write(&last)
+    }
+}
+
+/// Encrypts `content` for the recipient's certificate with one
+/// KeyTransRecipientInfo and a fresh random content key. Returns the DER ContentInfo.
+pub fn encrypt(
+    content: &[u8],
+    recipient: &Cert,
+    encryption: ContentEncryption,
+    transport: KeyTransport,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
     match encryption {
         ContentEncryption::Cbc(cipher) => {
-            let mut iv = vec![0u8; cipher.block_len()];
-            provider.fill_random(&mut iv);
-            let encrypted = provider.cipher_all(cipher, Direction::Encrypt, &key, &iv, content)?;
-            let enveloped = EnvelopedData {
-                version: CmsVersion::V0,
-                originator_info: None,
-                recip_infos,
-                encrypted_content: EncryptedContentInfo {
-                    content_type: oids::DATA,
-                    content_enc_alg: algorithm(
-                        cipher.oid(),
-                        Some(Any::encode_from(&OctetString::new(iv)?)?),
-                    ),
-                    encrypted_content: Some(OctetString::new(encrypted)?),
-                },
-                unprotected_attrs: None,
-            };
-            Ok(ContentInfo {
-                content_type: oids::ENVELOPED_DATA,
-                content: Any::encode_from(&enveloped)?,
-            }
-            .to_der()?)
+            let mut der = Vec::with_capacity(content.len() + 1024);
+            let mut envelope = begin_enveloped(
+                content.len() as u64,
+                recipient,
+                cipher,
+                transport,
+                provider,
+                &mut der,
+            )?;
+            crate::bytes::Sink::write(&mut envelope, content)?;
+            envelope.finish()?;
+            Ok(der)
         }
         ContentEncryption::Gcm(cipher) => {
+            let (key, recip_infos) =
+                content_key_for(recipient, cipher.key_len(), transport, provider)?;
             let mut nonce = vec![0u8; GCM_NONCE_LEN];
             provider.fill_random(&mut nonce);
             let mut sealed = provider.aead_seal(cipher, &key, &nonce, &[], content)?;
