@@ -89,6 +89,7 @@ async fn guest_trap_is_reported_and_the_next_request_is_served() {
     let small = runtime_with(Limits {
         memory_bytes: 48 << 20,
         deadline: Duration::from_secs(60),
+        ..Default::default()
     });
     let pair = Pair::start(runtime(), small).await;
 
@@ -198,6 +199,7 @@ fn faulty_runtime() -> std::sync::Arc<as2_harness::runtime::Runtime> {
             Limits {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(3),
+                ..Default::default()
             },
         )
         .expect("loading the fault-switch component"),

@@ -10,7 +10,7 @@ use anyhow::{Context, ensure};
 use as2_connector::config::{Checked, Connection};
 use as2_connector::crypto::rustcrypto::{GeneratedKey, RustCryptoProvider, generate_station_key};
 use as2_connector::message::{self, Document, Outbound};
-use as2_harness::connector::Connector;
+use as2_harness::connector::{Connector, Content, SendDocument};
 use as2_harness::demo::disposition_text;
 use as2_harness::runtime::{self, HttpRequest, Limits, Runtime, Station};
 use as2_harness::secrets::MasterKey;
@@ -187,6 +187,7 @@ impl Component {
             Limits {
                 memory_bytes: 4 << 30,
                 deadline: Duration::from_secs(600),
+                ..Default::default()
             },
         )?);
         let open = |name: &str, key: &GeneratedKey| -> anyhow::Result<Arc<Station>> {
@@ -212,15 +213,15 @@ impl Component {
         } else {
             &self.a_config
         };
-        let document = runtime::Document {
+        let document = SendDocument {
             file_name: Some("bench.edi".into()),
             content_type: "application/edi-x12".into(),
-            content: content.to_vec(),
+            content: Content::Bytes(content.to_vec()),
         };
         let start = Instant::now();
         let built = self
             .a
-            .build_message(config, &document)
+            .build(config, document)
             .context("the component stopped")?
             .map_err(|e| {
                 anyhow::anyhow!("build-message: {}", as2_harness::connector::describe(&e))

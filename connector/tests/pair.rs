@@ -706,10 +706,8 @@ fn a_large_document_read_in_short_pieces_round_trips_in_every_profile() {
         r#","compression":"before-signing""#,
         r#","compression":"after-signing","encryption":"none""#,
     ] {
-        let (sender, receiver) = connections(
-            case,
-            r#","require_signed":false,"require_encrypted":false"#,
-        );
+        let (sender, receiver) =
+            connections(case, r#","require_signed":false,"require_encrypted":false"#);
         let mut body = Vec::new();
         let head = message::build_into(
             &sender,
@@ -730,7 +728,10 @@ fn a_large_document_read_in_short_pieces_round_trips_in_every_profile() {
             .result
             .as_ref()
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert!(received.document.content == content, "{case}: content differs");
+        assert!(
+            received.document.content == content,
+            "{case}: content differs"
+        );
         assert_eq!(received.mic, head.mic, "{case}");
     }
 }

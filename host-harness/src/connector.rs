@@ -1,9 +1,14 @@
 //! The component's operations for one station, as plain Rust calls.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use wasmtime::component::Resource;
+
+use crate::blobs::Blob;
 use crate::runtime::{
-    CallError, CallOptions, ConnectorError, Document, HttpRequest, Runtime, Station, api,
+    CallError, CallOptions, ConnectorError, Document, Header, HttpRequest, Mic, OutgoingDocument,
+    Runtime, Station, api,
 };
 
 /// One station's view of the component: the shared runtime plus the
@@ -17,6 +22,65 @@ pub struct Connector {
     pub runtime: Arc<Runtime>,
     /// The station's services.
     pub station: Arc<Station>,
+}
+
+/// A document to send.
+#[derive(Debug, Clone)]
+pub struct SendDocument {
+    /// File name for Content-Disposition, if any.
+    pub file_name: Option<String>,
+    /// MIME type, e.g. `application/edi-x12`.
+    pub content_type: String,
+    /// Its bytes.
+    pub content: Content,
+}
+
+/// Where a document's bytes are.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// In memory.
+    Bytes(Vec<u8>),
+    /// In a file, read a piece at a time as the message is built.
+    File(PathBuf),
+}
+
+impl From<&Document> for SendDocument {
+    fn from(document: &Document) -> Self {
+        SendDocument {
+            file_name: document.file_name.clone(),
+            content_type: document.content_type.clone(),
+            content: Content::Bytes(document.content.clone()),
+        }
+    }
+}
+
+/// A document without its bytes, until they are a blob of the call.
+struct DocumentMeta {
+    file_name: Option<String>,
+    content_type: String,
+}
+
+impl DocumentMeta {
+    fn with_content(self, content: Resource<Blob>) -> wasmtime::Result<OutgoingDocument> {
+        Ok(OutgoingDocument {
+            file_name: self.file_name,
+            content_type: self.content_type,
+            content,
+        })
+    }
+}
+
+/// A message as `build-message` built it, its body read into memory.
+#[derive(Debug, Clone)]
+pub struct BuiltMessage {
+    /// Its Message-ID.
+    pub message_id: String,
+    /// The HTTP header fields to send it with.
+    pub headers: Vec<Header>,
+    /// The HTTP body.
+    pub body: Vec<u8>,
+    /// The MIC the partner's MDN must return.
+    pub mic: Mic,
 }
 
 /// A call's outcome: the host failed (trap), or the component answered.
@@ -69,24 +133,84 @@ impl Connector {
             })
     }
 
-    /// `import`: send documents.
+    /// `import`: send documents held in memory.
     pub fn import(
         &self,
         config: &str,
         documents: &[Document],
     ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
+        self.send(config, documents.iter().map(SendDocument::from).collect())
+    }
+
+    /// `import`: send documents, each read from memory or from its file a
+    /// piece at a time.
+    pub fn send(
+        &self,
+        config: &str,
+        documents: Vec<SendDocument>,
+    ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
         let options = CallOptions::for_config(config);
+        let blobs = self.blobs(documents)?;
         self.runtime
             .call_with(&self.station, &options, |guest, store| {
-                guest.call_import(store, config, documents)
+                let documents = blobs
+                    .into_iter()
+                    .map(|(meta, blob)| meta.with_content(store.data_mut().push_blob(blob)?))
+                    .collect::<wasmtime::Result<Vec<_>>>()?;
+                guest.call_import(store, config, &documents)
             })
     }
 
     /// `build-message`: the message `import` would send, neither sent nor recorded.
-    pub fn build_message(&self, config: &str, document: &Document) -> Outcome<api::BuiltMessage> {
+    pub fn build_message(&self, config: &str, document: &Document) -> Outcome<BuiltMessage> {
+        self.build(config, SendDocument::from(document))
+    }
+
+    /// [`Connector::build_message`] of a document in memory or in a file.
+    pub fn build(&self, config: &str, document: SendDocument) -> Outcome<BuiltMessage> {
+        let [(meta, blob)]: [_; 1] = self
+            .blobs(vec![document])?
+            .try_into()
+            .map_err(|_| CallError::Host(anyhow::anyhow!("one document makes one blob")))?;
         self.runtime.call(&self.station, |guest, store| {
-            guest.call_build_message(store, config, document)
+            let document = meta.with_content(store.data_mut().push_blob(blob)?)?;
+            let built = match guest.call_build_message(&mut *store, config, &document)? {
+                Ok(built) => built,
+                Err(e) => return Ok(Err(e)),
+            };
+            let body = store
+                .data_mut()
+                .take_blob(built.body)?
+                .into_bytes()
+                .map_err(wasmtime::Error::from_anyhow)?;
+            Ok(Ok(BuiltMessage {
+                message_id: built.message_id,
+                headers: built.headers,
+                body,
+                mic: built.mic,
+            }))
         })
+    }
+
+    /// The blobs of `documents`, beside what else each document says.
+    fn blobs(&self, documents: Vec<SendDocument>) -> Result<Vec<(DocumentMeta, Blob)>, CallError> {
+        let dir = self.station.data_dir.join("blobs");
+        documents
+            .into_iter()
+            .map(|document| {
+                let blob = match document.content {
+                    Content::Bytes(bytes) => Blob::from_bytes(&dir, bytes),
+                    Content::File(path) => Blob::from_file(&dir, &path).map_err(CallError::Host)?,
+                };
+                Ok((
+                    DocumentMeta {
+                        file_name: document.file_name,
+                        content_type: document.content_type,
+                    },
+                    blob,
+                ))
+            })
+            .collect()
     }
 
     /// `resume`: send again what this connection still owes the partner.

@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use as2_harness::connector::{Connector, describe, describe_problem, error_code, has_errors};
+use as2_harness::connector::{
+    Connector, Content, SendDocument, describe, describe_problem, error_code, has_errors,
+};
 use as2_harness::demo::disposition_text;
-use as2_harness::runtime::{Document, Limits, Runtime, Station, api};
+use as2_harness::runtime::{Limits, Runtime, Station, api};
 use as2_harness::server::{self, Endpoint, Route};
 
 /// Run and test the AS2 connector WebAssembly component on this machine.
@@ -312,6 +314,7 @@ fn connector(cli: &Cli) -> anyhow::Result<Connector> {
     let limits = Limits {
         memory_bytes: cli.memory_limit_mib << 20,
         deadline: Duration::from_secs(cli.deadline_secs),
+        ..Limits::default()
     };
     let runtime = Runtime::new(Some(&cli.data_dir.join("cache")), limits)?;
     let station = Station::open(&cli.data_dir)?;
@@ -617,17 +620,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
             let mut tasks = tokio::task::JoinSet::new();
             for path in files.clone() {
-                let document = Document {
+                // Read a piece at a time as the message is built, never whole.
+                std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let document = SendDocument {
                     file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
                     content_type: content_type.clone(),
-                    content: std::fs::read(&path)
-                        .with_context(|| format!("reading {}", path.display()))?,
+                    content: Content::File(path.clone()),
                 };
                 let (connector, config, slots) = (connector.clone(), config.clone(), slots.clone());
                 tasks.spawn(async move {
                     let _slot = slots.acquire_owned().await;
                     let started = std::time::Instant::now();
-                    let outcome = blocking(move || connector.import(&config, &[document])).await;
+                    let outcome = blocking(move || connector.send(&config, vec![document])).await;
                     (path, outcome, started.elapsed())
                 });
             }

@@ -21,6 +21,7 @@ use as2_connector::crypto::{
     Hasher, KeyTransport, PrivateKey, SignatureScheme,
 };
 
+use crate::blobs::Blob;
 use crate::keystore::{self, KeyError, KeyStore};
 pub use crate::outgoing::CallOptions;
 use crate::outgoing::HttpHooks;
@@ -40,6 +41,7 @@ pub mod bindings {
             "as2:connector/keystore.private-key": super::KeyHandle,
             "as2:connector/primitives.hasher": super::HasherState,
             "as2:connector/primitives.cipher": super::CipherState,
+            "as2:connector/types.blob": crate::blobs::Blob,
         },
         imports: { default: trappable },
         require_store_data_send: true,
@@ -51,7 +53,10 @@ use bindings::as2::connector::{
     state as wit_state, types,
 };
 pub use bindings::exports::as2::connector::connector as api;
-pub use types::{Document, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse};
+pub use types::{
+    Document, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse, Mic,
+    OutgoingDocument,
+};
 
 /// The compiled connector component, embedded at build time.
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_COMPONENT_WASM"));
@@ -97,10 +102,77 @@ impl Station {
 
 /// An open key handle held for the guest: the key stays here.
 pub struct KeyHandle(Arc<crate::hostkey::HostKey>);
-/// A running digest held for the guest.
+/// A running digest held for the guest. Once it is fed large pieces it
+/// runs on a thread of its own, so that a message's digest is taken while
+/// the guest encrypts the same bytes: signing and encrypting a large
+/// document then costs about the cipher alone, not the cipher plus the digest.
 pub struct HasherState {
     algorithm: DigestAlgorithm,
-    hasher: Box<dyn Hasher + Send>,
+    run: HasherRun,
+}
+
+enum HasherRun {
+    Here(Box<dyn Hasher + Send>),
+    Behind {
+        pieces: std::sync::mpsc::SyncSender<Vec<u8>>,
+        digest: std::thread::JoinHandle<Vec<u8>>,
+    },
+    Finished,
+}
+
+/// Pieces at least this large move a digest to its own thread.
+const BACKGROUND_DIGEST_PIECE: usize = 64 * 1024;
+
+impl HasherState {
+    fn new(algorithm: DigestAlgorithm) -> Self {
+        HasherState {
+            algorithm,
+            run: HasherRun::Here(RustCryptoProvider.hasher(algorithm)),
+        }
+    }
+
+    fn update(&mut self, data: Vec<u8>) -> wasmtime::Result<()> {
+        if data.len() >= BACKGROUND_DIGEST_PIECE
+            && let HasherRun::Here(_) = self.run
+            && let HasherRun::Here(mut hasher) =
+                std::mem::replace(&mut self.run, HasherRun::Finished)
+        {
+            // A few pieces in flight: enough to overlap, bounded in memory.
+            let (pieces, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            let digest = std::thread::Builder::new()
+                .name("digest".into())
+                .spawn(move || {
+                    for piece in received {
+                        hasher.update(&piece);
+                    }
+                    hasher.finish()
+                })?;
+            self.run = HasherRun::Behind { pieces, digest };
+        }
+        match &mut self.run {
+            HasherRun::Here(hasher) => hasher.update(&data),
+            HasherRun::Behind { pieces, .. } => pieces
+                .send(data)
+                .map_err(|_| wasmtime::Error::msg("the digest thread stopped"))?,
+            HasherRun::Finished => {}
+        }
+        Ok(())
+    }
+
+    /// The digest of everything fed; the hasher starts afresh.
+    fn finish(&mut self) -> wasmtime::Result<Vec<u8>> {
+        let fresh = HasherRun::Here(RustCryptoProvider.hasher(self.algorithm));
+        match std::mem::replace(&mut self.run, fresh) {
+            HasherRun::Here(hasher) => Ok(hasher.finish()),
+            HasherRun::Behind { pieces, digest } => {
+                drop(pieces);
+                digest
+                    .join()
+                    .map_err(|_| wasmtime::Error::msg("the digest thread panicked"))
+            }
+            HasherRun::Finished => Err(wasmtime::Error::msg("a digest was lost")),
+        }
+    }
 }
 /// A running cipher held for the guest.
 pub struct CipherState(Option<Box<dyn Cipher + Send>>);
@@ -113,6 +185,9 @@ pub struct CallState {
     limits: StoreLimits,
     station: Arc<Station>,
     hooks: HttpHooks,
+    /// What the call may still append to blobs, and its whole allowance.
+    blob_allowance: u64,
+    blob_limit: u64,
 }
 
 impl WasiView for CallState {
@@ -185,6 +260,98 @@ fn handle<'a, T: 'static>(
 }
 
 impl types::Host for CallState {}
+
+impl CallState {
+    /// Hands `blob` to the guest.
+    pub fn push_blob(&mut self, blob: Blob) -> wasmtime::Result<Resource<Blob>> {
+        Ok(self.table.push(blob)?)
+    }
+
+    /// Takes back a blob the guest returned.
+    pub fn take_blob(&mut self, blob: Resource<Blob>) -> wasmtime::Result<Blob> {
+        Ok(self.table.delete(blob)?)
+    }
+
+    /// Where this station's blob files live.
+    fn blob_dir(&self) -> PathBuf {
+        self.station.data_dir.join("blobs")
+    }
+}
+
+fn blob_error(e: anyhow::Error) -> ConnectorError {
+    error(ErrorCode::StorageFailed, format!("{e:#}"))
+}
+
+impl types::HostBlob for CallState {
+    fn new(&mut self) -> wasmtime::Result<Resource<Blob>> {
+        let blob = Blob::new(&self.blob_dir());
+        Ok(self.table.push(blob)?)
+    }
+
+    fn size(&mut self, blob: Resource<Blob>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&blob)?.len())
+    }
+
+    fn read(
+        &mut self,
+        blob: Resource<Blob>,
+        offset: u64,
+        length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(self
+            .table
+            .get(&blob)?
+            .read(offset, length)
+            .map_err(blob_error))
+    }
+
+    fn append(
+        &mut self,
+        blob: Resource<Blob>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
+        let allowance = self.blob_allowance;
+        if data.len() as u64 > allowance {
+            return Ok(Err(error(
+                ErrorCode::StorageFailed,
+                format!(
+                    "the call wrote more than its {} MiB of message data",
+                    self.blob_limit >> 20
+                ),
+            )));
+        }
+        self.blob_allowance -= data.len() as u64;
+        Ok(self.table.get_mut(&blob)?.append(&data).map_err(blob_error))
+    }
+
+    fn keep(
+        &mut self,
+        blob: Resource<Blob>,
+        name: String,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
+        Ok(self.table.get_mut(&blob)?.keep(&name).map_err(blob_error))
+    }
+
+    fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Option<Resource<Blob>>, ConnectorError>> {
+        match Blob::open_kept(&self.blob_dir(), &name) {
+            Ok(Some(blob)) => Ok(Ok(Some(self.table.push(blob)?))),
+            Ok(None) => Ok(Ok(None)),
+            Err(e) => Ok(Err(blob_error(e))),
+        }
+    }
+
+    fn forget(&mut self, name: String) -> wasmtime::Result<Result<(), ConnectorError>> {
+        Ok(Blob::forget(&self.blob_dir(), &name).map_err(blob_error))
+    }
+
+    fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
+        self.table.delete(blob)?;
+        Ok(())
+    }
+}
 impl wit_keystore::Host for CallState {}
 impl primitives::Host for CallState {
     fn rsa_encrypt(
@@ -317,22 +484,15 @@ impl primitives::HostHasher for CallState {
         &mut self,
         algorithm: types::DigestAlgorithm,
     ) -> wasmtime::Result<Resource<HasherState>> {
-        let algorithm = digest(algorithm);
-        Ok(self.table.push(HasherState {
-            algorithm,
-            hasher: RustCryptoProvider.hasher(algorithm),
-        })?)
+        Ok(self.table.push(HasherState::new(digest(algorithm)))?)
     }
 
     fn update(&mut self, hasher: Resource<HasherState>, data: Vec<u8>) -> wasmtime::Result<()> {
-        self.table.get_mut(&hasher)?.hasher.update(&data);
-        Ok(())
+        self.table.get_mut(&hasher)?.update(data)
     }
 
     fn finish(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<Vec<u8>> {
-        let state = self.table.get_mut(&hasher)?;
-        let fresh = RustCryptoProvider.hasher(state.algorithm);
-        Ok(std::mem::replace(&mut state.hasher, fresh).finish())
+        self.table.get_mut(&hasher)?.finish()
     }
 
     fn drop(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<()> {
@@ -489,6 +649,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Wall-clock deadline of one call, host calls (HTTP) included.
     pub deadline: Duration,
+    /// Most bytes one call may write to blobs (the messages it builds), so
+    /// that no call can fill the disk.
+    pub blob_bytes: u64,
 }
 
 impl Limits {
@@ -505,6 +668,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 1 << 30,
             deadline: Duration::from_secs(300),
+            blob_bytes: 16 << 30,
         }
     }
 }
@@ -623,6 +787,8 @@ impl Runtime {
                 .build(),
             station: station.clone(),
             hooks: HttpHooks::new(options, station.clone()),
+            blob_allowance: self.limits.blob_bytes,
+            blob_limit: self.limits.blob_bytes,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -1,5 +1,6 @@
 //! The engine's crypto traits, served by the host's imports.
 
+use crate::bytes::{Sink, Source};
 use crate::crypto::{
     AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
     Hasher, KeyTransport, PrivateKey, SignatureScheme,
@@ -231,5 +232,49 @@ impl PrivateKey for HostKey {
         self.handle
             .decrypt_key(transport(scheme), encrypted_key)
             .map_err(crypto_error)
+    }
+}
+
+/// A host blob read as the engine's [`Source`]: a piece at a time, never whole.
+pub struct BlobSource<'a> {
+    blob: &'a wit::Blob,
+    len: u64,
+}
+
+impl<'a> BlobSource<'a> {
+    /// Reads `blob`, whose length is fixed from now on.
+    pub fn new(blob: &'a wit::Blob) -> Self {
+        BlobSource {
+            len: blob.size(),
+            blob,
+        }
+    }
+}
+
+impl Source for BlobSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, crate::Error> {
+        let length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let piece = self
+            .blob
+            .read(offset, length)
+            .map_err(|e| crate::Error::Storage(e.message))?;
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        Ok(n)
+    }
+}
+
+/// A host blob written as the engine's [`Sink`].
+pub struct BlobSink<'a>(pub &'a wit::Blob);
+
+impl Sink for BlobSink<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), crate::Error> {
+        self.0
+            .append(data)
+            .map_err(|e| crate::Error::Storage(e.message))
     }
 }

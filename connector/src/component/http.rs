@@ -1,12 +1,13 @@
 //! Outgoing HTTP through the standard `wasi:http/outgoing-handler`.
 
+use crate::bytes::{self, Source};
 use crate::headers::Headers;
 
 use super::bindings::wasi::http::outgoing_handler;
 use super::bindings::wasi::http::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
-use super::bindings::wasi::io::streams::StreamError;
+use super::bindings::wasi::io::streams::{OutputStream, StreamError};
 
 /// A response: status, header fields, body.
 pub struct Response {
@@ -28,7 +29,7 @@ pub fn send(
     method: &str,
     url: &str,
     headers: &Headers,
-    body: &[u8],
+    body: &dyn Source,
     timeout_seconds: u64,
 ) -> Result<Response, HttpFailure> {
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
@@ -149,11 +150,31 @@ pub fn send(
     })
 }
 
-fn write_body(outgoing_body: &OutgoingBody, body: &[u8]) -> Result<(), String> {
+fn write_body(outgoing_body: &OutgoingBody, body: &dyn Source) -> Result<(), String> {
     let stream = outgoing_body
         .write()
         .map_err(|()| "request body stream unavailable".to_string())?;
-    let mut remaining = body;
+    // The stream's failure, kept apart from a failure to read the body.
+    let mut failure = None;
+    let read = bytes::for_each_piece(body, |piece| {
+        write_all(&stream, piece).map_err(|e| {
+            failure = Some(e);
+            crate::Error::Storage("the request body stream failed".into())
+        })
+    });
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    read.map_err(|e| format!("reading the message to send: {e}"))?;
+    match stream.blocking_flush() {
+        // Every byte was written; the host may close the stream as soon as the
+        // Content-Length is reached and the response is under way.
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(error) => Err(stream_error(error)),
+    }
+}
+
+fn write_all(stream: &OutputStream, mut remaining: &[u8]) -> Result<(), String> {
     while !remaining.is_empty() {
         let permitted = loop {
             let permitted = stream.check_write().map_err(stream_error)?;
@@ -168,12 +189,7 @@ fn write_body(outgoing_body: &OutgoingBody, body: &[u8]) -> Result<(), String> {
         stream.write(&remaining[..take]).map_err(stream_error)?;
         remaining = &remaining[take..];
     }
-    match stream.blocking_flush() {
-        // Every byte was written; the host may close the stream as soon as the
-        // Content-Length is reached and the response is under way.
-        Ok(()) | Err(StreamError::Closed) => Ok(()),
-        Err(error) => Err(stream_error(error)),
-    }
+    Ok(())
 }
 
 fn stream_error(error: StreamError) -> String {

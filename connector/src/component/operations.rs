@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Checked, Connection, MdnDelivery, MdnMode};
 use crate::headers::Headers;
 use crate::mdn::{Disposition, DispositionType, Mdn, ModifierKind};
-use crate::message::{self, Document, MdnVerdict};
+use crate::message::{self, DocumentInfo, MdnVerdict};
 use crate::mic::Mic;
 use crate::smime::Cert;
 
 use super::bindings::as2::connector::log::{self, Level};
 use super::bindings::as2::connector::{secrets, state};
 use super::bindings::exports::as2::connector::connector as api;
-use super::host::{HostCrypto, HostKey};
+use super::host::{BlobSink, BlobSource, HostCrypto, HostKey};
 use super::{Component, to_wit_error, wit, wit_error};
 
 /// How long to wait on the partner before giving up on an HTTP exchange.
@@ -249,22 +249,38 @@ const LEASE_SLACK_MS: u64 = 5_000;
 struct Outgoing {
     message_id: String,
     headers: Headers,
-    body: Vec<u8>,
+    /// The exact bytes, kept by the host under the message's `outbox/` name.
+    body: wit::Blob,
     mic: Mic,
 }
 
 impl Outgoing {
-    /// `outbox/` encoding: the header fields as one JSON line, then the body.
-    fn encode(&self) -> Result<Vec<u8>, wit::Error> {
+    /// `outbox/` record: the header fields as one JSON line. The body is the
+    /// blob kept under the same name.
+    fn encode_headers(&self) -> Result<Vec<u8>, wit::Error> {
         let fields: Vec<(&str, &str)> = self.headers.iter().collect();
         let mut bytes = serde_json::to_vec(&fields)
             .map_err(|e| wit_error(wit::ErrorCode::Internal, format!("encoding a message: {e}")))?;
         bytes.push(b'\n');
-        bytes.extend_from_slice(&self.body);
         Ok(bytes)
     }
 
-    fn decode(record: &SentRecord, bytes: &[u8]) -> Result<Self, wit::Error> {
+    /// Makes the message durable before it first goes out: its bytes, then
+    /// its header fields.
+    fn keep(&self) -> Result<(), wit::Error> {
+        let key = outbox_key(&self.message_id);
+        self.body.keep(&key)?;
+        state::set(&key, &self.encode_headers()?)
+    }
+
+    /// The stored message of `record`, or `None` when its copy is gone.
+    /// Records written before bodies were kept as blobs carry the body
+    /// after the header line.
+    fn load(record: &SentRecord) -> Result<Option<Self>, wit::Error> {
+        let key = outbox_key(&record.message_id);
+        let Some(bytes) = state::get(&key)? else {
+            return Ok(None);
+        };
         let unreadable = |detail: String| {
             wit_error(
                 wit::ErrorCode::StorageFailed,
@@ -280,12 +296,22 @@ impl Outgoing {
             .ok_or_else(|| unreadable("no header line".into()))?;
         let fields: Vec<(String, String)> =
             serde_json::from_slice(&bytes[..split]).map_err(|e| unreadable(e.to_string()))?;
-        Ok(Outgoing {
+        let inline = &bytes[split + 1..];
+        let body = match wit::Blob::open(&key)? {
+            Some(body) => body,
+            None if !inline.is_empty() => {
+                let body = wit::Blob::new();
+                body.append(inline)?;
+                body
+            }
+            None => return Ok(None),
+        };
+        Ok(Some(Outgoing {
             message_id: record.message_id.clone(),
             headers: fields.into_iter().collect(),
-            body: bytes[split + 1..].to_vec(),
+            body,
             mic: record_mic(record),
-        })
+        }))
     }
 }
 
@@ -343,6 +369,7 @@ fn update_record(
         if state::compare_and_swap(&key, Some(&current), &encode(&record)?)? {
             if was_pending && record.state != SentState::Pending {
                 state::delete(&outbox_key(message_id))?;
+                wit::Blob::forget(&outbox_key(message_id))?;
                 state::delete(&pending_key(message_id))?;
             }
             return Ok((record, true));
@@ -595,37 +622,42 @@ fn has_refresh(connection: &Checked) -> bool {
     matches!(&connection.connection.auth, crate::config::Auth::Token(token) if token.refresh.is_some())
 }
 
-/// Builds the message for `document` with the host's primitives and key.
+/// Builds the message for `document` with the host's primitives and key,
+/// its body written into a new blob as it is made.
 fn build_outgoing(
     connection: &Checked,
     key: &HostKey,
-    document: &Document,
+    document: &wit::OutgoingDocument,
 ) -> Result<Outgoing, wit::Error> {
-    let outbound = message::build(connection, document, key, SystemTime::now(), &HostCrypto)
-        .map_err(|e| to_wit_error(&e))?;
+    let info = DocumentInfo {
+        file_name: document.file_name.as_deref(),
+        content_type: &document.content_type,
+    };
+    let body = wit::Blob::new();
+    let head = message::build_into(
+        connection,
+        info,
+        &BlobSource::new(&document.content),
+        &mut BlobSink(&body),
+        key,
+        SystemTime::now(),
+        &HostCrypto,
+    )
+    .map_err(|e| to_wit_error(&e))?;
     Ok(Outgoing {
-        message_id: outbound.message_id,
-        headers: outbound.headers,
-        body: outbound.body,
-        mic: outbound.mic,
+        message_id: head.message_id,
+        headers: head.headers,
+        body,
+        mic: head.mic,
     })
-}
-
-fn engine_document(document: api::Document) -> Document {
-    Document {
-        file_name: document.file_name,
-        content_type: document.content_type,
-        content: document.content,
-    }
 }
 
 fn send_one(
     connection: &Checked,
     key: &HostKey,
-    document: api::Document,
+    document: wit::OutgoingDocument,
 ) -> Result<api::SendOutcome, wit::Error> {
     let config = &connection.connection;
-    let document = engine_document(document);
     let outgoing = build_outgoing(connection, key, &document)?;
     let message_id = outgoing.message_id.clone();
     let record = SentRecord {
@@ -648,7 +680,7 @@ fn send_one(
     authorize(connection, &config.partner.url)?;
     // Recorded before it goes out, bytes first, so a crash mid-send never
     // loses track of it and `resume` can send the very same message again.
-    state::set(&outbox_key(&message_id), &outgoing.encode()?)?;
+    outgoing.keep()?;
     state::set(&pending_key(&message_id), config.partner.as2_id.as_bytes())?;
     state::set(&state_key(&message_id), &encode(&record)?)?;
     log::emit(
@@ -656,7 +688,7 @@ fn send_one(
         &format!(
             "sending {} ({} bytes) to {} as {message_id}",
             document.file_name.as_deref().unwrap_or("document"),
-            document.content.len(),
+            document.content.size(),
             config.partner.as2_id,
         ),
     );
@@ -708,7 +740,7 @@ fn deliver(
             "POST",
             &authorized.url,
             &headers,
-            &outgoing.body,
+            &BlobSource::new(&outgoing.body),
             timeout_seconds,
         )
         .map_err(|reason| AttemptFailure::Retry(format!("HTTP: {reason}")))
@@ -1009,8 +1041,8 @@ fn resume_one(
         Err(e) => return Some(Err(e)),
     }
     log::emit(Level::Warn, &format!("{message_id}: {why}"));
-    let stored = match state::get(&outbox_key(&message_id)) {
-        Ok(Some(bytes)) => bytes,
+    let outgoing = match Outgoing::load(&record) {
+        Ok(Some(outgoing)) => outgoing,
         Ok(None) => {
             let reason = "its stored copy is gone, so it cannot be sent again".to_string();
             return Some(
@@ -1021,10 +1053,6 @@ fn resume_one(
                 .and_then(|record| outcome(&record)),
             );
         }
-        Err(e) => return Some(Err(e)),
-    };
-    let outgoing = match Outgoing::decode(&record, &stored) {
-        Ok(outgoing) => outgoing,
         Err(e) => return Some(Err(e)),
     };
     // At least one more attempt after an interruption, which was not the
@@ -1220,8 +1248,13 @@ impl api::Guest for Component {
             Ok(authorized) => authorized,
             Err(e) => return conclude(api::Verdict::InvalidConfig, e.message, checks),
         };
-        let response =
-            crate::component::http::send("GET", &authorized.url, &authorized.headers, &[], 15);
+        let response = crate::component::http::send(
+            "GET",
+            &authorized.url,
+            &authorized.headers,
+            &Vec::new(),
+            15,
+        );
         let response = match response {
             Ok(response) => response,
             Err(failure) => {
@@ -1427,7 +1460,7 @@ impl api::Guest for Component {
 
     fn import(
         config: String,
-        documents: Vec<wit::Document>,
+        documents: Vec<wit::OutgoingDocument>,
     ) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
         start_call_budget();
         let connection = checked(&config)?;
@@ -1442,11 +1475,11 @@ impl api::Guest for Component {
 
     fn build_message(
         config: String,
-        document: wit::Document,
+        document: wit::OutgoingDocument,
     ) -> Result<api::BuiltMessage, wit::Error> {
         let connection = checked(&config)?;
         let key = open_station_key(&connection)?;
-        let outgoing = build_outgoing(&connection, &key, &engine_document(document))?;
+        let outgoing = build_outgoing(&connection, &key, &document)?;
         Ok(api::BuiltMessage {
             message_id: outgoing.message_id,
             headers: from_headers(&outgoing.headers),

@@ -1,0 +1,283 @@
+//! The host side of the WIT `blob` resource: bytes kept here, outside the
+//! component's memory. A blob starts in memory and moves to a file in the
+//! station's `blobs/` folder once it outgrows [`SPILL_BYTES`], so a message
+//! of hundreds of megabytes costs the page cache, not the process. A
+//! document to send is read from its own file where it lies. A kept blob is
+//! a file named for the hash of its name, synced before `keep` returns.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sha2::Digest;
+
+/// Beyond this size a blob lives in a file.
+pub const SPILL_BYTES: usize = 8 << 20;
+
+/// Bytes held for the component.
+pub struct Blob {
+    store: Store,
+    /// The folder spill files and kept blobs go to.
+    dir: PathBuf,
+}
+
+enum Store {
+    Memory(Vec<u8>),
+    File {
+        file: File,
+        len: u64,
+        path: PathBuf,
+        /// A spill file of this blob alone, removed when it is dropped.
+        temporary: bool,
+    },
+}
+
+impl Blob {
+    /// A new, empty blob whose files go to `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Blob {
+            store: Store::Memory(Vec::new()),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A blob of `bytes`.
+    pub fn from_bytes(dir: &Path, bytes: Vec<u8>) -> Self {
+        Blob {
+            store: Store::Memory(bytes),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The file at `path`, read where it lies (a document to send).
+    pub fn from_file(dir: &Path, path: &Path) -> anyhow::Result<Self> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        Ok(Blob {
+            store: Store::File {
+                file,
+                len,
+                path: path.to_path_buf(),
+                temporary: false,
+            },
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        match &self.store {
+            Store::Memory(bytes) => bytes.len() as u64,
+            Store::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `length` bytes from `offset`, fewer where the blob ends.
+    pub fn read(&self, offset: u64, length: u32) -> anyhow::Result<Vec<u8>> {
+        let end = offset.saturating_add(u64::from(length)).min(self.len());
+        let start = offset.min(end);
+        match &self.store {
+            Store::Memory(bytes) => Ok(bytes[start as usize..end as usize].to_vec()),
+            Store::File { file, path, .. } => {
+                let mut out = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut out, start)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Appends `data`, moving to a file past [`SPILL_BYTES`].
+    pub fn append(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        if let Store::Memory(bytes) = &mut self.store {
+            if bytes.len() + data.len() <= SPILL_BYTES {
+                bytes.extend_from_slice(data);
+                return Ok(());
+            }
+            let held = std::mem::take(bytes);
+            self.store = self.spill(&held)?;
+        }
+        match &mut self.store {
+            Store::File {
+                file,
+                len,
+                path,
+                temporary: true,
+            } => {
+                file.write_all_at(data, *len)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                *len += data.len() as u64;
+                Ok(())
+            }
+            Store::File { path, .. } => anyhow::bail!(
+                "{} is kept or is a document, and is not appended to",
+                path.display()
+            ),
+            Store::Memory(_) => unreachable!("spilled just above"),
+        }
+    }
+
+    fn spill(&self, held: &[u8]) -> anyhow::Result<Store> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join(format!("spill-{}.tmp", unique()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(held)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Store::File {
+            file,
+            len: held.len() as u64,
+            path,
+            temporary: true,
+        })
+    }
+
+    /// Keeps it durably under `name`; returns once it is on disk.
+    pub fn keep(&mut self, name: &str) -> anyhow::Result<()> {
+        let target = kept_path(&self.dir, name);
+        match &mut self.store {
+            Store::Memory(bytes) => crate::files::write_durably(&target, bytes)?,
+            Store::File {
+                file,
+                path,
+                temporary,
+                ..
+            } if *temporary => {
+                file.sync_all()
+                    .with_context(|| format!("syncing {}", path.display()))?;
+                fs::rename(&*path, &target)
+                    .with_context(|| format!("moving {} into place", path.display()))?;
+                crate::files::sync_dir(&self.dir)?;
+                *path = target;
+                *temporary = false;
+            }
+            Store::File { path, .. } if *path == target => {}
+            Store::File { path, .. } => {
+                let copy = self.dir.join(format!("copy-{}.tmp", unique()));
+                fs::copy(&*path, &copy).with_context(|| format!("copying {}", path.display()))?;
+                File::open(&copy)
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("syncing {}", copy.display()))?;
+                fs::rename(&copy, &target)
+                    .with_context(|| format!("moving {} into place", copy.display()))?;
+                crate::files::sync_dir(&self.dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The blob kept under `name`, if any.
+    pub fn open_kept(dir: &Path, name: &str) -> anyhow::Result<Option<Self>> {
+        let path = kept_path(dir, name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Blob::from_file(dir, &path).map(Some)
+    }
+
+    /// Forgets the blob kept under `name`.
+    pub fn forget(dir: &Path, name: &str) -> anyhow::Result<()> {
+        let path = kept_path(dir, name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+
+    /// All its bytes, for callers that want them in memory.
+    pub fn into_bytes(mut self) -> anyhow::Result<Vec<u8>> {
+        if let Store::Memory(bytes) = &mut self.store {
+            return Ok(std::mem::take(bytes));
+        }
+        let len = u32::try_from(self.len()).context("a blob of 4 GiB or more")?;
+        self.read(0, len)
+    }
+
+    /// Writes all its bytes to `out`, a piece at a time.
+    pub fn write_to(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        const PIECE: u32 = 1 << 20;
+        let mut offset = 0;
+        while offset < self.len() {
+            let piece = self.read(offset, PIECE)?;
+            out.write_all(&piece)?;
+            offset += piece.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if let Store::File {
+            path,
+            temporary: true,
+            ..
+        } = &self.store
+        {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Where the blob kept under `name` lives: any name maps to a safe file name.
+fn kept_path(dir: &Path, name: &str) -> PathBuf {
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{hex}.blob"))
+}
+
+/// A name no other spill file of any process has.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{}-{serial}-{nanos:08x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_spills_to_a_file_reads_back_whole_and_is_kept_and_forgotten() {
+        let dir = std::env::temp_dir().join(format!("as2-blobs-test-{}", unique()));
+        let mut blob = Blob::new(&dir);
+        let piece: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+        let mut expected = Vec::new();
+        for _ in 0..10 {
+            blob.append(&piece).unwrap();
+            expected.extend_from_slice(&piece);
+        }
+        assert_eq!(blob.len(), expected.len() as u64);
+        assert!(matches!(blob.store, Store::File { .. }));
+        assert_eq!(blob.read(9_999_000, 5_000).unwrap(), &expected[9_999_000..]);
+        blob.keep("outbox/<1@ACME>").unwrap();
+        drop(blob);
+        let kept = Blob::open_kept(&dir, "outbox/<1@ACME>").unwrap().unwrap();
+        assert!(kept.into_bytes().unwrap() == expected);
+        Blob::forget(&dir, "outbox/<1@ACME>").unwrap();
+        assert!(Blob::open_kept(&dir, "outbox/<1@ACME>").unwrap().is_none());
+        // No spill file is left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir(&dir).unwrap();
+    }
+}
