@@ -313,3 +313,41 @@ async fn a_message_built_without_sending_is_processed_when_delivered_and_leaves_
         "{error:?}"
     );
 }
+
+/// A document larger than what a blob holds in memory goes out from its
+/// file: the message is built into a spill file, kept for resending while
+/// it is pending and forgotten once acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_document_is_sent_from_its_file_and_its_kept_copy_is_gone_once_acknowledged() {
+    let pair = Pair::start(runtime(), runtime()).await;
+    let size = as2_harness::blobs::SPILL_BYTES + 3 * 1024 * 1024 + 17;
+    let content: Vec<u8> = (0..size as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let dir = as2_tests::TempDir::new("large-document");
+    let path = dir.0.join("catalogue.bin");
+    std::fs::write(&path, &content).unwrap();
+    let document = as2_harness::connector::SendDocument {
+        file_name: Some("catalogue.bin".into()),
+        content_type: "application/octet-stream".into(),
+        content: as2_harness::connector::Content::File(path),
+    };
+    let (acme, config) = (pair.acme.clone(), pair.acme_config.clone());
+    let outcome = tokio::task::spawn_blocking(move || acme.send(&config, vec![document]))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let mdn = outcome.mdn.expect("a synchronous MDN");
+    assert_eq!(disposition_text(&mdn.disposition), "processed");
+    assert!(outcome.mic_matched);
+    let stored = std::fs::read(pair.inbox.join("ACME").join("catalogue.bin")).unwrap();
+    assert!(stored == content, "the stored file differs from the sent one");
+    let blobs = pair.acme.station.data_dir.join("blobs");
+    let left: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", blobs.display());
+}
