@@ -344,7 +344,10 @@ async fn a_large_document_is_sent_from_its_file_and_its_kept_copy_is_gone_once_a
     assert_eq!(disposition_text(&mdn.disposition), "processed");
     assert!(outcome.mic_matched);
     let stored = std::fs::read(pair.inbox.join("ACME").join("catalogue.bin")).unwrap();
-    assert!(stored == content, "the stored file differs from the sent one");
+    assert!(
+        stored == content,
+        "the stored file differs from the sent one"
+    );
     let blobs = pair.acme.station.data_dir.join("blobs");
     let left: Vec<_> = std::fs::read_dir(&blobs)
         .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())

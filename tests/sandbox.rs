@@ -306,3 +306,48 @@ async fn a_looping_hoarding_or_panicking_component_is_stopped_and_others_are_una
     let outcome = pair.send(purchase_order()).await;
     assert!(outcome.mic_matched);
 }
+
+/// A call may write only so much to blobs: a message larger than the
+/// allowance is refused with `STORAGE_FAILED`, nothing is recorded for it,
+/// and a small one still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_larger_than_the_calls_blob_allowance_is_refused_with_storage_failed() {
+    let tight = runtime_with(Limits {
+        blob_bytes: 1 << 20,
+        ..Default::default()
+    });
+    let pair = Pair::start(tight, runtime()).await;
+    let large = Document {
+        file_name: Some("large.bin".into()),
+        content_type: "application/octet-stream".into(),
+        content: vec![b'x'; 2 << 20],
+    };
+    let refused = pair
+        .try_send_with(&pair.acme_config, large)
+        .await
+        .expect_err("the message is larger than the allowance");
+    assert_eq!(
+        as2_harness::connector::error_code(&refused),
+        "STORAGE_FAILED"
+    );
+    assert!(refused.message.contains("1 MiB"), "{}", refused.message);
+    let everything = as2_harness::runtime::api::MessageFilter {
+        direction: None,
+        state: None,
+        since: None,
+        until: None,
+        limit: 100,
+    };
+    let listed = pair
+        .acme
+        .list_messages(&pair.acme_config, &everything)
+        .unwrap()
+        .unwrap();
+    assert!(listed.is_empty(), "{} messages recorded", listed.len());
+
+    let outcome = pair.send(purchase_order()).await;
+    assert_eq!(
+        disposition_text(&outcome.mdn.unwrap().disposition),
+        "processed"
+    );
+}
