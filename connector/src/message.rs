@@ -2,6 +2,7 @@
 //! receive, and checking the MDN that comes back. No IO: the caller moves the
 //! bytes and supplies the clock, the keys and the crypto provider.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::bytes::{self, Base64Lines, Chain, Sink, Source};
@@ -12,7 +13,7 @@ use crate::error::Error;
 use crate::headers::{self, Headers};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
-use crate::mime::{self, Entity};
+use crate::mime::Entity;
 use crate::signed::{self, SignedPlan, SigningParams};
 use crate::smime::{self, ContentEncryption};
 
@@ -918,6 +919,14 @@ const MAX_LAYERS: usize = 6;
 
 /// Decrypts, decompresses and verifies down to the payload, in whatever
 /// order the layers come (RFC 5402 allows compression before or after signing).
+/// Where the next layer's entity is.
+enum Next {
+    /// In a new buffer.
+    Owned(Vec<u8>),
+    /// In the current buffer, at this range.
+    Within(std::ops::Range<usize>),
+}
+
 fn unpack(
     connection: &Checked,
     http_headers: &Headers,
@@ -961,10 +970,19 @@ fn unpack(
             content_headers.push(name, value);
         }
     }
-    let mut current = mime::entity(&content_headers, body);
+    // The entity being unpacked: a range of the HTTP body or of what the
+    // layer before made, so that no layer copies the one it came from. The
+    // HTTP body's headers are the HTTP fields, not part of its bytes.
+    let mut buffer: Cow<'_, [u8]> = Cow::Borrowed(body);
+    let mut range = 0..body.len();
+    let mut http_headers = Some(content_headers);
     let (mut signed, mut encrypted) = (false, false);
     let mut mic: Option<Mic> = None;
     let mut decrypted_mic: Option<Mic> = None;
+    // Set when the entity at hand was just decrypted: its MIC is the
+    // message's unless a signature inside gives one (RFC 4130 §7.3.1), so
+    // it is taken only then.
+    let mut just_decrypted = false;
 
     for depth in 0..=MAX_LAYERS {
         if depth == MAX_LAYERS {
@@ -973,8 +991,15 @@ fn unpack(
             )));
         }
         let next = {
-            let entity = Entity::parse(&current)?;
+            let raw = &buffer[range.clone()];
+            let entity = match http_headers.take() {
+                Some(headers) => Entity::from_parts(headers, raw),
+                None => Entity::parse(raw)?,
+            };
             let content_type = entity.content_type();
+            if std::mem::take(&mut just_decrypted) && content_type.value != "multipart/signed" {
+                decrypted_mic = Some(mic_of(raw, None));
+            }
             match content_type.value.as_str() {
                 "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
                     // A body that does not even read as CMS fails the layer it
@@ -1010,10 +1035,13 @@ fn unpack(
                         let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)
                             .map_err(unreadable)?;
                         encrypted = true;
-                        decrypted_mic = Some(mic_of(&plain, None));
-                        plain
+                        just_decrypted = true;
+                        Next::Owned(plain)
                     } else if kind == oids::COMPRESSED_DATA {
-                        compress::decompress(&der, compress::max_decompressed(der.len()))?
+                        Next::Owned(compress::decompress(
+                            &der,
+                            compress::max_decompressed(der.len()),
+                        )?)
                     } else if kind == oids::SIGNED_DATA {
                         return Err(Error::UnsupportedFormat(
                             "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
@@ -1056,7 +1084,14 @@ fn unpack(
                         )),
                     ));
                     signed = true;
-                    verified.content.into_owned()
+                    match verified.content {
+                        // The signed part, where it lies in this buffer.
+                        Cow::Borrowed(part) => {
+                            let start = part.as_ptr() as usize - buffer.as_ptr() as usize;
+                            Next::Within(start..start + part.len())
+                        }
+                        Cow::Owned(canonical) => Next::Owned(canonical),
+                    }
                 }
                 _ => {
                     if depth == 0 && partner.require_encrypted {
@@ -1094,7 +1129,13 @@ fn unpack(
                 "the message is not encrypted and this connection requires encryption".into(),
             ));
         }
-        current = next;
+        match next {
+            Next::Owned(bytes) => {
+                range = 0..bytes.len();
+                buffer = Cow::Owned(bytes);
+            }
+            Next::Within(within) => range = within,
+        }
     }
     Err(Error::malformed("the message has no payload"))
 }

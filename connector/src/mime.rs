@@ -120,10 +120,8 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
     let mut part_start: Option<usize> = None;
     let mut line_start = 0;
     while line_start <= body.len() {
-        let line_end = body[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |i| line_start + i);
+        let line_end =
+            memchr::memchr(b'\n', &body[line_start..]).map_or(body.len(), |i| line_start + i);
         let line = &body[line_start..line_end];
         if let Some(after) = line.strip_prefix(delimiter.as_slice()) {
             let after = after.strip_suffix(b"\r").unwrap_or(after);

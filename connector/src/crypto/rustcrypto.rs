@@ -119,13 +119,20 @@ impl<M: CbcMode> CbcStream<M> {
 impl<M: CbcMode> Cipher for CbcStream<M> {
     fn update(&mut self, data: &[u8]) -> Vec<u8> {
         let block = M::block_size();
-        self.pending.extend_from_slice(data);
-        let mut ready = self.pending.len() / block * block;
+        let total = self.pending.len() + data.len();
+        let mut ready = total / block * block;
         // Keep one whole block back when decrypting: it may be the padded last one.
-        if self.direction == Direction::Decrypt && ready == self.pending.len() && ready > 0 {
+        if self.direction == Direction::Decrypt && ready == total && ready > 0 {
             ready -= block;
         }
-        let mut out: Vec<u8> = self.pending.drain(..ready).collect();
+        // The bytes are copied once, into the output, and processed there.
+        let from_pending = self.pending.len().min(ready);
+        let from_data = ready - from_pending;
+        let mut out = Vec::with_capacity(ready);
+        out.extend_from_slice(&self.pending[..from_pending]);
+        out.extend_from_slice(&data[..from_data]);
+        self.pending.drain(..from_pending);
+        self.pending.extend_from_slice(&data[from_data..]);
         self.run(&mut out);
         out
     }
@@ -497,4 +504,47 @@ pub fn generate_station_key(
         certificate_pem,
         private_key_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cipher_fed_in_uneven_pieces_gives_what_it_gives_in_one() {
+        let provider = RustCryptoProvider;
+        let key = [7u8; 32];
+        let iv = [9u8; 16];
+        for len in [0usize, 1, 15, 16, 17, 32, 1000, 4096] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 256) as u8).collect();
+            let whole = provider
+                .cipher_all(
+                    ContentCipher::Aes256Cbc,
+                    Direction::Encrypt,
+                    &key,
+                    &iv,
+                    &plain,
+                )
+                .unwrap();
+            for piece in [1usize, 3, 16, 17, 100] {
+                for (direction, input, expected) in [
+                    (Direction::Encrypt, &plain, &whole),
+                    (Direction::Decrypt, &whole, &plain),
+                ] {
+                    let mut cipher = provider
+                        .cipher(ContentCipher::Aes256Cbc, direction, &key, &iv)
+                        .unwrap();
+                    let mut out = Vec::new();
+                    for chunk in input.chunks(piece) {
+                        out.extend(cipher.update(chunk));
+                    }
+                    out.extend(cipher.finish().unwrap());
+                    assert_eq!(
+                        &out, expected,
+                        "{direction:?} {len} bytes in pieces of {piece}"
+                    );
+                }
+            }
+        }
+    }
 }
