@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::Digest;
 
+use crate::state::StateStore;
+
 /// Beyond this size a blob lives in a file.
 pub const SPILL_BYTES: usize = 8 << 20;
 
@@ -147,11 +149,20 @@ impl Blob {
         })
     }
 
-    /// Keeps it durably under `name`; returns once it is on disk.
-    pub fn keep(&mut self, name: &str) -> anyhow::Result<()> {
+    /// Keeps it durably under `name`; returns once it is on disk. A blob
+    /// still in memory goes into the state store, in the same kind of
+    /// write as a message record: a file of its own would cost a rename and
+    /// a folder sync (a journal commit) for every small message.
+    pub fn keep(&mut self, name: &str, state: &StateStore) -> anyhow::Result<()> {
         let target = kept_path(&self.dir, name);
+        let key = kept_key(name);
         match &mut self.store {
-            Store::Memory(bytes) => crate::files::write_durably(&target, bytes)?,
+            Store::Memory(bytes) => {
+                state
+                    .set(&key, bytes)
+                    .context("keeping a message in the state store")?;
+                return remove_if_present(&target);
+            }
             Store::File {
                 file,
                 path,
@@ -178,11 +189,17 @@ impl Blob {
                 crate::files::sync_dir(&self.dir)?;
             }
         }
+        if state.get(&key)?.is_some() {
+            state.delete(&key)?;
+        }
         Ok(())
     }
 
     /// The blob kept under `name`, if any.
-    pub fn open_kept(dir: &Path, name: &str) -> anyhow::Result<Option<Self>> {
+    pub fn open_kept(dir: &Path, name: &str, state: &StateStore) -> anyhow::Result<Option<Self>> {
+        if let Some(bytes) = state.get(&kept_key(name))? {
+            return Ok(Some(Blob::from_bytes(dir, bytes)));
+        }
         let path = kept_path(dir, name);
         if !path.exists() {
             return Ok(None);
@@ -191,13 +208,12 @@ impl Blob {
     }
 
     /// Forgets the blob kept under `name`.
-    pub fn forget(dir: &Path, name: &str) -> anyhow::Result<()> {
-        let path = kept_path(dir, name);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    pub fn forget(dir: &Path, name: &str, state: &StateStore) -> anyhow::Result<()> {
+        let key = kept_key(name);
+        if state.get(&key)?.is_some() {
+            state.delete(&key)?;
         }
+        remove_if_present(&kept_path(dir, name))
     }
 
     /// All its bytes, for callers that want them in memory.
@@ -235,6 +251,20 @@ impl Drop for Blob {
     }
 }
 
+/// The state-store key of a small blob kept under `name`: a prefix the
+/// component's own records never use.
+fn kept_key(name: &str) -> String {
+    format!("blobs/{name}")
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
 /// Where the blob kept under `name` lives: any name maps to a safe file name.
 fn kept_path(dir: &Path, name: &str) -> PathBuf {
     let hash = sha2::Sha256::digest(name.as_bytes());
@@ -260,7 +290,9 @@ mod tests {
     #[test]
     fn a_blob_spills_to_a_file_reads_back_whole_and_is_kept_and_forgotten() {
         let dir = std::env::temp_dir().join(format!("as2-blobs-test-{}", unique()));
-        let mut blob = Blob::new(&dir);
+        let state = StateStore::open(&dir).unwrap();
+        let blobs = dir.join("blobs");
+        let mut blob = Blob::new(&blobs);
         let piece: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
         let mut expected = Vec::new();
         for _ in 0..10 {
@@ -270,14 +302,36 @@ mod tests {
         assert_eq!(blob.len(), expected.len() as u64);
         assert!(matches!(blob.store, Store::File { .. }));
         assert_eq!(blob.read(9_999_000, 5_000).unwrap(), &expected[9_999_000..]);
-        blob.keep("outbox/<1@ACME>").unwrap();
+        blob.keep("outbox/<1@ACME>", &state).unwrap();
         drop(blob);
-        let kept = Blob::open_kept(&dir, "outbox/<1@ACME>").unwrap().unwrap();
+        let kept = Blob::open_kept(&blobs, "outbox/<1@ACME>", &state)
+            .unwrap()
+            .unwrap();
         assert!(kept.into_bytes().unwrap() == expected);
-        Blob::forget(&dir, "outbox/<1@ACME>").unwrap();
-        assert!(Blob::open_kept(&dir, "outbox/<1@ACME>").unwrap().is_none());
+        Blob::forget(&blobs, "outbox/<1@ACME>", &state).unwrap();
+        assert!(
+            Blob::open_kept(&blobs, "outbox/<1@ACME>", &state)
+                .unwrap()
+                .is_none()
+        );
         // No spill file is left behind.
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
-        fs::remove_dir(&dir).unwrap();
+        assert_eq!(fs::read_dir(&blobs).unwrap().count(), 0);
+
+        // A small one lives in the state store.
+        let mut small = Blob::from_bytes(&blobs, b"ST*850*0001~".to_vec());
+        small.keep("outbox/<2@ACME>", &state).unwrap();
+        assert_eq!(fs::read_dir(&blobs).unwrap().count(), 0);
+        let kept = Blob::open_kept(&blobs, "outbox/<2@ACME>", &state)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.into_bytes().unwrap(), b"ST*850*0001~");
+        Blob::forget(&blobs, "outbox/<2@ACME>", &state).unwrap();
+        assert!(
+            Blob::open_kept(&blobs, "outbox/<2@ACME>", &state)
+                .unwrap()
+                .is_none()
+        );
+        drop(state);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

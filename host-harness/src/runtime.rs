@@ -329,14 +329,19 @@ impl types::HostBlob for CallState {
         blob: Resource<Blob>,
         name: String,
     ) -> wasmtime::Result<Result<(), ConnectorError>> {
-        Ok(self.table.get_mut(&blob)?.keep(&name).map_err(blob_error))
+        let state = &self.station.state;
+        Ok(self
+            .table
+            .get_mut(&blob)?
+            .keep(&name, state)
+            .map_err(blob_error))
     }
 
     fn open(
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Option<Resource<Blob>>, ConnectorError>> {
-        match Blob::open_kept(&self.blob_dir(), &name) {
+        match Blob::open_kept(&self.blob_dir(), &name, &self.station.state) {
             Ok(Some(blob)) => Ok(Ok(Some(self.table.push(blob)?))),
             Ok(None) => Ok(Ok(None)),
             Err(e) => Ok(Err(blob_error(e))),
@@ -344,7 +349,7 @@ impl types::HostBlob for CallState {
     }
 
     fn forget(&mut self, name: String) -> wasmtime::Result<Result<(), ConnectorError>> {
-        Ok(Blob::forget(&self.blob_dir(), &name).map_err(blob_error))
+        Ok(Blob::forget(&self.blob_dir(), &name, &self.station.state).map_err(blob_error))
     }
 
     fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
