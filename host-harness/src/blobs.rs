@@ -251,6 +251,36 @@ impl Drop for Blob {
     }
 }
 
+/// Removes the spill files that processes no longer running left in `dir`
+/// (a `send` killed while it built a message). Files of live processes,
+/// a `send` running beside `serve`, are left alone.
+pub fn remove_stray(dir: &Path) -> anyhow::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix("spill-")
+            .or_else(|| name.strip_prefix("copy-"))
+            .filter(|_| name.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+        if !alive {
+            remove_if_present(&entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The state-store key of a small blob kept under `name`: a prefix the
 /// component's own records never use.
 fn kept_key(name: &str) -> String {
@@ -331,6 +361,16 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // A dead process's spill file goes; a live one's stays.
+        fs::write(blobs.join("spill-999999999-0-0.tmp"), b"x").unwrap();
+        let live = format!("spill-{}-0-0.tmp", std::process::id());
+        fs::write(blobs.join(&live), b"x").unwrap();
+        assert_eq!(remove_stray(&blobs).unwrap(), 1);
+        let left: Vec<_> = fs::read_dir(&blobs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec![live]);
         drop(state);
         fs::remove_dir_all(&dir).unwrap();
     }

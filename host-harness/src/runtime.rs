@@ -90,6 +90,10 @@ impl Station {
 
     /// [`Station::open`] with the secret store's master key given.
     pub fn open_with(data_dir: &Path, master_key: Option<MasterKey>) -> anyhow::Result<Arc<Self>> {
+        let removed = crate::blobs::remove_stray(&data_dir.join("blobs"))?;
+        if removed > 0 {
+            tracing::info!(removed, "removed spill files of stopped processes");
+        }
         Ok(Arc::new(Station {
             label: data_dir.display().to_string(),
             data_dir: data_dir.to_path_buf(),
