@@ -984,6 +984,8 @@ fn unpack(
     // it is taken only then.
     let mut just_decrypted = false;
 
+    // Set at the innermost entity: its file name, type and MIC.
+    let mut payload = None;
     for depth in 0..=MAX_LAYERS {
         if depth == MAX_LAYERS {
             return Err(Error::malformed(format!(
@@ -1106,21 +1108,19 @@ fn unpack(
                         ));
                     }
                     // Unsigned: over the decrypted entity, or over the content alone.
-                    let mic = match mic.or(decrypted_mic) {
+                    let mic = match mic.take().or(decrypted_mic.take()) {
                         Some(mic) => mic,
                         None => mic_of(entity.body, None),
                     };
-                    let document = Document {
-                        file_name: entity.file_name(),
-                        content_type: content_type.value,
-                        content: entity.decoded_body()?.into_owned(),
+                    let content = match entity.decoded_body()? {
+                        Cow::Borrowed(part) => {
+                            let start = part.as_ptr() as usize - buffer.as_ptr() as usize;
+                            Next::Within(start..start + part.len())
+                        }
+                        Cow::Owned(decoded) => Next::Owned(decoded),
                     };
-                    return Ok(Received {
-                        document,
-                        mic,
-                        signed,
-                        encrypted,
-                    });
+                    payload = Some((entity.file_name(), content_type.value, mic));
+                    content
                 }
             }
         };
@@ -1128,6 +1128,30 @@ fn unpack(
             return Err(Error::InsufficientSecurity(
                 "the message is not encrypted and this connection requires encryption".into(),
             ));
+        }
+        if let Some((file_name, content_type, mic)) = payload {
+            let content = match (next, buffer) {
+                (Next::Owned(bytes), _) => bytes,
+                // The payload is the tail of what was decrypted: moved to the
+                // front of that buffer rather than copied, so that a large
+                // document is held once, not twice.
+                (Next::Within(within), Cow::Owned(mut bytes)) => {
+                    bytes.truncate(within.end);
+                    bytes.drain(..within.start);
+                    bytes
+                }
+                (Next::Within(within), Cow::Borrowed(bytes)) => bytes[within].to_vec(),
+            };
+            return Ok(Received {
+                document: Document {
+                    file_name,
+                    content_type,
+                    content,
+                },
+                mic,
+                signed,
+                encrypted,
+            });
         }
         match next {
             Next::Owned(bytes) => {

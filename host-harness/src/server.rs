@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -228,6 +228,34 @@ async fn handle(
     })
 }
 
+/// Why a request body was not read whole.
+enum BodyError {
+    TooLarge,
+    Broken(hyper::Error),
+}
+
+/// Reads the whole body into one buffer, sized from the announced length,
+/// so that a message of hundreds of megabytes is held once: collecting the
+/// frames and then joining them held it two and three times over.
+async fn read_body(
+    mut body: Incoming,
+    max_body: usize,
+    announced: Option<u64>,
+) -> Result<Vec<u8>, BodyError> {
+    let expected = announced.map_or(0, |length| length.min(max_body as u64) as usize);
+    let mut out = Vec::with_capacity(expected);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Broken)?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max_body {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
 async fn receive(
     endpoint: &Arc<Endpoint>,
     peer: SocketAddr,
@@ -271,12 +299,10 @@ async fn receive(
         linger(body).await;
         return too_large(endpoint.max_body);
     }
-    let body = match Limited::new(body, endpoint.max_body).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return too_large(endpoint.max_body);
-        }
-        Err(e) => {
+    let body = match read_body(body, endpoint.max_body, announced).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return too_large(endpoint.max_body),
+        Err(BodyError::Broken(e)) => {
             return text(
                 StatusCode::BAD_REQUEST,
                 format!("the request body could not be read: {e}"),
@@ -301,7 +327,7 @@ async fn receive(
             .map_or("/", |p| p.as_str())
             .to_string(),
         headers,
-        body: body.to_vec(),
+        body,
     };
     // Twice at most: when a copy of the same message was recorded first,
     // the second call answers this one as the duplicate it is.

@@ -1349,7 +1349,7 @@ impl api::Guest for Component {
                 .as_ref()
                 .map(|key| key as &dyn crate::crypto::PrivateKey),
         };
-        let inbound = message::receive(
+        let mut inbound = message::receive(
             &connection,
             &headers,
             &request.body,
@@ -1359,8 +1359,10 @@ impl api::Guest for Component {
             &HostCrypto,
         )
         .map_err(|e| to_wit_error(&e))?;
+        // The message is read: its memory goes to what is built next.
+        drop(request);
         let mut commit = Vec::new();
-        let documents = match &inbound.result {
+        let documents = match &mut inbound.result {
             Ok(_) if inbound.duplicate => {
                 log::emit(
                     Level::Warn,
@@ -1403,7 +1405,7 @@ impl api::Guest for Component {
                     document: wit::Document {
                         file_name: received.document.file_name.clone(),
                         content_type: received.document.content_type.clone(),
-                        content: received.document.content.clone(),
+                        content: std::mem::take(&mut received.document.content),
                     },
                     mic: wit_mic(&received.mic),
                     signed: received.signed,
