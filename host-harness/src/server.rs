@@ -243,7 +243,11 @@ async fn read_body(
     announced: Option<u64>,
 ) -> Result<Vec<u8>, BodyError> {
     let expected = announced.map_or(0, |length| length.min(max_body as u64) as usize);
-    let mut out = Vec::with_capacity(expected);
+    let mut out = Vec::new();
+    // Address space only, until bytes come. Should even that be refused (a
+    // large `max_body` on a small host), the buffer grows as bytes come
+    // rather than the process aborting.
+    let _ = out.try_reserve_exact(expected);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
