@@ -25,6 +25,12 @@ pub trait Source {
 
     /// Reads up to `buf.len()` bytes from `offset`; fewer only at the end.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Error>;
+
+    /// All the bytes, where they are in memory already, so that a reader
+    /// that needs them whole borrows them rather than copies.
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl Source for &[u8] {
@@ -40,6 +46,10 @@ impl Source for &[u8] {
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)
     }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 impl Source for Vec<u8> {
@@ -49,6 +59,10 @@ impl Source for Vec<u8> {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
         self.as_slice().read_at(offset, buf)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 
@@ -87,9 +101,22 @@ pub fn for_each_piece(
     Ok(())
 }
 
+/// All of `source` in memory, for the steps that need it whole: borrowed
+/// where it is there already, read otherwise.
+pub fn whole(source: &dyn Source) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+    match source.as_slice() {
+        Some(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        None => read_all(source).map(std::borrow::Cow::Owned),
+    }
+}
+
 /// Reads all of `source` into memory, for the steps that need it whole.
 pub fn read_all(source: &dyn Source) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(usize::try_from(source.len()).unwrap_or(0));
+    let len = usize::try_from(source.len())
+        .map_err(|_| Error::Storage("the data is too large to hold in memory".into()))?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::Storage(format!("{len} bytes cannot be held in memory here")))?;
     for_each_piece(source, |piece| {
         out.extend_from_slice(piece);
         Ok(())

@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod ber;
 pub mod bytes;
 pub mod compress;
 pub mod config;

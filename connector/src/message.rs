@@ -10,7 +10,7 @@ use crate::compress;
 use crate::config::{Checked, Compression, MdnDelivery, MdnMode, TransferEncoding};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
 use crate::error::Error;
-use crate::headers::{self, Headers};
+use crate::headers::{self, Headers, ParameterizedValue};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
 use crate::mime::Entity;
@@ -798,6 +798,29 @@ pub fn receive(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<Inbound, Error> {
+    receive_from(
+        connection,
+        http_headers,
+        &body,
+        keys,
+        received_before,
+        now,
+        provider,
+    )
+}
+
+/// [`receive`] of a body read a piece at a time: an encrypted body is
+/// decrypted from `body` without a copy of its ciphertext, so that only the
+/// plaintext is held whole; any other body is read into memory first.
+pub fn receive_from(
+    connection: &Checked,
+    http_headers: &Headers,
+    body: &dyn Source,
+    keys: StationKeys<'_>,
+    received_before: &mut dyn FnMut(&str) -> Result<bool, Error>,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<Inbound, Error> {
     let config = &connection.connection;
     check_addressing(connection, http_headers)?;
     let message_id = message_id(http_headers)?;
@@ -927,10 +950,105 @@ enum Next {
     Within(std::ops::Range<usize>),
 }
 
+/// What a CMS layer (`application/pkcs7-mime`) held.
+enum Opened {
+    Decrypted(Vec<u8>),
+    Decompressed(Vec<u8>),
+}
+
+/// Opens one CMS layer: decrypts it under the connection's policy, or
+/// decompresses it. `encrypted`: a layer above was already decrypted.
+fn open_cms(
+    connection: &Checked,
+    der: &dyn Source,
+    claims_compressed: bool,
+    encrypted: bool,
+    keys: StationKeys<'_>,
+    provider: &dyn CryptoProvider,
+) -> Result<Opened, Error> {
+    let unreadable = unreadable_cms(claims_compressed);
+    // The CMS content type decides, whatever smime-type says.
+    let kind = smime::content_type(der).map_err(unreadable)?;
+    if kind == oids::ENVELOPED_DATA || kind == oids::AUTH_ENVELOPED_DATA {
+        if encrypted {
+            return Err(Error::malformed("the message is encrypted twice"));
+        }
+        let used = smime::content_encryption_of(der).map_err(unreadable)?;
+        let required = connection.connection.station.decryption;
+        if !required.allows(used) {
+            return Err(Error::InsufficientSecurity(format!(
+                "the message is encrypted with {}; this connection requires {}",
+                encryption_name(used),
+                crate::config::wire_name(required)
+            )));
+        }
+        let plain = smime::decrypt_any(der, &keys.decrypting(), provider).map_err(unreadable)?;
+        Ok(Opened::Decrypted(plain))
+    } else if kind == oids::COMPRESSED_DATA {
+        let der = bytes::whole(der)?;
+        Ok(Opened::Decompressed(compress::decompress(
+            &der,
+            compress::max_decompressed(der.len()),
+        )?))
+    } else if kind == oids::SIGNED_DATA {
+        Err(Error::UnsupportedFormat(
+            "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
+        ))
+    } else {
+        Err(Error::UnsupportedFormat(format!("CMS content type {kind}")))
+    }
+}
+
+/// A body that does not even read as CMS fails the layer it claims to be:
+/// decryption, or for compressed data decompression.
+fn unreadable_cms(claims_compressed: bool) -> impl Fn(Error) -> Error + Copy {
+    move |e| match e {
+        Error::Malformed(reason) if claims_compressed => Error::Decompression(reason),
+        Error::Malformed(reason) => {
+            Error::Decryption(format!("the encrypted body cannot be read: {reason}"))
+        }
+        e => e,
+    }
+}
+
+/// Whether an `application/pkcs7-mime` entity says it holds compressed data.
+fn claims_compressed(content_type: &ParameterizedValue) -> bool {
+    content_type
+        .param("smime-type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("compressed-data"))
+}
+
+/// Whether a MIME entity is CMS whose body is its bytes as they are: the
+/// HTTP body of an encrypted or compressed message, sent in binary as
+/// RFC 4130 §5.2 has it.
+fn is_cms_as_is(headers: &Headers) -> Option<bool> {
+    let entity = Entity::from_parts(headers.clone(), &[]);
+    let content_type = entity.content_type();
+    let cms = matches!(
+        content_type.value.as_str(),
+        "application/pkcs7-mime" | "application/x-pkcs7-mime"
+    );
+    let as_is = headers
+        .get("Content-Transfer-Encoding")
+        .is_none_or(|coding| {
+            ["binary", "8bit", "7bit"]
+                .iter()
+                .any(|identity| coding.trim().eq_ignore_ascii_case(identity))
+        });
+    (cms && as_is).then(|| claims_compressed(&content_type))
+}
+
+/// The error for a message that arrived unencrypted where encryption is required.
+fn not_encrypted() -> Error {
+    Error::InsufficientSecurity(
+        "the message is not encrypted and this connection requires encryption".into(),
+    )
+}
+
 fn unpack(
     connection: &Checked,
     http_headers: &Headers,
-    body: &[u8],
+    body: &dyn Source,
     keys: StationKeys<'_>,
     requested_micalg: Option<&(DigestAlgorithm, String)>,
     fallback: DigestAlgorithm,
@@ -970,12 +1088,6 @@ fn unpack(
             content_headers.push(name, value);
         }
     }
-    // The entity being unpacked: a range of the HTTP body or of what the
-    // layer before made, so that no layer copies the one it came from. The
-    // HTTP body's headers are the HTTP fields, not part of its bytes.
-    let mut buffer: Cow<'_, [u8]> = Cow::Borrowed(body);
-    let mut range = 0..body.len();
-    let mut http_headers = Some(content_headers);
     let (mut signed, mut encrypted) = (false, false);
     let mut mic: Option<Mic> = None;
     let mut decrypted_mic: Option<Mic> = None;
@@ -983,10 +1095,38 @@ fn unpack(
     // message's unless a signature inside gives one (RFC 4130 §7.3.1), so
     // it is taken only then.
     let mut just_decrypted = false;
+    // The entity being unpacked: a range of the HTTP body or of what the
+    // layer before made, so that no layer copies the one it came from. The
+    // HTTP body's headers are the HTTP fields, not part of its bytes.
+    let mut http_headers = Some(content_headers);
+    let mut first_depth = 0;
+    let mut buffer: Cow<'_, [u8]> = match (
+        body.as_slice(),
+        http_headers.as_ref().and_then(is_cms_as_is),
+    ) {
+        (Some(bytes), _) => Cow::Borrowed(bytes),
+        // Not in memory, and CMS as it is: opened from where it lies.
+        (None, Some(claims_compressed)) => {
+            first_depth = 1;
+            http_headers = None;
+            match open_cms(connection, body, claims_compressed, false, keys, provider)? {
+                Opened::Decrypted(plain) => {
+                    (encrypted, just_decrypted) = (true, true);
+                    Cow::Owned(plain)
+                }
+                Opened::Decompressed(_) if partner.require_encrypted => {
+                    return Err(not_encrypted());
+                }
+                Opened::Decompressed(plain) => Cow::Owned(plain),
+            }
+        }
+        (None, None) => Cow::Owned(bytes::read_all(body)?),
+    };
+    let mut range = 0..buffer.len();
 
     // Set at the innermost entity: its file name, type and MIC.
     let mut payload = None;
-    for depth in 0..=MAX_LAYERS {
+    for depth in first_depth..=MAX_LAYERS {
         if depth == MAX_LAYERS {
             return Err(Error::malformed(format!(
                 "more than {MAX_LAYERS} nested S/MIME layers"
@@ -1004,52 +1144,23 @@ fn unpack(
             }
             match content_type.value.as_str() {
                 "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
-                    // A body that does not even read as CMS fails the layer it
-                    // claims to be: decryption, or for compressed data decompression.
-                    let claims_compressed = content_type
-                        .param("smime-type")
-                        .is_some_and(|t| t.eq_ignore_ascii_case("compressed-data"));
-                    let unreadable = |e: Error| match e {
-                        Error::Malformed(reason) if claims_compressed => {
-                            Error::Decompression(reason)
+                    let claims_compressed = claims_compressed(&content_type);
+                    let der = entity
+                        .decoded_body()
+                        .map_err(unreadable_cms(claims_compressed))?;
+                    match open_cms(
+                        connection,
+                        &der.as_ref(),
+                        claims_compressed,
+                        encrypted,
+                        keys,
+                        provider,
+                    )? {
+                        Opened::Decrypted(plain) => {
+                            (encrypted, just_decrypted) = (true, true);
+                            Next::Owned(plain)
                         }
-                        Error::Malformed(reason) => Error::Decryption(format!(
-                            "the encrypted body cannot be read: {reason}"
-                        )),
-                        e => e,
-                    };
-                    let der = entity.decoded_body().map_err(unreadable)?;
-                    // The CMS content type decides, whatever smime-type says.
-                    let kind = smime::content_type(&der).map_err(unreadable)?;
-                    if kind == oids::ENVELOPED_DATA || kind == oids::AUTH_ENVELOPED_DATA {
-                        if encrypted {
-                            return Err(Error::malformed("the message is encrypted twice"));
-                        }
-                        let used = smime::content_encryption_of(&der).map_err(unreadable)?;
-                        let required = connection.connection.station.decryption;
-                        if !required.allows(used) {
-                            return Err(Error::InsufficientSecurity(format!(
-                                "the message is encrypted with {}; this connection requires {}",
-                                encryption_name(used),
-                                crate::config::wire_name(required)
-                            )));
-                        }
-                        let plain = smime::decrypt_any(&der, &keys.decrypting(), provider)
-                            .map_err(unreadable)?;
-                        encrypted = true;
-                        just_decrypted = true;
-                        Next::Owned(plain)
-                    } else if kind == oids::COMPRESSED_DATA {
-                        Next::Owned(compress::decompress(
-                            &der,
-                            compress::max_decompressed(der.len()),
-                        )?)
-                    } else if kind == oids::SIGNED_DATA {
-                        return Err(Error::UnsupportedFormat(
-                            "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
-                        ));
-                    } else {
-                        return Err(Error::UnsupportedFormat(format!("CMS content type {kind}")));
+                        Opened::Decompressed(plain) => Next::Owned(plain),
                     }
                 }
                 "multipart/signed" => {
@@ -1097,10 +1208,7 @@ fn unpack(
                 }
                 _ => {
                     if depth == 0 && partner.require_encrypted {
-                        return Err(Error::InsufficientSecurity(
-                            "the message is not encrypted and this connection requires encryption"
-                                .into(),
-                        ));
+                        return Err(not_encrypted());
                     }
                     if !signed && partner.require_signed {
                         return Err(Error::InsufficientSecurity(
@@ -1125,9 +1233,7 @@ fn unpack(
             }
         };
         if depth == 0 && !encrypted && partner.require_encrypted {
-            return Err(Error::InsufficientSecurity(
-                "the message is not encrypted and this connection requires encryption".into(),
-            ));
+            return Err(not_encrypted());
         }
         if let Some((file_name, content_type, mic)) = payload {
             let content = match (next, buffer) {

@@ -21,6 +21,8 @@ use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
+use crate::ber::{self, CONSTRUCTED};
+use crate::bytes::{self, PIECE, Source};
 use crate::crypto::{
     AeadCipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
     GCM_NONCE_LEN, GCM_TAG_LEN, KeyTransport, PrivateKey, SignatureScheme, oids,
@@ -444,9 +446,12 @@ pub struct VerifiedSignature {
 }
 
 /// The CMS content type of a ContentInfo, without decoding the rest.
-pub fn content_type(der: &[u8]) -> Result<der::oid::ObjectIdentifier, Error> {
-    ContentInfo::from_ber(der)
-        .map(|info| info.content_type)
+pub fn content_type(der: &dyn Source) -> Result<der::oid::ObjectIdentifier, Error> {
+    let not_cms = |e: Error| Error::malformed(format!("not a CMS ContentInfo: {e}"));
+    let info = ber::expect(der, 0, SEQUENCE, "a ContentInfo SEQUENCE").map_err(not_cms)?;
+    let oid = ber::expect(der, info.content_start(), OID, "a content type").map_err(not_cms)?;
+    let oid = ber::read_element(der, &oid, 64).map_err(not_cms)?;
+    der::oid::ObjectIdentifier::from_der(&oid)
         .map_err(|e| Error::malformed(format!("not a CMS ContentInfo: {e}")))
 }
 
@@ -944,8 +949,13 @@ fn cbc_cipher(alg: &AlgorithmIdentifierOwned) -> Result<(ContentCipher, Vec<u8>)
 
 /// The content encryption an EnvelopedData or AuthEnvelopedData uses,
 /// read from its structure without decrypting (RFC 5652 §6.1, RFC 5083 §2.1).
-pub fn content_encryption_of(enveloped_der: &[u8]) -> Result<ContentEncryption, Error> {
-    let info = ContentInfo::from_ber(enveloped_der).map_err(|e| {
+pub fn content_encryption_of(enveloped: &dyn Source) -> Result<ContentEncryption, Error> {
+    if let Some(layout) = EnvelopeLayout::read(enveloped)? {
+        let (cipher, _) = cbc_cipher(&layout.algorithm)?;
+        return Ok(ContentEncryption::Cbc(cipher));
+    }
+    let enveloped_der = bytes::whole(enveloped)?;
+    let info = ContentInfo::from_ber(&enveloped_der).map_err(|e| {
         Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
     })?;
     if info.content_type == oids::ENVELOPED_DATA {
@@ -981,13 +991,13 @@ pub fn content_encryption_of(enveloped_der: &[u8]) -> Result<ContentEncryption, 
 /// in order: during a certificate rollover partners encrypt to the old or the
 /// new certificate. A key the message is not for costs no private-key operation.
 pub fn decrypt_any(
-    enveloped_der: &[u8],
+    enveloped: &dyn Source,
     keys: &[&dyn PrivateKey],
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
     let mut not_ours = None;
     for key in keys {
-        match decrypt(enveloped_der, *key, provider) {
+        match decrypt(enveloped, *key, provider) {
             Err(error @ Error::NotEncryptedForUs(_)) => {
                 not_ours.get_or_insert(error);
             }
@@ -1002,17 +1012,45 @@ pub fn decrypt_any(
 /// Every failure that a wrong key or altered content can cause is
 /// [`Error::Decryption`]; a message for another certificate is
 /// [`Error::NotEncryptedForUs`].
+///
+/// EnvelopedData is read a piece at a time where its layout allows
+/// ([`EnvelopeLayout`]): only the plaintext is held whole. Other forms are
+/// read into memory and decoded there.
 pub fn decrypt(
-    enveloped_der: &[u8],
+    enveloped: &dyn Source,
     key: &dyn PrivateKey,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
-    let info = ContentInfo::from_ber(enveloped_der).map_err(|e| {
-        Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
-    })?;
     let ours = Cert::from_der(&key.certificate_der())?;
     let not_decryptable =
         || Error::Decryption("the content does not decrypt: wrong key or altered content".into());
+    if let Some(layout) = EnvelopeLayout::read(enveloped)? {
+        let recipient = find_recipient(&layout.recipients, &ours)?;
+        let (cipher, iv) = cbc_cipher(&layout.algorithm)?;
+        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+        let mut decryptor = provider
+            .cipher(cipher, Direction::Decrypt, &content_key, &iv)
+            .map_err(|_| not_decryptable())?;
+        // The plaintext is no longer than what follows the content's header.
+        let bound = usize::try_from(enveloped.len() - layout.content.content_start())
+            .map_err(|_| Error::Storage("the message is too large to decrypt here".into()))?;
+        let mut plain = Vec::new();
+        plain.try_reserve_exact(bound).map_err(|_| {
+            Error::Storage(format!(
+                "{bound} bytes of plaintext cannot be held in memory here"
+            ))
+        })?;
+        layout.for_each_ciphertext_piece(enveloped, |piece| {
+            plain.extend_from_slice(&decryptor.update(piece));
+            Ok(())
+        })?;
+        plain.extend_from_slice(&decryptor.finish().map_err(|_| not_decryptable())?);
+        return Ok(plain);
+    }
+    let enveloped_der = bytes::whole(enveloped)?;
+    let info = ContentInfo::from_ber(&enveloped_der).map_err(|e| {
+        Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
+    })?;
     if info.content_type == oids::ENVELOPED_DATA {
         let enveloped: EnvelopedData = info
             .content
@@ -1088,5 +1126,158 @@ pub fn decrypt(
             "the encrypted body holds CMS content type {}, not EnvelopedData or AuthEnvelopedData",
             info.content_type
         )))
+    }
+}
+
+/// Identifier octets on the path to an EnvelopedData's ciphertext (X.690 §8.1.2).
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const OID: u8 = 0x06;
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+/// `[0]`, constructed: ContentInfo's explicit content, EnvelopedData's
+/// originatorInfo, a chunked encryptedContent.
+const CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
+/// `[0]`, primitive: an encryptedContent in one piece.
+const CONTEXT_0_PRIMITIVE: u8 = 0x80;
+
+/// Where the parts of an EnvelopedData (RFC 5652 §6.1) lie in a body read
+/// a piece at a time: what is needed to find the key, decoded; the
+/// ciphertext, only located.
+///
+/// ```text
+/// ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT EnvelopedData }
+/// EnvelopedData ::= SEQUENCE { version, originatorInfo [0] OPTIONAL,
+///     recipientInfos SET, encryptedContentInfo SEQUENCE {
+///         contentType, contentEncryptionAlgorithm,
+///         encryptedContent [0] IMPLICIT OCTET STRING OPTIONAL },
+///     unprotectedAttrs [1] OPTIONAL }
+/// ```
+///
+/// The containers may use the definite or the indefinite form, and the
+/// encryptedContent may be one primitive string or a constructed one of
+/// primitive chunks (BER, as streaming encoders write it). Anything else
+/// (originatorInfo, a recipientInfos of indefinite length, no content) is
+/// left to the whole-message decoder.
+pub struct EnvelopeLayout {
+    recipients: RecipientInfos,
+    algorithm: AlgorithmIdentifierOwned,
+    /// The `[0]` encryptedContent element.
+    content: ber::Header,
+}
+
+impl EnvelopeLayout {
+    /// The layout of `source`, or `None` when it is not an EnvelopedData
+    /// laid out as above.
+    pub fn read(source: &dyn Source) -> Result<Option<EnvelopeLayout>, Error> {
+        match Self::walk(source) {
+            Ok(layout) => Ok(layout),
+            // Not the expected layout: the whole-message decoder says what is wrong.
+            Err(Error::Malformed(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn walk(source: &dyn Source) -> Result<Option<EnvelopeLayout>, Error> {
+        let info = ber::expect(source, 0, SEQUENCE, "ContentInfo")?;
+        let content_type = ber::expect(source, info.content_start(), OID, "contentType")?;
+        let content_type = ber::read_element(source, &content_type, 64)?;
+        if der::oid::ObjectIdentifier::from_der(&content_type)? != oids::ENVELOPED_DATA {
+            return Ok(None);
+        }
+        let explicit = ber::expect(
+            source,
+            info.content_start() + content_type.len() as u64,
+            CONTEXT_0_CONSTRUCTED,
+            "[0] content",
+        )?;
+        let enveloped = ber::expect(source, explicit.content_start(), SEQUENCE, "EnvelopedData")?;
+        let version = ber::expect(source, enveloped.content_start(), INTEGER, "version")?;
+        let next = version
+            .end()
+            .ok_or_else(|| Error::malformed("an indefinite version"))?;
+        let recipients = ber::header_at(source, next)?;
+        if recipients.tag != SET || recipients.length.is_none() {
+            // originatorInfo, or an indefinite SET: rare; decoded whole.
+            return Ok(None);
+        }
+        let recipients_der = ber::read_element(source, &recipients, 1 << 20)?;
+        let recipients_end = recipients.offset + recipients_der.len() as u64;
+        let recipients = RecipientInfos::decode(&mut der::SliceReader::new_with_encoding_rules(
+            &recipients_der,
+            EncodingRules::Ber,
+        )?)?;
+        let encrypted = ber::expect(source, recipients_end, SEQUENCE, "EncryptedContentInfo")?;
+        let inner_type = ber::expect(source, encrypted.content_start(), OID, "contentType")?;
+        let algorithm_at = inner_type
+            .end()
+            .ok_or_else(|| Error::malformed("an indefinite contentType"))?;
+        let algorithm = ber::expect(source, algorithm_at, SEQUENCE, "contentEncryptionAlgorithm")?;
+        let algorithm_der = ber::read_element(source, &algorithm, 64 << 10)?;
+        let algorithm = AlgorithmIdentifierOwned::from_der(&algorithm_der)?;
+        let content = ber::header_at(source, algorithm_at + algorithm_der.len() as u64)?;
+        if content.tag != CONTEXT_0_PRIMITIVE && content.tag != CONTEXT_0_CONSTRUCTED {
+            return Ok(None);
+        }
+        Ok(Some(EnvelopeLayout {
+            recipients,
+            algorithm,
+            content,
+        }))
+    }
+
+    /// Calls `each` with the ciphertext, in order, at most [`PIECE`] bytes
+    /// at a time: the one string, or each chunk of a constructed one.
+    fn for_each_ciphertext_piece(
+        &self,
+        source: &dyn Source,
+        mut each: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut buf = vec![0u8; PIECE];
+        let mut read_range = |start: u64, end: u64| -> Result<(), Error> {
+            let mut offset = start;
+            while offset < end {
+                let want = usize::try_from(end - offset).unwrap_or(PIECE).min(PIECE);
+                let n = source.read_at(offset, &mut buf[..want])?;
+                if n == 0 {
+                    return Err(Error::malformed("the encrypted content is cut short"));
+                }
+                each(&buf[..n])?;
+                offset += n as u64;
+            }
+            Ok(())
+        };
+        let content = &self.content;
+        if content.tag & CONSTRUCTED == 0 {
+            let end = content
+                .end()
+                .ok_or_else(|| Error::malformed("an indefinite encryptedContent"))?;
+            return read_range(content.content_start(), end);
+        }
+        let mut at = content.content_start();
+        loop {
+            if content.end() == Some(at) {
+                return Ok(());
+            }
+            let chunk = ber::header_at(source, at)?;
+            if content.length.is_none() && chunk.is_end_of_contents() {
+                return Ok(());
+            }
+            let end = match (chunk.tag, chunk.end()) {
+                (OCTET_STRING, Some(end)) => end,
+                _ => {
+                    return Err(Error::malformed(
+                        "a chunk of the encrypted content is not a primitive OCTET STRING",
+                    ));
+                }
+            };
+            if content.end().is_some_and(|outer| end > outer) {
+                return Err(Error::malformed(
+                    "a chunk of the encrypted content runs past its end",
+                ));
+            }
+            read_range(chunk.content_start(), end)?;
+            at = end;
+        }
     }
 }

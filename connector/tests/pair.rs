@@ -722,16 +722,122 @@ fn a_large_document_read_in_short_pieces_round_trips_in_every_profile() {
             &RustCryptoProvider,
         )
         .unwrap_or_else(|e| panic!("{case}: build: {e}"));
-        let inbound = deliver(&receiver, &head.headers, &body)
+        let in_memory = deliver(&receiver, &head.headers, &body)
             .unwrap_or_else(|e| panic!("{case}: receive: {e}"));
-        let received = inbound
-            .result
-            .as_ref()
-            .unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert!(
-            received.document.content == content,
-            "{case}: content differs"
-        );
-        assert_eq!(received.mic, head.mic, "{case}");
+        // And read from where it lies, a short piece at a time, as the
+        // component reads the host's request body.
+        let trickled = receive_from(&receiver, &head.headers, &Trickle(body.clone()))
+            .unwrap_or_else(|e| panic!("{case}: receive in pieces: {e}"));
+        for inbound in [in_memory, trickled] {
+            let received = inbound
+                .result
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert!(
+                received.document.content == content,
+                "{case}: content differs"
+            );
+            assert_eq!(received.mic, head.mic, "{case}");
+        }
     }
+}
+
+/// GLOBEX receives a request whose body is read from `body`.
+fn receive_from(
+    receiver: &Checked,
+    headers: &Headers,
+    body: &dyn as2_connector::bytes::Source,
+) -> Result<Inbound, as2_connector::Error> {
+    message::receive_from(
+        receiver,
+        headers,
+        body,
+        message::StationKeys::single(&stations().1.generated.key),
+        &mut |_| Ok(false),
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+}
+
+/// `der`, an EnvelopedData, encoded again as a streaming BER encoder
+/// writes it: every container of indefinite length, the ciphertext in
+/// chunks of `chunk` bytes (X.690 §8.1.3.6, §8.7.3.2).
+fn as_streaming_ber(der: &[u8], chunk: usize) -> Vec<u8> {
+    use cms::content_info::ContentInfo;
+    use cms::enveloped_data::EnvelopedData;
+    use der::{Decode, Encode};
+    let info = ContentInfo::from_der(der).unwrap();
+    let enveloped: EnvelopedData = info.content.decode_as().unwrap();
+    let encrypted = &enveloped.encrypted_content;
+    let ciphertext = encrypted.encrypted_content.as_ref().unwrap().as_bytes();
+    let end = [0u8, 0];
+    let mut out = vec![0x30, 0x80];
+    out.extend(info.content_type.to_der().unwrap());
+    out.extend([0xa0, 0x80, 0x30, 0x80]);
+    out.extend(enveloped.version.to_der().unwrap());
+    out.extend(enveloped.recip_infos.to_der().unwrap());
+    out.extend([0x30, 0x80]);
+    out.extend(encrypted.content_type.to_der().unwrap());
+    out.extend(encrypted.content_enc_alg.to_der().unwrap());
+    out.extend([0xa0, 0x80]);
+    for piece in ciphertext.chunks(chunk) {
+        out.extend(
+            der::asn1::OctetString::new(piece)
+                .unwrap()
+                .to_der()
+                .unwrap(),
+        );
+    }
+    for _ in 0..5 {
+        out.extend(end);
+    }
+    out
+}
+
+#[test]
+fn an_envelope_in_streaming_ber_decrypts_a_piece_at_a_time() {
+    let (sender, receiver) = connections(r#","signing":"none""#, r#","require_signed":false"#);
+    let content: Vec<u8> = (0..300_007u32).map(|i| (i % 251) as u8).collect();
+    let document = Document {
+        content: content.clone(),
+        ..document()
+    };
+    let outbound = message::build(
+        &sender,
+        &document,
+        &stations().0.generated.key,
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+    .unwrap();
+    for chunk in [1000, 4096, 1 << 20] {
+        let ber = as_streaming_ber(&outbound.body, chunk);
+        assert_ne!(ber, outbound.body);
+        assert!(
+            as2_connector::smime::EnvelopeLayout::read(&ber.as_slice())
+                .unwrap()
+                .is_some(),
+            "chunks of {chunk}: the layout is not found"
+        );
+        for inbound in [
+            deliver(&receiver, &outbound.headers, &ber).unwrap(),
+            receive_from(&receiver, &outbound.headers, &Trickle(ber.clone())).unwrap(),
+        ] {
+            let received = inbound.result.as_ref().unwrap();
+            assert!(received.document.content == content, "chunks of {chunk}");
+            assert!(received.encrypted);
+            assert_eq!(received.mic, outbound.mic);
+        }
+    }
+    // A chunk that claims more than its container holds is refused, not read past.
+    let mut ber = as_streaming_ber(&outbound.body, 4096);
+    let cut = ber.len() - 5000;
+    ber.truncate(cut);
+    let inbound = receive_from(&receiver, &outbound.headers, &Trickle(ber)).unwrap();
+    assert_eq!(
+        inbound.disposition,
+        Disposition::error("decryption-failed"),
+        "{:?}",
+        inbound.result.err()
+    );
 }

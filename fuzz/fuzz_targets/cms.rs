@@ -16,9 +16,9 @@ static CERT: LazyLock<Cert> = LazyLock::new(|| Cert::from_der(&KEY.certificate_d
 
 fuzz_target!(|data: &[u8]| {
     let provider = RustCryptoProvider;
-    let _ = smime::content_type(data);
+    let _ = smime::content_type(&data);
     let _ = smime::verify_detached(data, b"content", &CERT, &provider);
-    let _ = smime::decrypt(data, &KEY.key, &provider);
+    let _ = smime::decrypt(&data, &KEY.key, &provider);
     if let Ok(out) = compress::decompress(data, 1 << 20) {
         assert!(out.len() <= 1 << 20);
     }
