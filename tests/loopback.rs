@@ -13,24 +13,26 @@ use as2_tests::{Pair, post, runtime};
 fn http_request(
     outbound: &as2_connector::message::Outbound,
     body: Vec<u8>,
-) -> as2_harness::runtime::HttpRequest {
-    as2_harness::runtime::HttpRequest {
-        method: "POST".into(),
-        path: "/as2".into(),
-        headers: outbound
-            .headers
-            .iter()
-            .map(|(n, v)| as2_harness::runtime::Header {
-                name: n.into(),
-                value: v.into(),
-            })
-            .collect(),
+) -> as2_harness::connector::InboundRequest {
+    let headers = outbound
+        .headers
+        .iter()
+        .map(|(n, v)| as2_harness::runtime::Header {
+            name: n.into(),
+            value: v.into(),
+        })
+        .collect();
+    as2_harness::connector::InboundRequest::new(
+        "POST",
+        "/as2",
+        headers,
         body,
-    }
+        &std::env::temp_dir(),
+    )
 }
 
 /// The header fields of the response `export` built.
-fn response_headers(result: &as2_harness::runtime::api::ExportResult) -> Headers {
+fn response_headers(result: &as2_harness::connector::Exported) -> Headers {
     result
         .response
         .headers
@@ -225,7 +227,10 @@ async fn during_a_rollover_the_component_decrypts_with_the_next_key_and_signs_wi
     let result = export(globex_config.to_string()).await;
     assert_eq!(disposition_text(&result.disposition), "processed");
     assert_eq!(result.documents.len(), 1);
-    assert_eq!(result.documents[0].document.content, document.content);
+    assert_eq!(
+        result.documents[0].content.to_vec().unwrap(),
+        document.content
+    );
     let checked =
         as2_connector::config::Connection::check(&pair.acme_config, std::time::SystemTime::now())
             .unwrap();

@@ -10,9 +10,9 @@ use anyhow::{Context, ensure};
 use as2_connector::config::{Checked, Connection};
 use as2_connector::crypto::rustcrypto::{GeneratedKey, RustCryptoProvider, generate_station_key};
 use as2_connector::message::{self, Document, Outbound};
-use as2_harness::connector::{Connector, Content, SendDocument};
+use as2_harness::connector::{Connector, Content, InboundRequest, SendDocument};
 use as2_harness::demo::disposition_text;
-use as2_harness::runtime::{self, HttpRequest, Limits, Runtime, Station};
+use as2_harness::runtime::{self, Limits, Runtime, Station};
 use as2_harness::secrets::MasterKey;
 
 /// The two parties' keys: A sends, B receives.
@@ -235,19 +235,21 @@ impl Component {
     }
 
     pub fn parse(&self, outbound: &Outbound, expected: &[u8]) -> anyhow::Result<Duration> {
-        let request = HttpRequest {
-            method: "POST".into(),
-            path: "/as2".into(),
-            headers: outbound
-                .headers
-                .iter()
-                .map(|(name, value)| runtime::Header {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                })
-                .collect(),
-            body: outbound.body.clone(),
-        };
+        let headers = outbound
+            .headers
+            .iter()
+            .map(|(name, value)| runtime::Header {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect();
+        let request = InboundRequest::new(
+            "POST",
+            "/as2",
+            headers,
+            outbound.body.clone(),
+            &self.b.station.data_dir.join("blobs"),
+        );
         let start = Instant::now();
         let result = self
             .b
@@ -257,12 +259,12 @@ impl Component {
         let took = start.elapsed();
         let disposition = disposition_text(&result.disposition);
         ensure!(disposition == "processed", "not processed: {disposition}");
+        let received = match result.documents.first() {
+            Some(delivered) => Some(delivered.content.to_vec()?),
+            None => None,
+        };
         ensure!(
-            result
-                .documents
-                .first()
-                .map(|d| d.document.content.as_slice())
-                == Some(expected),
+            received.as_deref() == Some(expected),
             "the received content differs from the payload"
         );
         ensure!(!result.response.body.is_empty(), "no synchronous MDN");

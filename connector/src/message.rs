@@ -1038,6 +1038,13 @@ fn is_cms_as_is(headers: &Headers) -> Option<bool> {
     (cms && as_is).then(|| claims_compressed(&content_type))
 }
 
+/// Whether a request's body is CMS as it is (an encrypted or compressed
+/// message): [`receive_from`] then reads it where it lies, a piece at a
+/// time, rather than whole.
+pub fn body_is_cms(http_headers: &Headers) -> bool {
+    is_cms_as_is(http_headers).is_some()
+}
+
 /// The error for a message that arrived unencrypted where encryption is required.
 fn not_encrypted() -> Error {
     Error::InsufficientSecurity(

@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use sha2::Digest;
@@ -27,6 +28,8 @@ pub struct Blob {
 
 enum Store {
     Memory(Vec<u8>),
+    /// Another blob, read only: a request body handed to more than one call.
+    Shared(Arc<Blob>),
     File {
         file: File,
         len: u64,
@@ -71,10 +74,20 @@ impl Blob {
         })
     }
 
+    /// A read-only view of `blob` for one call, so that a request body
+    /// read once can be handed to a second call without a copy.
+    pub fn shared(blob: Arc<Blob>) -> Self {
+        Blob {
+            dir: blob.dir.clone(),
+            store: Store::Shared(blob),
+        }
+    }
+
     /// Its length.
     pub fn len(&self) -> u64 {
         match &self.store {
             Store::Memory(bytes) => bytes.len() as u64,
+            Store::Shared(blob) => blob.len(),
             Store::File { len, .. } => *len,
         }
     }
@@ -90,6 +103,7 @@ impl Blob {
         let start = offset.min(end);
         match &self.store {
             Store::Memory(bytes) => Ok(bytes[start as usize..end as usize].to_vec()),
+            Store::Shared(blob) => blob.read(offset, length),
             Store::File { file, path, .. } => {
                 let mut out = vec![0u8; (end - start) as usize];
                 file.read_exact_at(&mut out, start)
@@ -125,6 +139,7 @@ impl Blob {
                 "{} is kept or is a document, and is not appended to",
                 path.display()
             ),
+            Store::Shared(_) => anyhow::bail!("a received request's body is not appended to"),
             Store::Memory(_) => unreachable!("spilled just above"),
         }
     }
@@ -157,6 +172,7 @@ impl Blob {
         let target = kept_path(&self.dir, name);
         let key = kept_key(name);
         match &mut self.store {
+            Store::Shared(_) => anyhow::bail!("a received request's body is not kept"),
             Store::Memory(bytes) => {
                 state
                     .set(&key, bytes)
@@ -221,6 +237,38 @@ impl Blob {
         if let Store::Memory(bytes) = &mut self.store {
             return Ok(std::mem::take(bytes));
         }
+        self.to_vec()
+    }
+
+    /// Stores its bytes durably as the file `path`: a spill file of this
+    /// blob alone is moved there rather than copied.
+    pub fn persist(&mut self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().context("the path has no folder")?;
+        match &mut self.store {
+            Store::File {
+                file,
+                path: at,
+                temporary,
+                ..
+            } if *temporary => {
+                file.sync_all()
+                    .with_context(|| format!("syncing {}", at.display()))?;
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                fs::rename(&*at, path)
+                    .with_context(|| format!("moving {} into place", at.display()))?;
+                // Whoever owns `path` now decides when it goes.
+                *at = path.to_path_buf();
+                *temporary = false;
+                crate::files::sync_dir(dir)
+            }
+            Store::Memory(bytes) => crate::files::write_durably(path, bytes),
+            // A document's file or a shared body: not ours to move.
+            _ => crate::files::write_durably(path, &self.to_vec()?),
+        }
+    }
+
+    /// A copy of all its bytes.
+    pub fn to_vec(&self) -> anyhow::Result<Vec<u8>> {
         let len = u32::try_from(self.len()).context("a blob of 4 GiB or more")?;
         self.read(0, len)
     }
@@ -235,6 +283,17 @@ impl Blob {
             offset += piece.len() as u64;
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = match &self.store {
+            Store::Memory(_) => "memory".to_string(),
+            Store::Shared(_) => "shared".to_string(),
+            Store::File { path, .. } => path.display().to_string(),
+        };
+        write!(f, "Blob({} bytes in {held})", self.len())
     }
 }
 
@@ -361,6 +420,32 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // A spilled blob is moved into place, not copied; a shared view
+        // reads the same bytes and is never written.
+        let mut received = Blob::new(&blobs);
+        for _ in 0..10 {
+            received.append(&piece).unwrap();
+        }
+        let shared = Arc::new(received);
+        let mut view = Blob::shared(shared.clone());
+        assert!(view.to_vec().unwrap() == expected);
+        assert!(view.append(b"more").is_err());
+        drop(view);
+        let mut received = Arc::try_unwrap(shared).unwrap();
+        let stored = dir.join("staging").join("doc");
+        received.persist(&stored).unwrap();
+        assert!(fs::read(&stored).unwrap() == expected);
+        assert!(received.to_vec().unwrap() == expected);
+        drop(received);
+        assert!(stored.exists(), "the stored file outlives the blob");
+        assert_eq!(fs::read_dir(&blobs).unwrap().count(), 0);
+        let mut small = Blob::from_bytes(&blobs, b"ISA*00~".to_vec());
+        small.persist(&dir.join("staging").join("small")).unwrap();
+        assert_eq!(
+            fs::read(dir.join("staging").join("small")).unwrap(),
+            b"ISA*00~"
+        );
+
         // A dead process's spill file goes; a live one's stays.
         fs::write(blobs.join("spill-999999999-0-0.tmp"), b"x").unwrap();
         let live = format!("spill-{}-0-0.tmp", std::process::id());

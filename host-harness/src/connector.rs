@@ -1,14 +1,14 @@
 //! The component's operations for one station, as plain Rust calls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
 use crate::blobs::Blob;
 use crate::runtime::{
-    CallError, CallOptions, ConnectorError, Document, Header, HttpRequest, Mic, OutgoingDocument,
-    Runtime, Station, api,
+    CallError, CallOptions, ConnectorError, Disposition, Document, Header, HttpRequest,
+    HttpResponse, Mic, OutgoingDocument, Runtime, StateEntry, Station, api,
 };
 
 /// One station's view of the component: the shared runtime plus the
@@ -83,6 +83,71 @@ pub struct BuiltMessage {
     pub mic: Mic,
 }
 
+/// An AS2 request as the host received it. The body is read once, into
+/// memory or a spill file, and each `export` call reads it from there.
+#[derive(Clone)]
+pub struct InboundRequest {
+    /// Method, e.g. `POST`.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Header fields in the order received.
+    pub headers: Vec<Header>,
+    /// The body.
+    pub body: Arc<Blob>,
+}
+
+impl InboundRequest {
+    /// A request whose body is `body`, held in memory.
+    pub fn new(method: &str, path: &str, headers: Vec<Header>, body: Vec<u8>, dir: &Path) -> Self {
+        InboundRequest {
+            method: method.into(),
+            path: path.into(),
+            headers,
+            body: Arc::new(Blob::from_bytes(dir, body)),
+        }
+    }
+}
+
+/// What `export` made of one request, its documents' bytes taken out of
+/// the call as blobs.
+#[derive(Debug)]
+pub struct Exported {
+    /// The documents received; empty when the message was rejected.
+    pub documents: Vec<Delivered>,
+    /// The disposition the MDN reports.
+    pub disposition: Disposition,
+    /// The HTTP response to send back.
+    pub response: HttpResponse,
+    /// The MDN to POST to the partner, when they asked for an asynchronous one.
+    pub async_mdn: Option<api::AsyncMdn>,
+    /// State entries to write once the documents are stored.
+    pub commit: Vec<StateEntry>,
+    /// Where a message of ours stands, when the request was its asynchronous MDN.
+    pub receipt: Option<api::SendOutcome>,
+}
+
+/// One received document.
+#[derive(Debug)]
+pub struct Delivered {
+    /// Its message's Message-ID.
+    pub message_id: String,
+    /// The partner's AS2 identifier.
+    pub partner: String,
+    /// File name from Content-Disposition, if any. Untrusted.
+    pub file_name: Option<String>,
+    /// MIME type of the payload.
+    pub content_type: String,
+    /// The payload, as the component handed it over.
+    pub content: Blob,
+    /// The MIC of the received content.
+    pub mic: Mic,
+    /// Whether the message was signed (and the signature verified).
+    pub signed: bool,
+    /// Whether the message was encrypted.
+    pub encrypted: bool,
+}
+
 /// A call's outcome: the host failed (trap), or the component answered.
 pub type Outcome<T> = Result<Result<T, ConnectorError>, CallError>;
 
@@ -125,11 +190,47 @@ impl Connector {
     }
 
     /// `export`: one inbound AS2 request.
-    pub fn export(&self, config: &str, request: &HttpRequest) -> Outcome<api::ExportResult> {
+    pub fn export(&self, config: &str, request: &InboundRequest) -> Outcome<Exported> {
         let options = CallOptions::for_config(config);
         self.runtime
             .call_with(&self.station, &options, |guest, store| {
-                guest.call_export(store, config, request)
+                let body = store
+                    .data_mut()
+                    .push_blob(Blob::shared(request.body.clone()))?;
+                let wit_request = HttpRequest {
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    headers: request.headers.clone(),
+                    body,
+                };
+                let result = match guest.call_export(&mut *store, config, &wit_request)? {
+                    Ok(result) => result,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let documents = result
+                    .documents
+                    .into_iter()
+                    .map(|received| {
+                        Ok(Delivered {
+                            message_id: received.message_id,
+                            partner: received.partner,
+                            file_name: received.document.file_name,
+                            content_type: received.document.content_type,
+                            content: store.data_mut().take_blob(received.document.content)?,
+                            mic: received.mic,
+                            signed: received.signed,
+                            encrypted: received.encrypted,
+                        })
+                    })
+                    .collect::<wasmtime::Result<Vec<_>>>()?;
+                Ok(Ok(Exported {
+                    documents,
+                    disposition: result.disposition,
+                    response: result.response,
+                    async_mdn: result.async_mdn,
+                    commit: result.commit,
+                    receipt: result.receipt,
+                }))
             })
     }
 

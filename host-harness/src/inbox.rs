@@ -19,9 +19,10 @@ use anyhow::Context;
 use rusqlite::{OptionalExtension, params};
 use sha2::Digest as _;
 
+use crate::connector::Exported;
 use crate::faults::pause_point;
 use crate::files;
-use crate::runtime::{Station, api};
+use crate::runtime::Station;
 
 /// The station's inbox and its journal.
 #[derive(Clone)]
@@ -125,13 +126,11 @@ impl Inbox {
     /// the documents, records them with the result's `commit` entries and
     /// the owed asynchronous MDN in one transaction, then moves them into
     /// the inbox. When this returns `Stored`, the MDN may go.
-    pub fn accept(&self, partner: &str, result: &api::ExportResult) -> anyhow::Result<Accepted> {
+    pub fn accept(&self, partner: &str, result: &mut Exported) -> anyhow::Result<Accepted> {
         let mut staged = Vec::new();
-        for received in &result.documents {
+        for received in &mut result.documents {
             let name = staging_name(&received.partner, &received.message_id);
-            if let Err(e) =
-                files::write_durably(&self.staging.join(&name), &received.document.content)
-            {
+            if let Err(e) = received.content.persist(&self.staging.join(&name)) {
                 self.discard(&staged);
                 return Err(e.context("staging a received document"));
             }
@@ -163,7 +162,7 @@ impl Inbox {
                     received.message_id.trim_matches(['<', '>']),
                     "document",
                 );
-                let file_name = match &received.document.file_name {
+                let file_name = match &received.file_name {
                     Some(name) => files::sanitize_file_name(name, &fallback),
                     None => fallback,
                 };
@@ -176,7 +175,7 @@ impl Inbox {
                         received.message_id,
                         staged,
                         file_name,
-                        received.document.content.len() as i64
+                        received.content.len() as i64
                     ],
                 )?;
             }

@@ -57,9 +57,21 @@ use bindings::as2::connector::{
 };
 pub use bindings::exports::as2::connector::connector as api;
 pub use types::{
-    Document, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse, Mic,
-    OutgoingDocument,
+    Disposition, Error as ConnectorError, ErrorCode, Header, HttpRequest, HttpResponse, Mic,
+    OutgoingDocument, StateEntry,
 };
+
+/// A business document held in memory: one to send, or one received and
+/// read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// File name for Content-Disposition (RFC 2183), if any.
+    pub file_name: Option<String>,
+    /// MIME type, e.g. `application/edi-x12`.
+    pub content_type: String,
+    /// Its bytes.
+    pub content: Vec<u8>,
+}
 
 /// The compiled connector component, embedded at build time.
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_COMPONENT_WASM"));

@@ -20,9 +20,10 @@ use tokio::sync::Notify;
 use as2_connector::config::Connection;
 use as2_connector::headers::as2_id_from_header;
 
-use crate::connector::{Connector, describe};
+use crate::blobs::Blob;
+use crate::connector::{Connector, Exported, InboundRequest, describe};
 use crate::inbox::{Accepted, Inbox};
-use crate::runtime::{ErrorCode, Header, HttpRequest, api};
+use crate::runtime::{ErrorCode, Header};
 
 /// A connection served on the endpoint.
 #[derive(Clone)]
@@ -232,29 +233,35 @@ async fn handle(
 enum BodyError {
     TooLarge,
     Broken(hyper::Error),
+    /// The host could not hold it (a full disk).
+    Unstored(anyhow::Error),
 }
 
-/// Reads the whole body into one buffer, sized from the announced length,
-/// so that a message of hundreds of megabytes is held once: collecting the
-/// frames and then joining them held it two and three times over.
+/// Reads the whole body once, into a blob: in memory when small (its buffer
+/// sized from the announced length), in a spill file past
+/// [`crate::blobs::SPILL_BYTES`], so that a message of hundreds of megabytes
+/// costs the page cache rather than the process.
 async fn read_body(
     mut body: Incoming,
     max_body: usize,
     announced: Option<u64>,
-) -> Result<Vec<u8>, BodyError> {
-    let expected = announced.map_or(0, |length| length.min(max_body as u64) as usize);
-    let mut out = Vec::new();
-    // Address space only, until bytes come. Should even that be refused (a
-    // large `max_body` on a small host), the buffer grows as bytes come
-    // rather than the process aborting.
-    let _ = out.try_reserve_exact(expected);
+    dir: &std::path::Path,
+) -> Result<Blob, BodyError> {
+    let expected = announced.map_or(0, |length| {
+        length.min(max_body.min(crate::blobs::SPILL_BYTES) as u64) as usize
+    });
+    let mut buffer = Vec::new();
+    // Should even that be refused (a small host), the buffer grows as
+    // bytes come rather than the process aborting.
+    let _ = buffer.try_reserve_exact(expected);
+    let mut out = Blob::from_bytes(dir, buffer);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > max_body {
+            if out.len() + data.len() as u64 > max_body as u64 {
                 return Err(BodyError::TooLarge);
             }
-            out.extend_from_slice(&data);
+            out.append(&data).map_err(BodyError::Unstored)?;
         }
     }
     Ok(out)
@@ -303,13 +310,21 @@ async fn receive(
         linger(body).await;
         return too_large(endpoint.max_body);
     }
-    let body = match read_body(body, endpoint.max_body, announced).await {
+    let dir = endpoint.connector.station.data_dir.join("blobs");
+    let body = match read_body(body, endpoint.max_body, announced, &dir).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return too_large(endpoint.max_body),
         Err(BodyError::Broken(e)) => {
             return text(
                 StatusCode::BAD_REQUEST,
                 format!("the request body could not be read: {e}"),
+            );
+        }
+        Err(BodyError::Unstored(e)) => {
+            tracing::error!("holding a request body: {e:#}");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the message could not be held for processing; send it again later",
             );
         }
     };
@@ -323,7 +338,7 @@ async fn receive(
             })
         })
         .collect();
-    let request = HttpRequest {
+    let request = InboundRequest {
         method: parts.method.to_string(),
         path: parts
             .uri
@@ -331,7 +346,7 @@ async fn receive(
             .map_or("/", |p| p.as_str())
             .to_string(),
         headers,
-        body,
+        body: Arc::new(body),
     };
     // Twice at most: when a copy of the same message was recorded first,
     // the second call answers this one as the duplicate it is.
@@ -343,7 +358,8 @@ async fn receive(
         };
         let (inbox, partner) = (endpoint.inbox.clone(), route.partner_id.clone());
         let stored = tokio::task::spawn_blocking(move || {
-            let stored = inbox.accept(&partner, &result);
+            let mut result = result;
+            let stored = inbox.accept(&partner, &mut result);
             (result, stored)
         })
         .await;
@@ -407,8 +423,8 @@ async fn receive(
 async fn export(
     endpoint: &Arc<Endpoint>,
     route: &Route,
-    request: &HttpRequest,
-) -> Result<api::ExportResult, Response<Full<Bytes>>> {
+    request: &InboundRequest,
+) -> Result<Exported, Response<Full<Bytes>>> {
     let connector = endpoint.connector.clone();
     let (config, request) = (route.config_json.clone(), request.clone());
     let outcome = tokio::task::spawn_blocking(move || connector.export(&config, &request)).await;

@@ -1073,6 +1073,17 @@ fn load_sent(message_id: &str) -> Result<Option<SentRecord>, wit::Error> {
 
 /// An asynchronous MDN POSTed to our endpoint (RFC 4130 §7.3): verified,
 /// matched to the message it acknowledges, and recorded.
+/// `bytes` handed to the host a piece at a time, so that it never holds
+/// them twice over: the host may write each piece to a file as it comes.
+fn into_blob(bytes: Vec<u8>) -> Result<wit::Blob, wit::Error> {
+    let blob = wit::Blob::new();
+    let mut sink = BlobSink(&blob);
+    for piece in bytes.chunks(crate::bytes::PIECE) {
+        crate::bytes::Sink::write(&mut sink, piece).map_err(|e| to_wit_error(&e))?;
+    }
+    Ok(blob)
+}
+
 fn receive_async_mdn(
     connection: &Checked,
     headers: &Headers,
@@ -1326,8 +1337,21 @@ impl api::Guest for Component {
             },
         )
         .map_err(|e| to_wit_error(&e))?;
-        if crate::mdn::is_mdn(&headers, &request.body) {
-            return receive_async_mdn(&connection, &headers, &request.body);
+        // An encrypted or compressed message is read where it lies, a piece
+        // at a time; anything else (an MDN, a message only signed) whole.
+        let source = BlobSource::new(&request.body);
+        let in_memory = match message::body_is_cms(&headers) {
+            true => None,
+            false => Some(crate::bytes::read_all(&source).map_err(|e| to_wit_error(&e))?),
+        };
+        let body: &dyn crate::bytes::Source = match &in_memory {
+            Some(bytes) => bytes,
+            None => &source,
+        };
+        // CMS is never an MDN, so its unread body is not looked at here.
+        let whole = in_memory.as_deref().unwrap_or_default();
+        if crate::mdn::is_mdn(&headers, whole) {
+            return receive_async_mdn(&connection, &headers, whole);
         }
         let key = open_station_key(&connection)?;
         let partner = connection.connection.partner.as2_id.clone();
@@ -1349,10 +1373,10 @@ impl api::Guest for Component {
                 .as_ref()
                 .map(|key| key as &dyn crate::crypto::PrivateKey),
         };
-        let mut inbound = message::receive(
+        let mut inbound = message::receive_from(
             &connection,
             &headers,
-            &request.body,
+            body,
             keys,
             &mut received_before,
             SystemTime::now(),
@@ -1360,6 +1384,7 @@ impl api::Guest for Component {
         )
         .map_err(|e| to_wit_error(&e))?;
         // The message is read: its memory goes to what is built next.
+        drop(in_memory);
         drop(request);
         let mut commit = Vec::new();
         let documents = match &mut inbound.result {
@@ -1405,7 +1430,7 @@ impl api::Guest for Component {
                     document: wit::Document {
                         file_name: received.document.file_name.clone(),
                         content_type: received.document.content_type.clone(),
-                        content: std::mem::take(&mut received.document.content),
+                        content: into_blob(std::mem::take(&mut received.document.content))?,
                     },
                     mic: wit_mic(&received.mic),
                     signed: received.signed,
