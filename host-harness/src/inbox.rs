@@ -90,6 +90,17 @@ pub fn mdn_retry_delay_seconds(attempts: u32) -> i64 {
 /// While an MDN is being POSTed, nobody else picks it up for this long.
 const MDN_LEASE_SECONDS: i64 = 120;
 
+/// A received document's row, staged; a retried message keeps the first.
+const RECORD_DELIVERY: &str =
+    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, state)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'staged')
+     ON CONFLICT (partner, message_id) DO NOTHING";
+
+/// An asynchronous MDN owed to a partner, due at once.
+const RECORD_OWED_MDN: &str =
+    "INSERT INTO outbound_mdns (partner, original_message_id, url, headers, body, state)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'pending')";
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -141,21 +152,16 @@ impl Inbox {
             // Immediate transaction: no other writer between this check and the inserts.
             for entry in &result.commit {
                 let exists: Option<i64> = tx
-                    .query_row(
-                        "SELECT 1 FROM state WHERE key = ?1",
-                        params![entry.key],
-                        |row| row.get(0),
-                    )
+                    .prepare_cached("SELECT 1 FROM state WHERE key = ?1")?
+                    .query_row(params![entry.key], |row| row.get(0))
                     .optional()?;
                 if exists.is_some() {
                     return Ok(None);
                 }
             }
             for entry in &result.commit {
-                tx.execute(
-                    "INSERT INTO state (key, value) VALUES (?1, ?2)",
-                    params![entry.key, entry.value],
-                )?;
+                tx.prepare_cached("INSERT INTO state (key, value) VALUES (?1, ?2)")?
+                    .execute(params![entry.key, entry.value])?;
             }
             for (received, staged) in result.documents.iter().zip(&staged) {
                 let fallback = files::sanitize_file_name(
@@ -166,18 +172,13 @@ impl Inbox {
                     Some(name) => files::sanitize_file_name(name, &fallback),
                     None => fallback,
                 };
-                tx.execute(
-                    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'staged')
-                     ON CONFLICT (partner, message_id) DO NOTHING",
-                    params![
-                        received.partner,
-                        received.message_id,
-                        staged,
-                        file_name,
-                        received.content.len() as i64
-                    ],
-                )?;
+                tx.prepare_cached(RECORD_DELIVERY)?.execute(params![
+                    received.partner,
+                    received.message_id,
+                    staged,
+                    file_name,
+                    received.content.len() as i64
+                ])?;
             }
             let owed = match &result.async_mdn {
                 Some(mdn) => {
@@ -186,17 +187,13 @@ impl Inbox {
                         .iter()
                         .map(|h| (h.name.as_str(), h.value.as_str()))
                         .collect();
-                    tx.execute(
-                        "INSERT INTO outbound_mdns (partner, original_message_id, url, headers, body, state)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
-                        params![
-                            partner,
-                            mdn.original_message_id,
-                            mdn.url,
-                            serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
-                            mdn.body
-                        ],
-                    )?;
+                    tx.prepare_cached(RECORD_OWED_MDN)?.execute(params![
+                        partner,
+                        mdn.original_message_id,
+                        mdn.url,
+                        serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
+                        mdn.body
+                    ])?;
                     Some(tx.last_insert_rowid())
                 }
                 None => None,
@@ -235,12 +232,13 @@ impl Inbox {
         let state = &self.station.state;
         let row: Option<(String, String, Option<String>, String)> = state
             .read(|db| {
-                db.query_row(
+                db.prepare_cached(
                     "SELECT staged, file_name, path, state FROM deliveries
                      WHERE partner = ?1 AND message_id = ?2",
-                    params![partner, message_id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
+                )?
+                .query_row(params![partner, message_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()
             })
             .map_err(db_error)?;
@@ -260,11 +258,16 @@ impl Inbox {
                 let folder = self.dir.join(files::sanitize_file_name(partner, "partner"));
                 files::link_as_new(&staged, &folder, &file_name, |candidate| {
                     state
-                        .read(|db| {
-                            db.execute(
-                                "UPDATE deliveries SET path = ?3 WHERE partner = ?1 AND message_id = ?2",
-                                params![partner, message_id, candidate.to_string_lossy()],
-                            )
+                        .transaction(|tx| {
+                            tx.prepare_cached(
+                                "UPDATE deliveries SET path = ?3
+                                 WHERE partner = ?1 AND message_id = ?2",
+                            )?
+                            .execute(params![
+                                partner,
+                                message_id,
+                                candidate.to_string_lossy()
+                            ])
                         })
                         .map_err(db_error)?;
                     Ok(())
@@ -273,11 +276,12 @@ impl Inbox {
         };
         pause_point("receive:linked");
         state
-            .read(|db| {
-                db.execute(
-                    "UPDATE deliveries SET state = 'delivered' WHERE partner = ?1 AND message_id = ?2",
-                    params![partner, message_id],
-                )
+            .transaction(|tx| {
+                tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'delivered'
+                     WHERE partner = ?1 AND message_id = ?2",
+                )?
+                .execute(params![partner, message_id])
             })
             .map_err(db_error)?;
         let _ = std::fs::remove_file(&staged);
@@ -293,12 +297,12 @@ impl Inbox {
     pub fn recover(&self) -> anyhow::Result<Vec<PathBuf>> {
         self.station
             .state
-            .read(|db| {
-                db.execute(
+            .transaction(|tx| {
+                tx.prepare_cached(
                     "UPDATE outbound_mdns SET next_attempt_at = ?1
                      WHERE state = 'pending' AND next_attempt_at > ?1",
-                    params![unix_now()],
-                )
+                )?
+                .execute(params![unix_now()])
             })
             .map_err(db_error)?;
         let unfinished: Vec<(String, String)> = self
@@ -346,11 +350,12 @@ impl Inbox {
         self.station
             .state
             .read(|db| {
-                db.query_row(
+                db.prepare_cached(
                     "SELECT path FROM deliveries WHERE partner = ?1 AND message_id = ?2",
-                    params![partner, message_id],
-                    |row| row.get::<_, Option<String>>(0),
-                )
+                )?
+                .query_row(params![partner, message_id], |row| {
+                    row.get::<_, Option<String>>(0)
+                })
                 .optional()
             })
             .ok()
@@ -364,19 +369,18 @@ impl Inbox {
         self.station
             .state
             .read(|db| {
-                db.query_row(
+                db.prepare_cached(
                     "SELECT state, attempts, last_error, url FROM outbound_mdns
                      WHERE partner = ?1 AND original_message_id = ?2 ORDER BY id DESC LIMIT 1",
-                    params![partner, message_id],
-                    |row| {
-                        Ok(MdnDelivery {
-                            state: row.get(0)?,
-                            attempts: row.get(1)?,
-                            last_error: row.get(2)?,
-                            url: row.get(3)?,
-                        })
-                    },
-                )
+                )?
+                .query_row(params![partner, message_id], |row| {
+                    Ok(MdnDelivery {
+                        state: row.get(0)?,
+                        attempts: row.get(1)?,
+                        last_error: row.get(2)?,
+                        url: row.get(3)?,
+                    })
+                })
                 .optional()
             })
             .ok()
@@ -407,10 +411,10 @@ impl Inbox {
                 })?;
                 let due: Vec<OwedMdn> = rows.collect::<rusqlite::Result<_>>()?;
                 for mdn in &due {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE outbound_mdns SET next_attempt_at = ?2 WHERE id = ?1",
-                        params![mdn.id, now + MDN_LEASE_SECONDS],
-                    )?;
+                    )?
+                    .execute(params![mdn.id, now + MDN_LEASE_SECONDS])?;
                 }
                 Ok(due)
             })
@@ -424,30 +428,29 @@ impl Inbox {
         self.station
             .state
             .transaction(|tx| {
-                let attempts: u32 = tx.query_row(
-                    "SELECT attempts FROM outbound_mdns WHERE id = ?1",
-                    params![id],
-                    |row| row.get(0),
-                )?;
+                let attempts: u32 = tx
+                    .prepare_cached("SELECT attempts FROM outbound_mdns WHERE id = ?1")?
+                    .query_row(params![id], |row| row.get(0))?;
                 let attempts = attempts + 1;
                 let state = match error {
                     None => "delivered",
                     Some(_) if attempts >= MDN_ATTEMPTS => "failed",
                     Some(_) => "pending",
                 };
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE outbound_mdns SET attempts = ?2, state = ?3, last_error = ?4,
-                         next_attempt_at = ?5, settled_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?6 END
+                         next_attempt_at = ?5,
+                         settled_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?6 END
                      WHERE id = ?1",
-                    params![
-                        id,
-                        attempts,
-                        state,
-                        error,
-                        now + mdn_retry_delay_seconds(attempts),
-                        now
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    id,
+                    attempts,
+                    state,
+                    error,
+                    now + mdn_retry_delay_seconds(attempts),
+                    now
+                ])?;
                 Ok(state)
             })
             .map_err(db_error)

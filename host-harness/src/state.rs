@@ -1,8 +1,8 @@
 //! The message state store: an embedded SQLite database in the data folder,
 //! serving the component's `state` import.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -47,8 +47,18 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Durable key-value state in `<data-dir>/state.sqlite`.
+///
+/// Every write returns once it is on disk, and so does every read, once
+/// what it saw is: nothing a caller acts on can be undone by a power loss.
+/// Writers share the disk flush (a group commit): SQLite commits into its
+/// write-ahead log without syncing it (`synchronous=NORMAL`, which keeps
+/// the database consistent across a crash but not durable), and the store
+/// then syncs the log itself, once for all the commits made while the
+/// previous sync ran. With one flush per commit (`synchronous=FULL`), 25
+/// concurrent messages queued behind each other's 0.35 ms fsync.
 pub struct StateStore {
     db: Mutex<Connection>,
+    log: WriteAheadLog,
 }
 
 impl StateStore {
@@ -58,9 +68,10 @@ impl StateStore {
         let path = data_dir.join("state.sqlite");
         let mut db =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        // WAL + FULL: a committed write survives a crash or power loss.
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
+        // No flush at commit: `WriteAheadLog::wait_durable` flushes. SQLite
+        // still syncs the log before each checkpoint and the database after.
+        db.pragma_update(None, "synchronous", "NORMAL")?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         let applied: usize = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if applied > MIGRATIONS.len() {
@@ -76,61 +87,81 @@ impl StateStore {
             tx.pragma_update(None, "user_version", index + 1)?;
             tx.commit()?;
         }
-        Ok(StateStore { db: Mutex::new(db) })
+        let log = WriteAheadLog::new(data_dir.join("state.sqlite-wal"));
+        // The log's own name in the folder must survive a power loss too.
+        sync_log(&log.path).with_context(|| format!("syncing {}", log.path.display()))?;
+        crate::files::sync_dir(data_dir)?;
+        Ok(StateStore {
+            db: Mutex::new(db),
+            log,
+        })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `work` in one immediate transaction, committed if it returns `Ok`.
+    /// Runs `work` in one immediate transaction, committed if it returns
+    /// `Ok`; returns once the commit is on disk.
     pub fn transaction<R>(
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let result = work(&tx)?;
-        tx.commit()?;
+        let (result, commit) = {
+            let mut db = self.db();
+            let changes_before = db.total_changes();
+            let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let result = work(&tx)?;
+            tx.commit()?;
+            // Numbered under the database lock: commit `n` is in the log
+            // before any sync that reads `n` starts. One that changed
+            // nothing wrote nothing, but may have read what others did.
+            let commit = if db.total_changes() != changes_before {
+                self.log.committed()
+            } else {
+                self.log.latest()
+            };
+            (result, commit)
+        };
+        self.log.wait_durable(commit)?;
         Ok(result)
     }
 
-    /// Runs a read (or a single-statement write) on the database.
+    /// Runs a read on the database; returns once what it could see is on disk.
     pub fn read<R>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
-        work(&self.db())
+        let (result, seen) = {
+            let db = self.db();
+            (work(&db)?, self.log.latest())
+        };
+        self.log.wait_durable(seen)?;
+        Ok(result)
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-        self.db()
-            .query_row(
-                "SELECT value FROM state WHERE key = ?1",
-                params![key],
-                |row| row.get(0),
-            )
-            .optional()
+        self.read(|db| {
+            db.prepare_cached("SELECT value FROM state WHERE key = ?1")?
+                .query_row(params![key], |row| row.get(0))
+                .optional()
+        })
     }
 
-    /// Stores `value` under `key`, committed before returning.
+    /// Stores `value` under `key`, durably before returning.
     pub fn set(&self, key: &str, value: &[u8]) -> rusqlite::Result<()> {
         self.set_all(&[(key.to_string(), value.to_vec())])
     }
 
     /// Stores every `(key, value)` in one transaction: all or none.
     pub fn set_all(&self, entries: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        for (key, value) in entries {
-            tx.execute(
-                "INSERT INTO state (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
-                params![key, value],
-            )?;
-        }
-        tx.commit()
+        self.transaction(|tx| {
+            for (key, value) in entries {
+                upsert(tx, key, value)?;
+            }
+            Ok(())
+        })
     }
 
     /// Stores `value` under `key` only if the current value is `expected`
@@ -141,42 +172,148 @@ impl StateStore {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> rusqlite::Result<bool> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM state WHERE key = ?1",
-                params![key],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current.as_deref() != expected {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO state (key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
-            params![key, value],
-        )?;
-        tx.commit()?;
-        Ok(true)
+        self.transaction(|tx| {
+            let current: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT value FROM state WHERE key = ?1")?
+                .query_row(params![key], |row| row.get(0))
+                .optional()?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            upsert(tx, key, value)?;
+            Ok(true)
+        })
     }
 
     /// Removes `key`.
     pub fn delete(&self, key: &str) -> rusqlite::Result<()> {
-        self.db()
-            .execute("DELETE FROM state WHERE key = ?1", params![key])?;
+        self.transaction(|tx| {
+            tx.prepare_cached("DELETE FROM state WHERE key = ?1")?
+                .execute(params![key])
+        })?;
         Ok(())
     }
 
     /// Keys starting with `prefix`, sorted.
     pub fn list_keys(&self, prefix: &str) -> rusqlite::Result<Vec<String>> {
-        let db = self.db();
-        let mut statement =
-            db.prepare("SELECT key FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key")?;
-        let keys = statement.query_map(params![prefix], |row| row.get(0))?;
-        keys.collect()
+        self.read(|db| {
+            let mut statement = db.prepare(
+                "SELECT key FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )?;
+            let keys = statement.query_map(params![prefix], |row| row.get(0))?;
+            keys.collect()
+        })
     }
+}
+
+fn upsert(tx: &rusqlite::Transaction<'_>, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The database's write-ahead log and how far it is known to be on disk.
+struct WriteAheadLog {
+    path: PathBuf,
+    progress: Mutex<LogProgress>,
+    synced: Condvar,
+}
+
+#[derive(Default)]
+struct LogProgress {
+    /// Commits made into the log by this process, numbered from 1.
+    committed: u64,
+    /// Commits known to be on disk.
+    durable: u64,
+    /// A thread is syncing the log.
+    syncing: bool,
+    /// Why a sync failed. Once one has, a later sync that succeeds proves
+    /// nothing (the kernel may have dropped the pages that failed), so the
+    /// store refuses everything not known to be on disk from then on.
+    failed: Option<String>,
+}
+
+impl WriteAheadLog {
+    fn new(path: PathBuf) -> Self {
+        WriteAheadLog {
+            path,
+            progress: Mutex::default(),
+            synced: Condvar::new(),
+        }
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, LogProgress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a commit just made; its number.
+    fn committed(&self) -> u64 {
+        let mut progress = self.progress();
+        progress.committed += 1;
+        progress.committed
+    }
+
+    /// The number of the latest commit.
+    fn latest(&self) -> u64 {
+        self.progress().committed
+    }
+
+    /// Returns once commit `commit` (and every one before it) is on disk:
+    /// at once if a sync already covered it; else after the sync under way,
+    /// or one this thread runs for every commit made so far.
+    fn wait_durable(&self, commit: u64) -> rusqlite::Result<()> {
+        let mut progress = self.progress();
+        loop {
+            if progress.durable >= commit {
+                return Ok(());
+            }
+            if let Some(reason) = &progress.failed {
+                return Err(sync_failed(reason));
+            }
+            if progress.syncing {
+                progress = self
+                    .synced
+                    .wait(progress)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            progress.syncing = true;
+            let covered = progress.committed;
+            drop(progress);
+            let outcome = sync_log(&self.path);
+            progress = self.progress();
+            progress.syncing = false;
+            match outcome {
+                Ok(()) => progress.durable = progress.durable.max(covered),
+                Err(e) => {
+                    let reason = format!("syncing {}: {e}", self.path.display());
+                    tracing::error!(%reason, "the state store takes no more writes until restarted");
+                    progress.failed = Some(reason);
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+}
+
+/// Flushes the log file to disk. A log that is gone was checkpointed into
+/// the database and removed, and SQLite syncs the database at a checkpoint.
+fn sync_log(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_failed(reason: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+        Some(reason.to_string()),
+    )
 }
 
 #[cfg(test)]
@@ -221,6 +358,85 @@ mod tests {
         assert_eq!(store.get("sent/<new@x>").unwrap(), Some(b"6".to_vec()));
         store.delete("sent/<a@x>").unwrap();
         assert_eq!(store.get("sent/<a@x>").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("as2-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_update_and_return_only_once_durable() {
+        let dir = fresh_dir("concurrent");
+        let store = StateStore::open(&dir).unwrap();
+        let (threads, increments) = (16, 25);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    for _ in 0..increments {
+                        // Compare-and-swap until this thread's increment lands.
+                        loop {
+                            let current = store.get("counter").unwrap();
+                            let next = current
+                                .as_deref()
+                                .map_or(0, |v| u32::from_be_bytes(v.try_into().unwrap()))
+                                + 1;
+                            if store
+                                .compare_and_swap(
+                                    "counter",
+                                    current.as_deref(),
+                                    &next.to_be_bytes(),
+                                )
+                                .unwrap()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let progress = store.log.progress();
+        assert_eq!(progress.durable, progress.committed);
+        drop(progress);
+        drop(store);
+        let store = StateStore::open(&dir).unwrap();
+        assert_eq!(
+            store.get("counter").unwrap(),
+            Some(((threads * increments) as u32).to_be_bytes().to_vec())
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_log_sync_refuses_every_later_write_and_unsynced_read() {
+        let dir = fresh_dir("sync-failure");
+        let store = StateStore::open(&dir).unwrap();
+        store.set("before", b"1").unwrap();
+        // SQLite keeps writing to the file it has open; the store's sync
+        // opens the log by name and finds a folder there.
+        let wal = dir.join("state.sqlite-wal");
+        std::fs::rename(&wal, dir.join("moved-wal")).unwrap();
+        std::fs::create_dir(&wal).unwrap();
+        let error = store.set("after", b"2").unwrap_err();
+        assert!(
+            matches!(&error, rusqlite::Error::SqliteFailure(e, Some(reason))
+                if e.extended_code == rusqlite::ffi::SQLITE_IOERR_FSYNC && reason.contains("state.sqlite-wal")),
+            "{error:?}"
+        );
+        // Not even a sync that works again makes it trusted.
+        std::fs::remove_dir(&wal).unwrap();
+        std::fs::rename(dir.join("moved-wal"), &wal).unwrap();
+        assert!(store.set("later", b"3").is_err());
+        assert!(
+            store.get("before").is_err(),
+            "it may read what never reached the disk"
+        );
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
