@@ -27,6 +27,11 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The parsed Content-Type; `text/plain` when absent (RFC 2045 §5.2).
+    pub fn content_type(&self) -> ParameterizedValue {
+        ParameterizedValue::parse(self.get("Content-Type").unwrap_or("text/plain"))
+    }
+
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))

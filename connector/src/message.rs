@@ -1022,8 +1022,7 @@ fn claims_compressed(content_type: &ParameterizedValue) -> bool {
 /// HTTP body of an encrypted or compressed message, sent in binary as
 /// RFC 4130 §5.2 has it.
 fn is_cms_as_is(headers: &Headers) -> Option<bool> {
-    let entity = Entity::from_parts(headers.clone(), &[]);
-    let content_type = entity.content_type();
+    let content_type = headers.content_type();
     let cms = matches!(
         content_type.value.as_str(),
         "application/pkcs7-mime" | "application/x-pkcs7-mime"

@@ -42,7 +42,7 @@ impl<'a> Entity<'a> {
 
     /// The parsed Content-Type; `text/plain` when absent (RFC 2045 §5.2).
     pub fn content_type(&self) -> ParameterizedValue {
-        ParameterizedValue::parse(self.headers.get("Content-Type").unwrap_or("text/plain"))
+        self.headers.content_type()
     }
 
     /// The body with its Content-Transfer-Encoding undone.

@@ -67,9 +67,14 @@ fn connections(sender_extra: &str, receiver_extra: &str) -> (Checked, Checked) {
 
 /// ACME builds the message for `document()`, signing with `signer`.
 fn send(sender: &Checked, signer: &dyn PrivateKey) -> Outbound {
+    send_document(sender, &document(), signer)
+}
+
+/// ACME builds the message for `document`, signing with `signer`.
+fn send_document(sender: &Checked, document: &Document, signer: &dyn PrivateKey) -> Outbound {
     message::build(
         sender,
-        &document(),
+        document,
         signer,
         SystemTime::now(),
         &RustCryptoProvider,
@@ -655,14 +660,7 @@ fn file_names_travel_both_ways_including_names_beyond_ascii() {
             file_name: Some(name.into()),
             ..document()
         };
-        let outbound = message::build(
-            &sender,
-            &document,
-            &stations().0.generated.key,
-            SystemTime::now(),
-            &RustCryptoProvider,
-        )
-        .unwrap();
+        let outbound = send_document(&sender, &document, &stations().0.generated.key);
         let disposition = outbound.headers.get("Content-Disposition").unwrap();
         assert!(disposition.is_ascii(), "{disposition}");
         let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
@@ -802,14 +800,7 @@ fn an_envelope_in_streaming_ber_decrypts_a_piece_at_a_time() {
         content: content.clone(),
         ..document()
     };
-    let outbound = message::build(
-        &sender,
-        &document,
-        &stations().0.generated.key,
-        SystemTime::now(),
-        &RustCryptoProvider,
-    )
-    .unwrap();
+    let outbound = send_document(&sender, &document, &stations().0.generated.key);
     for chunk in [1000, 4096, 1 << 20] {
         let ber = as_streaming_ber(&outbound.body, chunk);
         assert_ne!(ber, outbound.body);

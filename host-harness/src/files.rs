@@ -14,6 +14,17 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// [`write_durably`] with the file's permission bits (Unix).
 pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_durably_from(path, mode, |file| Ok(file.write_all(bytes)?))
+}
+
+/// [`write_durably`] of what `fill` writes into the file, so that a large
+/// content can go in pieces. When `fill` fails, the temporary file goes and
+/// `path` is untouched.
+pub fn write_durably_from(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     // A bare file name lives in the current folder.
     let dir = match path.parent().context("the path has no folder")? {
         dir if dir.as_os_str().is_empty() => Path::new("."),
@@ -21,23 +32,28 @@ pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::
     };
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_path(path);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
     {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(mode);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let written = fill(&mut file)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            file.sync_all()
+                .with_context(|| format!("syncing {}", tmp.display()))
+        });
+    drop(file);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
     sync_dir(dir)
@@ -193,6 +209,30 @@ mod tests {
         assert_eq!(fs::read(&first).unwrap(), b"one");
         assert_eq!(fs::read(&second).unwrap(), b"two");
         assert!(second.ends_with("po (2).x12"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_that_fails_midway_leaves_the_old_file_and_no_temporary_one() {
+        let dir = std::env::temp_dir().join(format!("as2-files-fail-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("po.x12");
+        write_durably(&path, b"old").unwrap();
+        let error = write_durably_from(&path, 0o644, |file| {
+            file.write_all(b"half of the new")?;
+            anyhow::bail!("the source ran dry")
+        })
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("the source ran dry"),
+            "{error:#}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["po.x12"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
