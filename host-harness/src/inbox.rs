@@ -92,8 +92,8 @@ const MDN_LEASE_SECONDS: i64 = 120;
 
 /// A received document's row, staged; a retried message keeps the first.
 const RECORD_DELIVERY: &str =
-    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, state)
-     VALUES (?1, ?2, ?3, ?4, ?5, 'staged')
+    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, path, state)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'staged')
      ON CONFLICT (partner, message_id) DO NOTHING";
 
 /// An asynchronous MDN owed to a partner, due at once.
@@ -172,12 +172,16 @@ impl Inbox {
                     Some(name) => files::sanitize_file_name(name, &fallback),
                     None => fallback,
                 };
+                // The first name it will be linked under, recorded here
+                // rather than in a commit of its own before the link.
+                let path = self.folder_of(&received.partner).join(&file_name);
                 tx.prepare_cached(RECORD_DELIVERY)?.execute(params![
                     received.partner,
                     received.message_id,
                     staged,
                     file_name,
-                    received.content.len() as i64
+                    received.content.len() as i64,
+                    path.to_string_lossy()
                 ])?;
             }
             let owed = match &result.async_mdn {
@@ -219,6 +223,11 @@ impl Inbox {
         Ok(Accepted::Stored { paths, owed_mdn })
     }
 
+    /// The inbox folder of documents from `partner`.
+    fn folder_of(&self, partner: &str) -> PathBuf {
+        self.dir.join(files::sanitize_file_name(partner, "partner"))
+    }
+
     fn discard(&self, staged: &[String]) {
         for name in staged {
             let _ = std::fs::remove_file(self.staging.join(name));
@@ -251,32 +260,35 @@ impl Inbox {
         {
             return Ok(PathBuf::from(path));
         }
-        let linked = match path.map(PathBuf::from) {
-            Some(path) if files::same_file(&staged, &path) => path,
-            Some(path) if !staged.exists() && path.exists() => path,
-            _ => {
-                let folder = self.dir.join(files::sanitize_file_name(partner, "partner"));
-                files::link_as_new(&staged, &folder, &file_name, |candidate| {
-                    state
-                        .transaction(|tx| {
-                            tx.prepare_cached(
-                                "UPDATE deliveries SET path = ?3
+        let recorded = path.map(PathBuf::from);
+        let linked = match &recorded {
+            Some(path) if files::same_file(&staged, path) => path.clone(),
+            Some(path) if !staged.exists() && path.exists() => path.clone(),
+            _ => files::link_as_new(&staged, &self.folder_of(partner), &file_name, |candidate| {
+                if recorded.as_deref() == Some(candidate) {
+                    return Ok(());
+                }
+                state
+                    .transaction(|tx| {
+                        tx.prepare_cached(
+                            "UPDATE deliveries SET path = ?3
                                  WHERE partner = ?1 AND message_id = ?2",
-                            )?
-                            .execute(params![
-                                partner,
-                                message_id,
-                                candidate.to_string_lossy()
-                            ])
-                        })
-                        .map_err(db_error)?;
-                    Ok(())
-                })?
-            }
+                        )?
+                        .execute(params![
+                            partner,
+                            message_id,
+                            candidate.to_string_lossy()
+                        ])
+                    })
+                    .map_err(db_error)?;
+                Ok(())
+            })?,
         };
         pause_point("receive:linked");
+        // Unsynced: if a power loss takes it, recovery finds the document
+        // linked (or staging gone and the path there) and says so again.
         state
-            .transaction(|tx| {
+            .transaction_unsynced(|tx| {
                 tx.prepare_cached(
                     "UPDATE deliveries SET state = 'delivered'
                      WHERE partner = ?1 AND message_id = ?2",
@@ -345,13 +357,15 @@ impl Inbox {
         Ok(finished)
     }
 
-    /// Where the document of `message_id` from `partner` was stored.
+    /// Where the document of `message_id` from `partner` was stored, once
+    /// it is in the inbox.
     pub fn stored_path(&self, partner: &str, message_id: &str) -> Option<PathBuf> {
         self.station
             .state
             .read(|db| {
                 db.prepare_cached(
-                    "SELECT path FROM deliveries WHERE partner = ?1 AND message_id = ?2",
+                    "SELECT path FROM deliveries
+                     WHERE partner = ?1 AND message_id = ?2 AND state = 'delivered'",
                 )?
                 .query_row(params![partner, message_id], |row| {
                     row.get::<_, Option<String>>(0)

@@ -107,24 +107,40 @@ impl StateStore {
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
-        let (result, commit) = {
-            let mut db = self.db();
-            let changes_before = db.total_changes();
-            let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let result = work(&tx)?;
-            tx.commit()?;
-            // Numbered under the database lock: commit `n` is in the log
-            // before any sync that reads `n` starts. One that changed
-            // nothing wrote nothing, but may have read what others did.
-            let commit = if db.total_changes() != changes_before {
-                self.log.committed()
-            } else {
-                self.log.latest()
-            };
-            (result, commit)
-        };
+        let (result, commit) = self.commit(work)?;
         self.log.wait_durable(commit)?;
         Ok(result)
+    }
+
+    /// [`transaction`](Self::transaction) without waiting for the disk:
+    /// only for a write that recovery redoes when a power loss takes it
+    /// (the next synced write or read makes it durable anyway).
+    pub fn transaction_unsynced<R>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        self.commit(work).map(|(result, _)| result)
+    }
+
+    /// Commits `work`; its result and the commit's number in the log.
+    fn commit<R>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<(R, u64)> {
+        let mut db = self.db();
+        let changes_before = db.total_changes();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = work(&tx)?;
+        tx.commit()?;
+        // Numbered under the database lock: commit `n` is in the log
+        // before any sync that reads `n` starts. One that changed
+        // nothing wrote nothing, but may have read what others did.
+        let commit = if db.total_changes() != changes_before {
+            self.log.committed()
+        } else {
+            self.log.latest()
+        };
+        Ok((result, commit))
     }
 
     /// Runs a read on the database; returns once what it could see is on disk.
