@@ -263,7 +263,9 @@ impl Blob {
             }
             Store::Memory(bytes) => crate::files::write_durably(path, bytes),
             // A document's file or a shared body: not ours to move.
-            _ => crate::files::write_durably_from(path, 0o644, |file| self.write_to(file)),
+            _ => crate::files::write_durably_from(path, crate::files::READABLE, |file| {
+                self.write_to(file)
+            }),
         }
     }
 

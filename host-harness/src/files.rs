@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// The permission bits (Unix) of a file anyone on the host may read.
+pub const READABLE: u32 = 0o644;
+
 /// Writes `bytes` to `path` durably: a temporary file in the same folder,
 /// fsynced, renamed into place, then the folder fsynced.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_durably_with_mode(path, bytes, 0o644)
+    write_durably_with_mode(path, bytes, READABLE)
 }
 
 /// [`write_durably`] with the file's permission bits (Unix).
@@ -218,7 +221,7 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("po.x12");
         write_durably(&path, b"old").unwrap();
-        let error = write_durably_from(&path, 0o644, |file| {
+        let error = write_durably_from(&path, READABLE, |file| {
             file.write_all(b"half of the new")?;
             anyhow::bail!("the source ran dry")
         })

@@ -272,7 +272,7 @@ impl Inbox {
                     .transaction(|tx| {
                         tx.prepare_cached(
                             "UPDATE deliveries SET path = ?3
-                                 WHERE partner = ?1 AND message_id = ?2",
+                             WHERE partner = ?1 AND message_id = ?2",
                         )?
                         .execute(params![
                             partner,
