@@ -82,6 +82,8 @@ fn reps_for(size: usize) -> usize {
 }
 
 fn main() {
+    // The component column runs in this process: the harness's settings.
+    as2_harness::allocator::tune();
     let options = Options::parse();
     if let Err(e) = run(&options) {
         eprintln!("as2-bench: {e:#}");

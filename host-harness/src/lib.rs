@@ -1,6 +1,7 @@
 //! The reference host for the AS2 connector component: wasmtime, real HTTP,
 //! a file-backed key store, an embedded state database, sandbox limits.
 
+pub mod allocator;
 pub mod blobs;
 pub mod client;
 pub mod connections;

@@ -279,6 +279,7 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    as2_harness::allocator::tune();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

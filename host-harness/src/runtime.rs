@@ -730,10 +730,19 @@ pub struct Runtime {
 /// wasmtime's pooling allocator it takes a reserved slot instead of mapping
 /// its memory afresh: a fresh instance and the smallest call took 60 µs
 /// against 107–112 µs without the pool on the project's machine
-/// (docs/benchmarks.md). Slots are reset with `madvise`: keeping 1 or 8 MiB
-/// resident and zeroing it with `memset` measured slower (82–85 µs). Calls
-/// beyond this many wait for a slot; 2 cores are saturated long before.
+/// (docs/benchmarks.md). Calls beyond this many wait for a slot; 2 cores are
+/// saturated long before.
 const POOLED_INSTANCES: u32 = 128;
+
+/// Linear memory a slot keeps resident between calls, where the kernel can
+/// tell wasmtime which of its pages a call wrote (`PAGEMAP_SCAN`, Linux 6.7
+/// and later): those pages are zeroed in place rather than unmapped, so the
+/// next call neither faults them in again nor pays for the `madvise`. A
+/// fresh instance and the smallest call measured 36.8 µs without it and
+/// 19.7 µs with it, side by side (docs/benchmarks.md); 4 and 32 MiB were no
+/// faster for a 1 KB message. Without `PAGEMAP_SCAN` the kept bytes would be
+/// zeroed whole every call (53 µs at 1 MiB), so nothing is kept there.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 fn pool(limits: &Limits) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
@@ -745,8 +754,16 @@ fn pool(limits: &Limits) -> PoolingAllocationConfig {
         .total_tables(POOLED_INSTANCES * 8)
         .max_memory_size(limits.memory_bytes.min(4 << 30))
         .table_keep_resident(64 << 10);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT);
+    }
     pool
 }
+
+/// Set (to anything) to have wasmtime write `/tmp/perf-<pid>.map`, so that
+/// `perf report` names the component's functions (docs/benchmarks.md).
+const PERF_MAP_VARIABLE: &str = "AS2_HARNESS_PERF_MAP";
 
 /// A counting semaphore for blocking callers.
 struct CallGate {
@@ -799,6 +816,9 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(&limits)));
+        if std::env::var_os(PERF_MAP_VARIABLE).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let component = load_component(&engine, wasm, cache_dir)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
