@@ -268,7 +268,8 @@ async fn a_message_built_without_sending_is_processed_when_delivered_and_leaves_
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("message-id") && *v == built.message_id)
     );
-    let (status, response_headers, body) = post(&pair.url, &headers, built.body.clone()).await;
+    let (status, response_headers, body) =
+        post(&pair.url, &headers, built.body.into_bytes().unwrap()).await;
     assert_eq!(status, 200);
     let (checked, _) = pair.build_natively(
         &pair.acme_config,

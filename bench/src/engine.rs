@@ -228,7 +228,7 @@ impl Component {
             })?;
         let took = start.elapsed();
         ensure!(
-            built.body.len() > content.len() / 2 || compress,
+            built.body.len() > content.len() as u64 / 2 || compress,
             "the built message is too short"
         );
         Ok(took)

@@ -70,15 +70,17 @@ impl DocumentMeta {
     }
 }
 
-/// A message as `build-message` built it, its body read into memory.
-#[derive(Debug, Clone)]
+/// A message as `build-message` built it.
 pub struct BuiltMessage {
     /// Its Message-ID.
     pub message_id: String,
     /// The HTTP header fields to send it with.
     pub headers: Vec<Header>,
-    /// The HTTP body.
-    pub body: Vec<u8>,
+    /// The HTTP body where the component wrote it: in memory, or a spill
+    /// file past [`crate::blobs::SPILL_BYTES`]. Not read back here, since
+    /// a large message is sent or stored from where it lies
+    /// ([`Blob::write_to`]); [`Blob::into_bytes`] brings it into memory.
+    pub body: Blob,
     /// The MIC the partner's MDN must return.
     pub mic: Mic,
 }
@@ -279,11 +281,7 @@ impl Connector {
                 Ok(built) => built,
                 Err(e) => return Ok(Err(e)),
             };
-            let body = store
-                .data_mut()
-                .take_blob(built.body)?
-                .into_bytes()
-                .map_err(wasmtime::Error::from_anyhow)?;
+            let body = store.data_mut().take_blob(built.body)?;
             Ok(Ok(BuiltMessage {
                 message_id: built.message_id,
                 headers: built.headers,
