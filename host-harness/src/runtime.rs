@@ -737,12 +737,15 @@ const POOLED_INSTANCES: u32 = 128;
 /// Linear memory a slot keeps resident between calls, where the kernel can
 /// tell wasmtime which of its pages a call wrote (`PAGEMAP_SCAN`, Linux 6.7
 /// and later): those pages are zeroed in place rather than unmapped, so the
-/// next call neither faults them in again nor pays for the `madvise`. A
-/// fresh instance and the smallest call measured 36.8 µs without it and
-/// 19.7 µs with it, side by side (docs/benchmarks.md); 4 and 32 MiB were no
-/// faster for a 1 KB message. Without `PAGEMAP_SCAN` the kept bytes would be
-/// zeroed whole every call (53 µs at 1 MiB), so nothing is kept there.
-const KEEP_RESIDENT: usize = 1 << 20;
+/// next call neither faults them in again nor pays for the `madvise`.
+/// Measured side by side (docs/benchmarks.md): a fresh instance and the
+/// smallest call 36.8 µs with slots reset by `madvise`, 19.7 µs keeping
+/// 1 MiB; a 10 MB parse 23.5 and 29.8 ms keeping 1 MiB, 19.4 and 20.5 ms
+/// keeping 16 MiB, no faster at 32 MiB. The cost is memory: a slot keeps
+/// what its calls wrote, up to this much, while it stays warm. Without
+/// `PAGEMAP_SCAN` the kept bytes would be zeroed whole every call (53 µs at
+/// 1 MiB), so nothing is kept there.
+const KEEP_RESIDENT: usize = 16 << 20;
 
 fn pool(limits: &Limits) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
