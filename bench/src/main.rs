@@ -55,6 +55,55 @@ struct Options {
     /// A Python with pyas2lib 1.4.4 (tests/interop/setup-venv.sh makes one).
     #[arg(long, default_value = "target/interop-venv/bin/python")]
     python: PathBuf,
+    /// Instead of the table, run one operation over and over in this process
+    /// and print its median: OPERATION:SIZE:COUNT, e.g. component-parse:10M:20,
+    /// for a profiler to watch. Operations: native-build, native-parse,
+    /// component-build, component-build-compressed, component-parse, and
+    /// component-call (a fresh instance and `config-ui-schema`; SIZE unused).
+    #[arg(long, value_parser = parse_repeat)]
+    repeat: Option<Repeat>,
+}
+
+/// One operation to repeat (`--repeat`).
+#[derive(Clone, Debug)]
+struct Repeat {
+    operation: String,
+    size: usize,
+    count: usize,
+}
+
+const REPEATABLE: [&str; 6] = [
+    "native-build",
+    "native-parse",
+    "component-build",
+    "component-build-compressed",
+    "component-parse",
+    "component-call",
+];
+
+fn parse_repeat(text: &str) -> Result<Repeat, String> {
+    let usage = || format!("{text:?}: expected OPERATION:SIZE:COUNT, e.g. component-parse:10M:20");
+    let mut fields = text.split(':');
+    let (Some(operation), Some(size), Some(count), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(usage());
+    };
+    if !REPEATABLE.contains(&operation) {
+        return Err(format!(
+            "{operation:?} is not one of {}",
+            REPEATABLE.join(", ")
+        ));
+    }
+    let count: usize = count.parse().map_err(|_| usage())?;
+    if count == 0 {
+        return Err(usage());
+    }
+    Ok(Repeat {
+        operation: operation.to_string(),
+        size: parse_size(size)?,
+        count,
+    })
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -136,6 +185,9 @@ fn run(options: &Options) -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     let report = result?;
+    if options.repeat.is_some() {
+        return Ok(());
+    }
     report.print();
     if let Some(path) = &options.json {
         let mut json = serde_json::json!({
@@ -188,6 +240,10 @@ fn measure(
     let native = Native::new(&keys)?;
     progress("loading the component");
     let component = Component::new(dir, &keys)?;
+    if let Some(repeat) = &options.repeat {
+        repeat_one(repeat, &keys, &native, &component)?;
+        return Ok(report);
+    }
     let openssl = OpenSsl::new(dir)?;
     let wanted = |column: &str| {
         options
@@ -277,6 +333,48 @@ fn measure(
     progress("peak memory");
     memory(&mut report, harness, &dir.join("memory"), memory_sizes)?;
     Ok(report)
+}
+
+/// `--repeat`: one operation `count` times; prints the median and the fastest.
+fn repeat_one(
+    repeat: &Repeat,
+    keys: &Keys,
+    native: &Native,
+    component: &Component,
+) -> anyhow::Result<()> {
+    let content = engine::payload(repeat.size);
+    let document = engine::document(content.clone());
+    let (_, outbound) = native.build(keys, &document, false)?;
+    progress(&format!(
+        "{} of {}, {} times",
+        repeat.operation,
+        report::size_label(repeat.size),
+        repeat.count
+    ));
+    let mut samples = Vec::with_capacity(repeat.count);
+    for _ in 0..repeat.count {
+        samples.push(match repeat.operation.as_str() {
+            "native-build" => native.build(keys, &document, false)?.0,
+            "native-parse" => native.parse(keys, &outbound, &content)?,
+            "component-build" => component.build(&content, false)?,
+            "component-build-compressed" => component.build(&content, true)?,
+            "component-parse" => component.parse(&outbound, &content)?,
+            _ => {
+                let start = Instant::now();
+                component.a.config_ui_schema()?;
+                start.elapsed()
+            }
+        });
+    }
+    let fastest = samples.iter().min().copied().unwrap_or_default();
+    println!(
+        "{} {}: median {}, fastest {}",
+        repeat.operation,
+        report::size_label(repeat.size),
+        format_time(median(&samples)),
+        format_time(fastest)
+    );
+    Ok(())
 }
 
 fn start_pyas2lib(python: &Path, dir: &Path) -> anyhow::Result<Pyas2lib> {
@@ -522,6 +620,20 @@ mod tests {
         assert_eq!(parse_size("200mb"), Ok(200 << 20));
         assert!(parse_size("1T").is_err());
         assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn a_repeat_names_an_operation_a_size_and_a_count() {
+        let repeat = parse_repeat("component-parse:10M:20").unwrap();
+        assert_eq!(
+            (repeat.operation.as_str(), repeat.size, repeat.count),
+            ("component-parse", 10 << 20, 20)
+        );
+        assert!(parse_repeat("component-parse:10M").is_err());
+        assert!(parse_repeat("component-parse:10M:0").is_err());
+        assert!(parse_repeat("component-parse:10M:20:1").is_err());
+        let unknown = parse_repeat("openssl-parse:1K:5").unwrap_err();
+        assert!(unknown.contains("component-parse"), "{unknown}");
     }
 
     #[test]
