@@ -958,6 +958,7 @@ enum Opened {
 
 /// Opens one CMS layer: decrypts it under the connection's policy, or
 /// decompresses it. `encrypted`: a layer above was already decrypted.
+/// `observe` sees the plaintext as it is decrypted ([`smime::decrypt_any_observed`]).
 fn open_cms(
     connection: &Checked,
     der: &dyn Source,
@@ -965,6 +966,7 @@ fn open_cms(
     encrypted: bool,
     keys: StationKeys<'_>,
     provider: &dyn CryptoProvider,
+    observe: &mut dyn FnMut(&[u8]),
 ) -> Result<Opened, Error> {
     let unreadable = unreadable_cms(claims_compressed);
     // The CMS content type decides, whatever smime-type says.
@@ -982,7 +984,8 @@ fn open_cms(
                 crate::config::wire_name(required)
             )));
         }
-        let plain = smime::decrypt_any(der, &keys.decrypting(), provider).map_err(unreadable)?;
+        let plain = smime::decrypt_any_observed(der, &keys.decrypting(), provider, observe)
+            .map_err(unreadable)?;
         Ok(Opened::Decrypted(plain))
     } else if kind == oids::COMPRESSED_DATA {
         let der = bytes::whole(der)?;
@@ -1106,6 +1109,10 @@ fn unpack(
     // HTTP body's headers are the HTTP fields, not part of its bytes.
     let mut http_headers = Some(content_headers);
     let mut first_depth = 0;
+    // The signed part's digest as it was decrypted, while `buffer` holds
+    // that plaintext; `early_next` for the buffer the next layer makes.
+    let mut early: Option<signed::EarlyDigest> = None;
+    let mut early_next: Option<signed::EarlyDigest> = None;
     let mut buffer: Cow<'_, [u8]> = match (
         body.as_slice(),
         http_headers.as_ref().and_then(is_cms_as_is),
@@ -1115,9 +1122,20 @@ fn unpack(
         (None, Some(claims_compressed)) => {
             first_depth = 1;
             http_headers = None;
-            match open_cms(connection, body, claims_compressed, false, keys, provider)? {
+            let mut watching = signed::EarlyDigest::default();
+            let opened = open_cms(
+                connection,
+                body,
+                claims_compressed,
+                false,
+                keys,
+                provider,
+                &mut |plain| watching.observe(plain, provider),
+            )?;
+            match opened {
                 Opened::Decrypted(plain) => {
                     (encrypted, just_decrypted) = (true, true);
+                    early = Some(watching);
                     Cow::Owned(plain)
                 }
                 Opened::Decompressed(_) if partner.require_encrypted => {
@@ -1154,16 +1172,20 @@ fn unpack(
                     let der = entity
                         .decoded_body()
                         .map_err(unreadable_cms(claims_compressed))?;
-                    match open_cms(
+                    let mut watching = signed::EarlyDigest::default();
+                    let opened = open_cms(
                         connection,
                         &der.as_ref(),
                         claims_compressed,
                         encrypted,
                         keys,
                         provider,
-                    )? {
+                        &mut |plain| watching.observe(plain, provider),
+                    )?;
+                    match opened {
                         Opened::Decrypted(plain) => {
                             (encrypted, just_decrypted) = (true, true);
+                            early_next = Some(watching);
                             Next::Owned(plain)
                         }
                         Opened::Decompressed(plain) => Next::Owned(plain),
@@ -1173,12 +1195,27 @@ fn unpack(
                     if signed {
                         return Err(Error::malformed("the message is signed twice"));
                     }
+                    // The part's digest taken as it was decrypted, if it is
+                    // this part's in this buffer and in the signer's algorithm.
+                    let mut early_here = early.take();
+                    let plain: &[u8] = &buffer;
+                    let mut part_digest = |algorithm: DigestAlgorithm, part: &[u8]| {
+                        let start = (part.as_ptr() as usize).wrapping_sub(plain.as_ptr() as usize);
+                        let taken = match (early_here.take(), start.checked_add(part.len())) {
+                            (Some(early), Some(end)) if end <= plain.len() => {
+                                early.finish(plain, start..end, algorithm)
+                            }
+                            _ => None,
+                        };
+                        taken.unwrap_or_else(|| provider.digest(algorithm, part))
+                    };
                     // A signed structure that does not read cannot pass its check.
-                    let verified = signed::verify_entity(
+                    let verified = signed::verify_entity_with(
                         &entity,
                         &connection.partner_cert,
                         partner.prevent_canonicalization,
                         provider,
+                        &mut part_digest,
                     )
                     .map_err(|e| match e {
                         Error::Malformed(reason) => Error::Integrity(format!(
@@ -1269,6 +1306,7 @@ fn unpack(
             Next::Owned(bytes) => {
                 range = 0..bytes.len();
                 buffer = Cow::Owned(bytes);
+                early = early_next.take();
             }
             Next::Within(within) => range = within,
         }

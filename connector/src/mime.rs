@@ -123,34 +123,28 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
         let line_end =
             memchr::memchr(b'\n', &body[line_start..]).map_or(body.len(), |i| line_start + i);
         let line = &body[line_start..line_end];
-        if let Some(after) = line.strip_prefix(delimiter.as_slice()) {
-            let after = after.strip_suffix(b"\r").unwrap_or(after);
-            let closing = after.starts_with(b"--");
-            let rest = if closing { &after[2..] } else { after };
-            // RFC 2046: only transport padding (spaces/tabs) may follow the boundary.
-            if rest.iter().all(|&b| b == b' ' || b == b'\t') {
-                if let Some(start) = part_start {
-                    // Drop the CRLF (or LF) that precedes the delimiter line.
-                    let mut end = line_start.saturating_sub(1);
-                    if end > start && body.get(end - 1) == Some(&b'\r') {
-                        end -= 1;
-                    }
-                    parts.push(&body[start..end.max(start)]);
-                    if parts.len() > MAX_PARTS {
-                        return Err(Error::malformed("too many parts in a multipart body"));
-                    }
+        if let Some(closing) = delimiter_line(line, &delimiter) {
+            if let Some(start) = part_start {
+                // Drop the CRLF (or LF) that precedes the delimiter line.
+                let mut end = line_start.saturating_sub(1);
+                if end > start && body.get(end - 1) == Some(&b'\r') {
+                    end -= 1;
                 }
-                if closing {
-                    // RFC 2046 §5.1.1: at least one body part, opened by a delimiter.
-                    if part_start.is_none() {
-                        return Err(Error::malformed(
-                            "the multipart body closes before its first part",
-                        ));
-                    }
-                    return Ok(parts);
+                parts.push(&body[start..end.max(start)]);
+                if parts.len() > MAX_PARTS {
+                    return Err(Error::malformed("too many parts in a multipart body"));
                 }
-                part_start = Some((line_end + 1).min(body.len()));
             }
+            if closing {
+                // RFC 2046 §5.1.1: at least one body part, opened by a delimiter.
+                if part_start.is_none() {
+                    return Err(Error::malformed(
+                        "the multipart body closes before its first part",
+                    ));
+                }
+                return Ok(parts);
+            }
+            part_start = Some((line_end + 1).min(body.len()));
         }
         line_start = line_end + 1;
     }
@@ -158,6 +152,19 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
         "multipart body has no closing boundary \"--{}--\"",
         headers::truncate(boundary, 70)
     )))
+}
+
+/// Whether `line` (without its LF) is a delimiter line of `delimiter`
+/// (`--` and the boundary), and if so whether it is the closing one.
+/// RFC 2046 §5.1.1: only transport padding (spaces, tabs) may follow.
+pub fn delimiter_line(line: &[u8], delimiter: &[u8]) -> Option<bool> {
+    let after = line.strip_prefix(delimiter)?;
+    let after = after.strip_suffix(b"\r").unwrap_or(after);
+    let closing = after.starts_with(b"--");
+    let rest = if closing { &after[2..] } else { after };
+    rest.iter()
+        .all(|&b| b == b' ' || b == b'\t')
+        .then_some(closing)
 }
 
 /// Writes a multipart body: each part (already a complete entity) between

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use crate::bytes::{Sink, Source, for_each_piece};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, Hasher, PrivateKey, SignatureScheme};
 use crate::error::Error;
-use crate::headers::Headers;
+use crate::headers::{self, Headers};
 use crate::mime::{self, Entity};
 use crate::smime::{self, Cert, VerifiedSignature};
 
@@ -272,6 +272,25 @@ pub fn verify_entity<'a>(
     prevent_canonicalization: bool,
     provider: &dyn CryptoProvider,
 ) -> Result<VerifiedEntity<'a>, Error> {
+    verify_entity_with(
+        entity,
+        partner,
+        prevent_canonicalization,
+        provider,
+        &mut |algorithm, bytes| provider.digest(algorithm, bytes),
+    )
+}
+
+/// [`verify_entity`] with the signed part's digest, as received, from
+/// `content_digest` (given the signature's digest algorithm and the part),
+/// for a caller that may have taken it already ([`EarlyDigest`]).
+pub fn verify_entity_with<'a>(
+    entity: &Entity<'a>,
+    partner: &Cert,
+    prevent_canonicalization: bool,
+    provider: &dyn CryptoProvider,
+    content_digest: &mut dyn FnMut(DigestAlgorithm, &[u8]) -> Vec<u8>,
+) -> Result<VerifiedEntity<'a>, Error> {
     let content_type = entity.content_type();
     let boundary = content_type
         .param("boundary")
@@ -294,7 +313,7 @@ pub fn verify_entity<'a>(
         )));
     }
     let signature = signature_part.decoded_body()?;
-    match smime::verify_detached(&signature, content, partner, provider) {
+    match smime::verify_detached_with(&signature, content, partner, provider, content_digest) {
         Ok(verified) => Ok(VerifiedEntity {
             content: Cow::Borrowed(content),
             signature: verified,
@@ -327,4 +346,271 @@ pub fn canonicalize_line_ends(bytes: &[u8]) -> Vec<u8> {
         previous = b;
     }
     out
+}
+
+/// The digest of a multipart/signed entity's signed part, taken while the
+/// entity is still being decrypted, so that a host whose digests run beside
+/// the guest (the component's) hashes the part as its bytes come out of the
+/// cipher instead of after the last one.
+///
+/// It is a guess until [`EarlyDigest::finish`]: the algorithm is the
+/// entity's `micalg` and the part is where the first delimiter line puts it
+/// (RFC 1847 §2.1, RFC 2046 §5.1.1). `finish` gives a digest only for the
+/// exact range and algorithm that verification asks for; anything else
+/// (another algorithm in the SignerInfo, a part that ends inside the bytes
+/// already hashed, a header that does not parse) leaves verification to
+/// digest the part itself, as it would have without this.
+pub struct EarlyDigest {
+    state: EarlyState,
+    /// How much plaintext the last observation saw.
+    seen: usize,
+}
+
+enum EarlyState {
+    /// The header block and the first delimiter line are not in yet.
+    Looking,
+    /// Hashing the signed part from `start`; `fed` is where it got to.
+    Hashing {
+        algorithm: DigestAlgorithm,
+        start: usize,
+        fed: usize,
+        hasher: Box<dyn Hasher + Send>,
+    },
+    /// Not a signed entity this can follow.
+    Off,
+}
+
+/// Plaintext kept out of the early digest: the signature part and the
+/// closing delimiter come after the signed part, and a part that ends before
+/// the bytes already hashed cannot use the digest. A signature part is a few
+/// KiB; this is far more.
+const HOLD_BACK: usize = 1 << 20;
+/// Bytes hashed at a time, as the plaintext grows.
+const FEED_PIECE: usize = 256 << 10;
+/// How far into the plaintext the header block and the first delimiter line
+/// must be found.
+const LOOK_LIMIT: usize = headers::MAX_HEADER_BLOCK + (8 << 10);
+
+impl Default for EarlyDigest {
+    fn default() -> Self {
+        EarlyDigest {
+            state: EarlyState::Looking,
+            seen: 0,
+        }
+    }
+}
+
+impl EarlyDigest {
+    /// Looks at the plaintext decrypted so far (all of it, growing).
+    pub fn observe(&mut self, plain: &[u8], provider: &dyn CryptoProvider) {
+        // The plaintext only grows; if it did not, this is another attempt.
+        if plain.len() < self.seen {
+            self.state = EarlyState::Off;
+        }
+        self.seen = plain.len();
+        match &mut self.state {
+            EarlyState::Looking => {
+                if let Some((algorithm, start)) = signed_part_start(plain) {
+                    self.state = EarlyState::Hashing {
+                        algorithm,
+                        start,
+                        fed: start,
+                        hasher: provider.hasher(algorithm),
+                    };
+                } else if plain.len() > LOOK_LIMIT {
+                    self.state = EarlyState::Off;
+                }
+            }
+            EarlyState::Hashing { fed, hasher, .. } => {
+                let ready = plain.len().saturating_sub(HOLD_BACK);
+                if ready >= *fed + FEED_PIECE {
+                    hasher.update(&plain[*fed..ready]);
+                    *fed = ready;
+                }
+            }
+            EarlyState::Off => {}
+        }
+    }
+
+    /// The digest of `plain[part]` under `algorithm`, if that is what was
+    /// being hashed; `None` leaves the caller to digest the part itself.
+    pub fn finish(
+        self,
+        plain: &[u8],
+        part: std::ops::Range<usize>,
+        algorithm: DigestAlgorithm,
+    ) -> Option<Vec<u8>> {
+        let EarlyState::Hashing {
+            algorithm: guessed,
+            start,
+            fed,
+            mut hasher,
+        } = self.state
+        else {
+            return None;
+        };
+        let usable = guessed == algorithm
+            && part.start == start
+            && fed <= part.end
+            && part.end <= plain.len()
+            && plain.len() == self.seen;
+        if !usable {
+            return None;
+        }
+        hasher.update(&plain[fed..part.end]);
+        Some(hasher.finish())
+    }
+}
+
+/// Where the first part of a multipart/signed entity starts in `plain`, and
+/// the digest its `micalg` names, once the header block and the first
+/// delimiter line are complete in it.
+fn signed_part_start(plain: &[u8]) -> Option<(DigestAlgorithm, usize)> {
+    let prefix = &plain[..plain.len().min(LOOK_LIMIT)];
+    let (fields, body_start) = headers::parse_block(prefix).ok()?;
+    if body_start >= prefix.len() {
+        return None;
+    }
+    let content_type = fields.content_type();
+    if content_type.value != "multipart/signed" {
+        return None;
+    }
+    let algorithm = DigestAlgorithm::from_micalg(content_type.param("micalg")?)?;
+    let delimiter = [b"--", content_type.param("boundary")?.as_bytes()].concat();
+    let mut line_start = body_start;
+    // Only whole lines: the delimiter line must have its LF.
+    while let Some(at) = memchr::memchr(b'\n', &prefix[line_start..]) {
+        let line_end = line_start + at;
+        match mime::delimiter_line(&prefix[line_start..line_end], &delimiter) {
+            Some(false) => return Some((algorithm, line_end + 1)),
+            Some(true) => return None,
+            None => line_start = line_end + 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rustcrypto::RustCryptoProvider;
+
+    /// A multipart/signed entity whose signed part is `part`, as the
+    /// engine writes one, and where that part lies in it.
+    fn entity(part: &[u8], micalg: &str) -> (Vec<u8>, std::ops::Range<usize>) {
+        let boundary = "----=_Part_7";
+        let mut out = format!(
+            "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg};\r\n boundary=\"{boundary}\"\r\n\r\npreamble\r\n"
+        )
+        .into_bytes();
+        let mut body = Vec::new();
+        mime::write_multipart(
+            boundary,
+            &[
+                part,
+                b"Content-Type: application/pkcs7-signature\r\n\r\nMIIB\r\n",
+            ],
+            &mut body,
+        );
+        out.extend_from_slice(&body);
+        let (_, body_start) = headers::parse_block(&out).unwrap();
+        let parts = mime::split_multipart(&out[body_start..], boundary).unwrap();
+        let start = parts[0].as_ptr() as usize - out.as_ptr() as usize;
+        (out.clone(), start..start + parts[0].len())
+    }
+
+    fn large_part(len: usize) -> Vec<u8> {
+        let mut part = b"Content-Type: application/edi-x12\r\n\r\n".to_vec();
+        part.extend((0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8));
+        part
+    }
+
+    /// Observes `plain` as decryption would show it, `piece` bytes at a time.
+    fn observed(plain: &[u8], piece: usize) -> EarlyDigest {
+        let mut early = EarlyDigest::default();
+        let mut end = 0;
+        while end < plain.len() {
+            end = (end + piece).min(plain.len());
+            early.observe(&plain[..end], &RustCryptoProvider);
+        }
+        early
+    }
+
+    #[test]
+    fn the_early_digest_is_the_digest_of_exactly_the_signed_part() {
+        let part = large_part(3 << 20);
+        for (micalg, algorithm) in [
+            ("sha-256", DigestAlgorithm::Sha256),
+            ("sha512", DigestAlgorithm::Sha512),
+        ] {
+            let (plain, range) = entity(&part, micalg);
+            for piece in [1000, 64 << 10, 256 << 10] {
+                let early = observed(&plain, piece);
+                assert!(
+                    matches!(early.state, EarlyState::Hashing { fed, .. } if fed > range.start),
+                    "{micalg}, pieces of {piece}: nothing was hashed early"
+                );
+                let digest = early.finish(&plain, range.clone(), algorithm);
+                assert_eq!(
+                    digest,
+                    Some(RustCryptoProvider.digest(algorithm, &plain[range.clone()])),
+                    "{micalg}, pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn another_algorithm_or_range_leaves_the_digest_to_verification() {
+        let part = large_part(2 << 20);
+        let (plain, range) = entity(&part, "sha-256");
+        let other_algorithm =
+            observed(&plain, 256 << 10).finish(&plain, range.clone(), DigestAlgorithm::Sha384);
+        assert_eq!(other_algorithm, None);
+        let other_start = observed(&plain, 256 << 10).finish(
+            &plain,
+            range.start + 1..range.end,
+            DigestAlgorithm::Sha256,
+        );
+        assert_eq!(other_start, None);
+        // A part that ends inside the bytes already hashed.
+        let early = observed(&plain, 256 << 10);
+        let EarlyState::Hashing { fed, .. } = early.state else {
+            panic!("nothing was hashed early");
+        };
+        assert_eq!(
+            early.finish(&plain, range.start..fed - 1, DigestAlgorithm::Sha256),
+            None
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_signed_entity_is_not_followed() {
+        let part = large_part(2 << 20);
+        let (signed, _) = entity(&part, "sha-256");
+        let not_signed = [
+            b"Content-Type: application/edi-x12\r\n\r\n".as_slice(),
+            &part,
+        ]
+        .concat();
+        let unknown_micalg = String::from_utf8_lossy(&signed[..200]).replace("sha-256", "md5");
+        let unknown_micalg = [unknown_micalg.as_bytes(), &signed[200..]].concat();
+        for plain in [not_signed, unknown_micalg] {
+            let early = observed(&plain, 256 << 10);
+            assert!(matches!(early.state, EarlyState::Off));
+            assert_eq!(
+                early.finish(&plain, 0..plain.len(), DigestAlgorithm::Sha256),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_decryption_attempt_turns_the_early_digest_off() {
+        let part = large_part(2 << 20);
+        let (plain, range) = entity(&part, "sha-256");
+        let mut early = observed(&plain, 256 << 10);
+        early.observe(&plain[..1000], &RustCryptoProvider);
+        assert_eq!(early.finish(&plain, range, DigestAlgorithm::Sha256), None);
+    }
 }

@@ -484,6 +484,25 @@ pub fn verify_detached(
     partner: &Cert,
     provider: &dyn CryptoProvider,
 ) -> Result<VerifiedSignature, Error> {
+    verify_detached_with(
+        signature_der,
+        content,
+        partner,
+        provider,
+        &mut |algorithm, bytes| provider.digest(algorithm, bytes),
+    )
+}
+
+/// [`verify_detached`] with the content's digest from `content_digest`
+/// (given the signature's digest algorithm and the content), for a caller
+/// that may have taken it already ([`crate::signed::EarlyDigest`]).
+pub fn verify_detached_with(
+    signature_der: &[u8],
+    content: &[u8],
+    partner: &Cert,
+    provider: &dyn CryptoProvider,
+    content_digest: &mut dyn FnMut(DigestAlgorithm, &[u8]) -> Vec<u8>,
+) -> Result<VerifiedSignature, Error> {
     let signed_data: SignedData =
         decode_content_info(signature_der, oids::SIGNED_DATA, "signature")?
             .decode_as_encoding(EncodingRules::Ber)
@@ -513,7 +532,7 @@ pub fn verify_detached(
         ))
     })?;
     let scheme = signature_scheme(&signer.signature_algorithm, digest_algorithm)?;
-    let content_digest = provider.digest(digest_algorithm, content);
+    let content_digest = content_digest(digest_algorithm, content);
     let public_key = partner.public_key_der()?;
     let verify = |digest: &[u8]| {
         provider.rsa_verify(
@@ -995,9 +1014,20 @@ pub fn decrypt_any(
     keys: &[&dyn PrivateKey],
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
+    decrypt_any_observed(enveloped, keys, provider, &mut |_| {})
+}
+
+/// [`decrypt_any`], showing `observe` the plaintext decrypted so far (all
+/// of it) after each piece of an EnvelopedData read a piece at a time.
+pub fn decrypt_any_observed(
+    enveloped: &dyn Source,
+    keys: &[&dyn PrivateKey],
+    provider: &dyn CryptoProvider,
+    observe: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<u8>, Error> {
     let mut not_ours = None;
     for key in keys {
-        match decrypt(enveloped, *key, provider) {
+        match decrypt_observed(enveloped, *key, provider, observe) {
             Err(error @ Error::NotEncryptedForUs(_)) => {
                 not_ours.get_or_insert(error);
             }
@@ -1021,6 +1051,17 @@ pub fn decrypt(
     key: &dyn PrivateKey,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
+    decrypt_observed(enveloped, key, provider, &mut |_| {})
+}
+
+/// [`decrypt`], showing `observe` the plaintext so far after each piece
+/// where the EnvelopedData is read a piece at a time.
+fn decrypt_observed(
+    enveloped: &dyn Source,
+    key: &dyn PrivateKey,
+    provider: &dyn CryptoProvider,
+    observe: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<u8>, Error> {
     let ours = Cert::from_der(&key.certificate_der())?;
     let not_decryptable =
         || Error::Decryption("the content does not decrypt: wrong key or altered content".into());
@@ -1042,6 +1083,7 @@ pub fn decrypt(
         })?;
         layout.for_each_ciphertext_piece(enveloped, |piece| {
             plain.extend_from_slice(&decryptor.update(piece));
+            observe(&plain);
             Ok(())
         })?;
         plain.extend_from_slice(&decryptor.finish().map_err(|_| not_decryptable())?);
