@@ -452,8 +452,7 @@ impl EarlyDigest {
         let usable = guessed == algorithm
             && part.start == start
             && fed <= part.end
-            && part.end <= plain.len()
-            && plain.len() == self.seen;
+            && part.end <= plain.len();
         if !usable {
             return None;
         }
@@ -545,7 +544,9 @@ mod tests {
         ] {
             let (plain, range) = entity(&part, micalg);
             for piece in [1000, 64 << 10, 256 << 10] {
-                let early = observed(&plain, piece);
+                // Decryption shows all but the last block, which comes
+                // out of the cipher's finish.
+                let early = observed(&plain[..plain.len() - 13], piece);
                 assert!(
                     matches!(early.state, EarlyState::Hashing { fed, .. } if fed > range.start),
                     "{micalg}, pieces of {piece}: nothing was hashed early"

@@ -832,3 +832,43 @@ fn an_envelope_in_streaming_ber_decrypts_a_piece_at_a_time() {
         inbound.result.err()
     );
 }
+
+/// Past a megabyte the signed part is digested while it is decrypted
+/// (`signed::EarlyDigest`): the MIC must still be the sender's, whether the
+/// body is in memory or read a short piece at a time, and whatever the
+/// signature's digest.
+#[test]
+fn a_multi_megabyte_signed_and_encrypted_document_verifies_with_the_senders_mic() {
+    let content: Vec<u8> = (0..3_000_017u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    for case in ["", r#","signing":"sha512""#, r#","signing":"sha1""#] {
+        let (sender, receiver) = connections(case, "");
+        let mut body = Vec::new();
+        let head = message::build_into(
+            &sender,
+            message::DocumentInfo {
+                file_name: Some("catalogue.bin"),
+                content_type: "application/octet-stream",
+            },
+            &Trickle(content.clone()),
+            &mut body,
+            &stations().0.generated.key,
+            SystemTime::now(),
+            &RustCryptoProvider,
+        )
+        .unwrap_or_else(|e| panic!("{case}: build: {e}"));
+        let in_memory = deliver(&receiver, &head.headers, &body).unwrap();
+        let trickled = receive_from(&receiver, &head.headers, &Trickle(body.clone())).unwrap();
+        for inbound in [in_memory, trickled] {
+            assert_eq!(inbound.disposition, Disposition::processed(), "{case}");
+            let received = inbound.result.as_ref().unwrap();
+            assert!(received.signed && received.encrypted, "{case}");
+            assert!(
+                received.document.content == content,
+                "{case}: content differs"
+            );
+            assert_eq!(received.mic, head.mic, "{case}");
+        }
+    }
+}
