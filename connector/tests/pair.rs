@@ -706,20 +706,7 @@ fn a_large_document_read_in_short_pieces_round_trips_in_every_profile() {
     ] {
         let (sender, receiver) =
             connections(case, r#","require_signed":false,"require_encrypted":false"#);
-        let mut body = Vec::new();
-        let head = message::build_into(
-            &sender,
-            message::DocumentInfo {
-                file_name: Some("catalogue.bin"),
-                content_type: "application/octet-stream",
-            },
-            &Trickle(content.clone()),
-            &mut body,
-            &stations().0.generated.key,
-            SystemTime::now(),
-            &RustCryptoProvider,
-        )
-        .unwrap_or_else(|e| panic!("{case}: build: {e}"));
+        let (head, body) = build_catalogue(&sender, &content, case);
         let in_memory = deliver(&receiver, &head.headers, &body)
             .unwrap_or_else(|e| panic!("{case}: receive: {e}"));
         // And read from where it lies, a short piece at a time, as the
@@ -738,6 +725,30 @@ fn a_large_document_read_in_short_pieces_round_trips_in_every_profile() {
             assert_eq!(received.mic, head.mic, "{case}");
         }
     }
+}
+
+/// ACME builds a message for `content` as `catalogue.bin`, reading it a
+/// short piece at a time; `case` names the connection in a failure.
+fn build_catalogue(
+    sender: &Checked,
+    content: &[u8],
+    case: &str,
+) -> (message::OutboundHead, Vec<u8>) {
+    let mut body = Vec::new();
+    let head = message::build_into(
+        sender,
+        message::DocumentInfo {
+            file_name: Some("catalogue.bin"),
+            content_type: "application/octet-stream",
+        },
+        &Trickle(content.to_vec()),
+        &mut body,
+        &stations().0.generated.key,
+        SystemTime::now(),
+        &RustCryptoProvider,
+    )
+    .unwrap_or_else(|e| panic!("{case}: build: {e}"));
+    (head, body)
 }
 
 /// GLOBEX receives a request whose body is read from `body`.
@@ -844,20 +855,7 @@ fn a_multi_megabyte_signed_and_encrypted_document_verifies_with_the_senders_mic(
         .collect();
     for case in ["", r#","signing":"sha512""#, r#","signing":"sha1""#] {
         let (sender, receiver) = connections(case, "");
-        let mut body = Vec::new();
-        let head = message::build_into(
-            &sender,
-            message::DocumentInfo {
-                file_name: Some("catalogue.bin"),
-                content_type: "application/octet-stream",
-            },
-            &Trickle(content.clone()),
-            &mut body,
-            &stations().0.generated.key,
-            SystemTime::now(),
-            &RustCryptoProvider,
-        )
-        .unwrap_or_else(|e| panic!("{case}: build: {e}"));
+        let (head, body) = build_catalogue(&sender, &content, case);
         let in_memory = deliver(&receiver, &head.headers, &body).unwrap();
         let trickled = receive_from(&receiver, &head.headers, &Trickle(body.clone())).unwrap();
         for inbound in [in_memory, trickled] {
