@@ -515,7 +515,8 @@ mod tests {
         let (_, body_start) = headers::parse_block(&out).unwrap();
         let parts = mime::split_multipart(&out[body_start..], boundary).unwrap();
         let start = parts[0].as_ptr() as usize - out.as_ptr() as usize;
-        (out.clone(), start..start + parts[0].len())
+        let range = start..start + parts[0].len();
+        (out, range)
     }
 
     fn large_part(len: usize) -> Vec<u8> {
