@@ -952,13 +952,14 @@ enum Next {
 
 /// What a CMS layer (`application/pkcs7-mime`) held.
 enum Opened {
-    Decrypted(Vec<u8>),
+    /// The plaintext, and its signed part's digest as far as it was taken
+    /// while decrypting.
+    Decrypted(Vec<u8>, signed::EarlyDigest),
     Decompressed(Vec<u8>),
 }
 
 /// Opens one CMS layer: decrypts it under the connection's policy, or
 /// decompresses it. `encrypted`: a layer above was already decrypted.
-/// `observe` sees the plaintext as it is decrypted ([`smime::decrypt_any_observed`]).
 fn open_cms(
     connection: &Checked,
     der: &dyn Source,
@@ -966,7 +967,6 @@ fn open_cms(
     encrypted: bool,
     keys: StationKeys<'_>,
     provider: &dyn CryptoProvider,
-    observe: &mut dyn FnMut(&[u8]),
 ) -> Result<Opened, Error> {
     let unreadable = unreadable_cms(claims_compressed);
     // The CMS content type decides, whatever smime-type says.
@@ -984,9 +984,12 @@ fn open_cms(
                 crate::config::wire_name(required)
             )));
         }
-        let plain = smime::decrypt_any_observed(der, &keys.decrypting(), provider, observe)
-            .map_err(unreadable)?;
-        Ok(Opened::Decrypted(plain))
+        let mut early = signed::EarlyDigest::default();
+        let plain = smime::decrypt_any(der, &keys.decrypting(), provider, &mut |plain| {
+            early.observe(plain, provider)
+        })
+        .map_err(unreadable)?;
+        Ok(Opened::Decrypted(plain, early))
     } else if kind == oids::COMPRESSED_DATA {
         let der = bytes::whole(der)?;
         Ok(Opened::Decompressed(compress::decompress(
@@ -1122,20 +1125,10 @@ fn unpack(
         (None, Some(claims_compressed)) => {
             first_depth = 1;
             http_headers = None;
-            let mut watching = signed::EarlyDigest::default();
-            let opened = open_cms(
-                connection,
-                body,
-                claims_compressed,
-                false,
-                keys,
-                provider,
-                &mut |plain| watching.observe(plain, provider),
-            )?;
-            match opened {
-                Opened::Decrypted(plain) => {
+            match open_cms(connection, body, claims_compressed, false, keys, provider)? {
+                Opened::Decrypted(plain, taken) => {
                     (encrypted, just_decrypted) = (true, true);
-                    early = Some(watching);
+                    early = Some(taken);
                     Cow::Owned(plain)
                 }
                 Opened::Decompressed(_) if partner.require_encrypted => {
@@ -1172,20 +1165,17 @@ fn unpack(
                     let der = entity
                         .decoded_body()
                         .map_err(unreadable_cms(claims_compressed))?;
-                    let mut watching = signed::EarlyDigest::default();
-                    let opened = open_cms(
+                    match open_cms(
                         connection,
                         &der.as_ref(),
                         claims_compressed,
                         encrypted,
                         keys,
                         provider,
-                        &mut |plain| watching.observe(plain, provider),
-                    )?;
-                    match opened {
-                        Opened::Decrypted(plain) => {
+                    )? {
+                        Opened::Decrypted(plain, taken) => {
                             (encrypted, just_decrypted) = (true, true);
-                            early_next = Some(watching);
+                            early_next = Some(taken);
                             Next::Owned(plain)
                         }
                         Opened::Decompressed(plain) => Next::Owned(plain),

@@ -1009,17 +1009,9 @@ pub fn content_encryption_of(enveloped: &dyn Source) -> Result<ContentEncryption
 /// [`decrypt`] with whichever of `keys` the message is encrypted for, tried
 /// in order: during a certificate rollover partners encrypt to the old or the
 /// new certificate. A key the message is not for costs no private-key operation.
+/// `observe` sees the plaintext decrypted so far (all of it) after each piece
+/// of an EnvelopedData read a piece at a time.
 pub fn decrypt_any(
-    enveloped: &dyn Source,
-    keys: &[&dyn PrivateKey],
-    provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
-    decrypt_any_observed(enveloped, keys, provider, &mut |_| {})
-}
-
-/// [`decrypt_any`], showing `observe` the plaintext decrypted so far (all
-/// of it) after each piece of an EnvelopedData read a piece at a time.
-pub fn decrypt_any_observed(
     enveloped: &dyn Source,
     keys: &[&dyn PrivateKey],
     provider: &dyn CryptoProvider,
