@@ -6,8 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use as2_connector::ErrorCode;
 use as2_connector::config::{Checked, Connection};
-use as2_connector::crypto::PrivateKey;
 use as2_connector::crypto::rustcrypto::{GeneratedKey, RustCryptoProvider, generate_station_key};
+use as2_connector::crypto::{
+    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    Hasher, KeyTransport, PrivateKey, SignatureScheme,
+};
 use as2_connector::headers::Headers;
 use as2_connector::mdn::Disposition;
 use as2_connector::message::{self, Document, Inbound, MdnVerdict, Outbound};
@@ -857,7 +860,23 @@ fn a_multi_megabyte_signed_and_encrypted_document_verifies_with_the_senders_mic(
         let (sender, receiver) = connections(case, "");
         let (head, body) = build_catalogue(&sender, &content, case);
         let in_memory = deliver(&receiver, &head.headers, &body).unwrap();
-        let trickled = receive_from(&receiver, &head.headers, &Trickle(body.clone())).unwrap();
+        let watching = LargestDigest::default();
+        let trickled = message::receive_from(
+            &receiver,
+            &head.headers,
+            &Trickle(body.clone()),
+            message::StationKeys::single(&stations().1.generated.key),
+            &mut |_| Ok(false),
+            SystemTime::now(),
+            &watching,
+        )
+        .unwrap();
+        // The part was digested while it was decrypted, not in one go after.
+        let largest = watching.0.get();
+        assert!(
+            largest < 1 << 20,
+            "{case}: a {largest}-byte digest after decryption"
+        );
         for inbound in [in_memory, trickled] {
             assert_eq!(inbound.disposition, Disposition::processed(), "{case}");
             let received = inbound.result.as_ref().unwrap();
@@ -868,5 +887,84 @@ fn a_multi_megabyte_signed_and_encrypted_document_verifies_with_the_senders_mic(
             );
             assert_eq!(received.mic, head.mic, "{case}");
         }
+    }
+}
+
+/// RustCrypto, remembering the largest buffer it was asked to digest in one
+/// call (a digest fed in pieces, through `hasher`, is not counted).
+#[derive(Default)]
+struct LargestDigest(std::cell::Cell<usize>);
+
+impl CryptoProvider for LargestDigest {
+    fn hasher(&self, algorithm: DigestAlgorithm) -> Box<dyn Hasher + Send> {
+        RustCryptoProvider.hasher(algorithm)
+    }
+
+    fn digest(&self, algorithm: DigestAlgorithm, data: &[u8]) -> Vec<u8> {
+        self.0.set(self.0.get().max(data.len()));
+        RustCryptoProvider.digest(algorithm, data)
+    }
+
+    fn cipher(
+        &self,
+        algorithm: ContentCipher,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        RustCryptoProvider.cipher(algorithm, direction, key, iv)
+    }
+
+    fn rsa_encrypt(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: KeyTransport,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        RustCryptoProvider.rsa_encrypt(subject_public_key_info, scheme, data)
+    }
+
+    fn rsa_verify(
+        &self,
+        subject_public_key_info: &[u8],
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, CryptoError> {
+        RustCryptoProvider.rsa_verify(
+            subject_public_key_info,
+            scheme,
+            algorithm,
+            digest,
+            signature,
+        )
+    }
+
+    fn aead_seal(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        RustCryptoProvider.aead_seal(algorithm, key, nonce, aad, plaintext)
+    }
+
+    fn aead_open(
+        &self,
+        algorithm: AeadCipher,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        sealed: &[u8],
+        tag_len: usize,
+    ) -> Result<Vec<u8>, CryptoError> {
+        RustCryptoProvider.aead_open(algorithm, key, nonce, aad, sealed, tag_len)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        RustCryptoProvider.fill_random(buf)
     }
 }
