@@ -67,19 +67,44 @@ struct Options {
 /// One operation to repeat (`--repeat`).
 #[derive(Clone, Debug)]
 struct Repeat {
-    operation: String,
+    operation: Operation,
     size: usize,
     count: usize,
 }
 
-const REPEATABLE: [&str; 6] = [
-    "native-build",
-    "native-parse",
-    "component-build",
-    "component-build-compressed",
-    "component-parse",
-    "component-call",
+/// What `--repeat` can run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Operation {
+    NativeBuild,
+    NativeParse,
+    ComponentBuild,
+    ComponentBuildCompressed,
+    ComponentParse,
+    /// A fresh instance and `config-ui-schema`.
+    ComponentCall,
+}
+
+/// Each operation under the name `--repeat` takes.
+const OPERATIONS: [(&str, Operation); 6] = [
+    ("native-build", Operation::NativeBuild),
+    ("native-parse", Operation::NativeParse),
+    ("component-build", Operation::ComponentBuild),
+    (
+        "component-build-compressed",
+        Operation::ComponentBuildCompressed,
+    ),
+    ("component-parse", Operation::ComponentParse),
+    ("component-call", Operation::ComponentCall),
 ];
+
+impl Operation {
+    fn name(self) -> &'static str {
+        OPERATIONS
+            .iter()
+            .find(|(_, operation)| *operation == self)
+            .map_or("?", |(name, _)| name)
+    }
+}
 
 fn parse_repeat(text: &str) -> Result<Repeat, String> {
     let usage = || format!("{text:?}: expected OPERATION:SIZE:COUNT, e.g. component-parse:10M:20");
@@ -89,18 +114,16 @@ fn parse_repeat(text: &str) -> Result<Repeat, String> {
     else {
         return Err(usage());
     };
-    if !REPEATABLE.contains(&operation) {
-        return Err(format!(
-            "{operation:?} is not one of {}",
-            REPEATABLE.join(", ")
-        ));
-    }
+    let Some(&(_, operation)) = OPERATIONS.iter().find(|(name, _)| *name == operation) else {
+        let names: Vec<&str> = OPERATIONS.iter().map(|(name, _)| *name).collect();
+        return Err(format!("{operation:?} is not one of {}", names.join(", ")));
+    };
     let count: usize = count.parse().map_err(|_| usage())?;
     if count == 0 {
         return Err(usage());
     }
     Ok(Repeat {
-        operation: operation.to_string(),
+        operation,
         size: parse_size(size)?,
         count,
     })
@@ -347,19 +370,19 @@ fn repeat_one(
     let (_, outbound) = native.build(keys, &document, false)?;
     progress(&format!(
         "{} of {}, {} times",
-        repeat.operation,
+        repeat.operation.name(),
         report::size_label(repeat.size),
         repeat.count
     ));
     let mut samples = Vec::with_capacity(repeat.count);
     for _ in 0..repeat.count {
-        samples.push(match repeat.operation.as_str() {
-            "native-build" => native.build(keys, &document, false)?.0,
-            "native-parse" => native.parse(keys, &outbound, &content)?,
-            "component-build" => component.build(&content, false)?,
-            "component-build-compressed" => component.build(&content, true)?,
-            "component-parse" => component.parse(&outbound, &content)?,
-            _ => {
+        samples.push(match repeat.operation {
+            Operation::NativeBuild => native.build(keys, &document, false)?.0,
+            Operation::NativeParse => native.parse(keys, &outbound, &content)?,
+            Operation::ComponentBuild => component.build(&content, false)?,
+            Operation::ComponentBuildCompressed => component.build(&content, true)?,
+            Operation::ComponentParse => component.parse(&outbound, &content)?,
+            Operation::ComponentCall => {
                 let start = Instant::now();
                 component.a.config_ui_schema()?;
                 start.elapsed()
@@ -369,7 +392,7 @@ fn repeat_one(
     let fastest = samples.iter().min().copied().unwrap_or_default();
     println!(
         "{} {}: median {}, fastest {}",
-        repeat.operation,
+        repeat.operation.name(),
         report::size_label(repeat.size),
         format_time(median(&samples)),
         format_time(fastest)
@@ -626,8 +649,8 @@ mod tests {
     fn a_repeat_names_an_operation_a_size_and_a_count() {
         let repeat = parse_repeat("component-parse:10M:20").unwrap();
         assert_eq!(
-            (repeat.operation.as_str(), repeat.size, repeat.count),
-            ("component-parse", 10 << 20, 20)
+            (repeat.operation, repeat.size, repeat.count),
+            (Operation::ComponentParse, 10 << 20, 20)
         );
         assert!(parse_repeat("component-parse:10M").is_err());
         assert!(parse_repeat("component-parse:10M:0").is_err());
