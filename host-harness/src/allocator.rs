@@ -7,10 +7,10 @@
 //! freed, and hand the top of the heap back to the kernel once 2× the
 //! threshold is free there: a process that builds or parses one message
 //! after another maps, faults in, zeroes and unmaps the same megabytes for
-//! every message. Half the kernel's share of a 10 MB build's profile was
-//! that (docs/benchmarks.md): measured side by side, building 10 MB
-//! through the component took 33.6 ms with the defaults and 23.8 ms with
-//! these settings; the native engine did not move (22.5 ms).
+//! every message (page faults and page zeroing were about a tenth of a
+//! 10 MB build's samples). Measured side by side (docs/benchmarks.md),
+//! building 10 MB through the component took 33.6 ms with the defaults and
+//! 23.9 ms with these settings; the native engine did not move (22.5 ms).
 //!
 //! The cost is memory kept: each of glibc's arenas may hold up to
 //! [`TRIM_THRESHOLD`] of freed memory at its top instead of returning it.
