@@ -28,6 +28,7 @@ pub mod mdn;
 pub mod message;
 pub mod mic;
 pub mod mime;
+pub mod outbox;
 pub mod pace;
 pub mod signed;
 pub mod smime;
