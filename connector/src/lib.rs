@@ -24,6 +24,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod headers;
+pub mod inbox;
 pub mod mdn;
 pub mod message;
 pub mod mic;
