@@ -5,19 +5,12 @@ use crate::headers::Headers;
 
 use super::bindings::wasi::http::outgoing_handler;
 use super::bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use super::bindings::wasi::io::streams::{OutputStream, StreamError};
 
-/// A response: status, header fields, body.
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Header fields.
-    pub headers: Headers,
-    /// Body.
-    pub body: Vec<u8>,
-}
+pub use crate::outbox::Response;
 
 /// Bound on a response body (an MDN is a few KB), against hostile partners.
 const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
@@ -32,51 +25,7 @@ pub fn send(
     body: &dyn Source,
     timeout_seconds: u64,
 ) -> Result<Response, HttpFailure> {
-    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (Scheme::Https, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (Scheme::Http, rest)
-    } else {
-        return Err(format!("{url:?} is not an http:// or https:// URL").into());
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_string()
-    };
-
-    let entries: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
-        .chain(std::iter::once((
-            "content-length".to_string(),
-            body.len().to_string().into_bytes(),
-        )))
-        .collect();
-    let fields =
-        Fields::from_list(&entries).map_err(|e| format!("invalid request header: {e:?}"))?;
-    let request = OutgoingRequest::new(fields);
-    let method = match method {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        other => Method::Other(other.to_string()),
-    };
-    request
-        .set_method(&method)
-        .map_err(|()| "invalid method".to_string())?;
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| "invalid scheme".to_string())?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| format!("invalid host {authority:?}"))?;
-    request
-        .set_path_with_query(Some(&path))
-        .map_err(|()| format!("invalid path {path:?}"))?;
+    let request = new_request(method, url, headers, body.len())?;
     let options = RequestOptions::new();
     let timeout = Some(timeout_seconds * NANOS_PER_SECOND);
     // A host may not support a timeout; the request still goes out with its defaults.
@@ -112,6 +61,65 @@ pub fn send(
             return Err(format!("sending the body failed: {e}").into());
         }
     }
+    read_response(response)
+}
+
+/// The request for `url`, with the header fields and the body's length.
+fn new_request(
+    method: &str,
+    url: &str,
+    headers: &Headers,
+    body_len: u64,
+) -> Result<OutgoingRequest, HttpFailure> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else {
+        return Err(format!("{url:?} is not an http:// or https:// URL").into());
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
+        .chain(std::iter::once((
+            "content-length".to_string(),
+            body_len.to_string().into_bytes(),
+        )))
+        .collect();
+    let fields =
+        Fields::from_list(&entries).map_err(|e| format!("invalid request header: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        other => Method::Other(other.to_string()),
+    };
+    request
+        .set_method(&method)
+        .map_err(|()| "invalid method".to_string())?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "invalid scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("invalid host {authority:?}"))?;
+    request
+        .set_path_with_query(Some(&path))
+        .map_err(|()| format!("invalid path {path:?}"))?;
+    Ok(request)
+}
+
+/// The response's status, header fields and whole body (at most 16 MiB).
+fn read_response(response: IncomingResponse) -> Result<Response, HttpFailure> {
     let status = response.status();
     let headers: Headers = response
         .headers()

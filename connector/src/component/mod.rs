@@ -11,11 +11,17 @@ mod bindings {
     });
 }
 
+mod convert;
 #[cfg(feature = "fault-switch")]
 mod faults;
+mod form;
+mod guest;
 mod host;
 mod http;
-mod operations;
+mod receive;
+mod records;
+mod send;
+mod status;
 
 use bindings::as2::connector::types as wit;
 
@@ -29,9 +35,18 @@ mod export {
 
 /// Maps an engine error to the WIT error, in one place.
 fn to_wit_error(error: &crate::Error) -> wit::Error {
+    wit::Error {
+        code: wit_code(error.code()),
+        message: error.to_string(),
+        field: error.field().map(str::to_string),
+    }
+}
+
+/// Maps an engine error code to the WIT one.
+fn wit_code(code: crate::ErrorCode) -> wit::ErrorCode {
     use crate::ErrorCode as C;
     use wit::ErrorCode as W;
-    let code = match error.code() {
+    match code {
         C::InvalidConfig => W::InvalidConfig,
         C::AuthFailed => W::AuthFailed,
         C::RateLimited => W::RateLimited,
@@ -52,11 +67,6 @@ fn to_wit_error(error: &crate::Error) -> wit::Error {
         C::StorageFailed => W::StorageFailed,
         C::NotAllowed => W::NotAllowed,
         C::Internal => W::Internal,
-    };
-    wit::Error {
-        code,
-        message: error.to_string(),
-        field: error.field().map(str::to_string),
     }
 }
 
