@@ -9,6 +9,9 @@
 //! (RFC 2045/2046/5322), [`smime`] (CMS, RFC 5652), [`signed`]
 //! (multipart/signed, RFC 1847), [`mic`] (RFC 4130 §7.3.1), [`mdn`]
 //! (RFC 3798), [`message`] (RFC 4130), and [`config`] (the connection form).
+//! Around them, the lifecycle: [`outbox`] (a sent message, from its record
+//! to its MDN, as a state machine driven by events and the time as a value)
+//! and [`inbox`] (a received message and the MDN owed for it).
 
 // The engine has no unsafe code; only the component's generated ABI glue
 // (wit-bindgen) needs it, and allows it locally.
