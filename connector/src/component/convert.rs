@@ -4,8 +4,9 @@ use crate::headers::Headers;
 use crate::inbox::ReceivedRecord;
 use crate::mdn::{Disposition, DispositionType, Mdn, ModifierKind};
 use crate::mic::{Mic, ReportedMic};
-use crate::outbox::{SentRecord, SentState, StoredMdn};
+use crate::outbox::{LogLevel, SentRecord, SentState, StoredMdn};
 
+use super::bindings::as2::connector::log::Level;
 use super::bindings::exports::as2::connector::connector as api;
 use super::{to_wit_error, wit};
 
@@ -166,4 +167,11 @@ pub fn received_status(record: ReceivedRecord) -> Result<api::MessageStatus, wit
         attempts: 0,
         reason: None,
     })
+}
+
+pub fn wit_level(level: LogLevel) -> Level {
+    match level {
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+    }
 }

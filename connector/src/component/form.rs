@@ -3,38 +3,14 @@
 
 use std::time::SystemTime;
 
-use crate::config::{Checked, Connection};
+use crate::config::Checked;
 use crate::smime::Cert;
 
 use super::bindings::exports::as2::connector::connector as api;
+use super::connection::{authorize, checked, station_certificate};
 use super::convert::wit_problem;
 use super::host::HostKey;
-use super::{to_wit_error, wit};
-
-/// Parses and checks a configuration at this moment.
-pub fn checked(config: &str) -> Result<Checked, wit::Error> {
-    Connection::check(config, SystemTime::now()).map_err(|e| to_wit_error(&e))
-}
-
-fn station_certificate(key: &HostKey) -> Result<Cert, crate::Error> {
-    Cert::from_der(&crate::crypto::PrivateKey::certificate_der(key))
-}
-
-/// The station's key, once its certificate is known to be current.
-pub fn open_station_key(connection: &Checked) -> Result<HostKey, wit::Error> {
-    let key = HostKey::open(&connection.connection.station.private_key).map_err(|mut e| {
-        // A missing key is the configuration's fault, not the message's.
-        if matches!(e.code, wit::ErrorCode::NotFound) {
-            e.code = wit::ErrorCode::InvalidConfig;
-        }
-        e.field = Some("/station/private_key".into());
-        e
-    })?;
-    let cert = station_certificate(&key).map_err(|e| to_wit_error(&e))?;
-    cert.check_validity(SystemTime::now(), "station")
-        .map_err(|e| to_wit_error(&e))?;
-    Ok(key)
-}
+use super::wit;
 
 /// What is wrong with the key store entry `name` (at `field`): it does not
 /// open, it is not the key of the configured certificate `expected` (PEM),
@@ -167,7 +143,7 @@ pub fn test_connection(config: &str) -> api::ConnectionTest {
         Err(e) => return conclude(api::Verdict::InvalidConfig, e.message, checks),
     };
     let url = &connection.connection.partner.url;
-    let authorized = match super::send::authorize(&connection, url) {
+    let authorized = match authorize(&connection, url) {
         Ok(authorized) => authorized,
         Err(e) => return conclude(api::Verdict::InvalidConfig, e.message, checks),
     };

@@ -15,10 +15,9 @@ use crate::outbox::MdnMatch;
 use super::bindings::as2::connector::log::{self, Level};
 use super::bindings::as2::connector::secrets;
 use super::bindings::exports::as2::connector::connector as api;
-use super::convert::{from_headers, outcome, to_headers, wit_disposition, wit_mic};
+use super::convert::{from_headers, outcome, to_headers, wit_disposition, wit_level, wit_mic};
 use super::host::{BlobSink, BlobSource, HostCrypto, HostKey};
 use super::records;
-use super::send::emit;
 use super::{to_wit_error, wit, wit_error};
 
 fn empty_ok() -> wit::HttpResponse {
@@ -30,7 +29,7 @@ fn empty_ok() -> wit::HttpResponse {
 }
 
 pub fn export(config: &str, request: wit::HttpRequest) -> Result<api::ExportResult, wit::Error> {
-    let connection = super::form::checked(config)?;
+    let connection = super::connection::checked(config)?;
     #[cfg(feature = "fault-switch")]
     super::faults::trip(&connection.connection.name);
     if !request.method.eq_ignore_ascii_case("POST") {
@@ -87,7 +86,7 @@ fn receive_message(
     headers: &Headers,
     body: &dyn crate::bytes::Source,
 ) -> Result<message::Inbound, wit::Error> {
-    let key = super::form::open_station_key(connection)?;
+    let key = super::connection::open_station_key(connection)?;
     let next_key = match &connection.connection.station.next_private_key {
         Some(name) => Some(HostKey::open(name).map_err(|mut e| {
             e.field = Some("/station/next_private_key".into());
@@ -117,7 +116,7 @@ fn receive_message(
 /// The export result of a processed message: its document and record for
 /// the host to store, and the reply.
 fn hand_over(mut reception: inbox::Reception) -> Result<api::ExportResult, wit::Error> {
-    emit(reception.log.0, &reception.log.1);
+    log::emit(wit_level(reception.log.0), &reception.log.1);
     let commit = match &reception.record {
         Some(record) => vec![records::received_entry(record)?],
         None => Vec::new(),

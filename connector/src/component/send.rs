@@ -8,13 +8,14 @@ use std::time::SystemTime;
 use crate::config::Checked;
 use crate::message::{self, DocumentInfo};
 use crate::outbox::{
-    self, Action, CallBudget, Delivery, Event, Finish, LogLevel, ResumeStep, SentRecord, UnixMillis,
+    self, Action, CallBudget, Delivery, Event, Finish, ResumeStep, SentRecord, UnixMillis,
 };
 
 use super::bindings::as2::connector::log::{self, Level};
 use super::bindings::as2::connector::secrets;
 use super::bindings::exports::as2::connector::connector as api;
-use super::convert::outcome;
+use super::connection::{authorize, checked, open_station_key, reveal};
+use super::convert::{outcome, wit_level};
 use super::host::{BlobSink, BlobSource, HostCrypto, HostKey};
 use super::records::{self, Outgoing};
 use super::{to_wit_error, wit, wit_code, wit_error};
@@ -31,30 +32,11 @@ fn call_budget() -> CallBudget {
     CallBudget::starting(now_ms(), told.as_deref())
 }
 
-pub fn emit(level: LogLevel, line: &str) {
-    let level = match level {
-        LogLevel::Info => Level::Info,
-        LogLevel::Warn => Level::Warn,
-    };
-    log::emit(level, line);
-}
-
 fn sleep_until(at: UnixMillis) {
     let nanos = at.saturating_sub(now_ms()).saturating_mul(1_000_000);
     if nanos > 0 {
         super::bindings::wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
     }
-}
-
-/// A secret from the host's store, for HTTP authentication.
-fn reveal(name: &str) -> Result<String, crate::Error> {
-    secrets::reveal(name).map_err(|e| crate::Error::config("/auth", e.message))
-}
-
-/// The credentials applied to a request for `url`.
-pub fn authorize(connection: &Checked, url: &str) -> Result<crate::auth::Authorized, wit::Error> {
-    crate::auth::authorize(&connection.connection.auth, url, &mut reveal)
-        .map_err(|e| to_wit_error(&e))
 }
 
 fn no_refresh() -> wit::Error {
@@ -186,7 +168,7 @@ fn deliver(
         };
         let event = match action {
             Action::Log(level, line) => {
-                emit(level, &line);
+                log::emit(wit_level(level), &line);
                 continue;
             }
             Action::Finish(finish) => return finished(finish, record.as_ref()),
@@ -315,10 +297,10 @@ fn send_again(
 
 pub fn import(config: &str, documents: Vec<wit::OutgoingDocument>) -> SendResults {
     let budget = call_budget();
-    let connection = super::form::checked(config)?;
+    let connection = checked(config)?;
     #[cfg(feature = "fault-switch")]
     super::faults::trip(&connection.connection.name);
-    let key = super::form::open_station_key(&connection)?;
+    let key = open_station_key(&connection)?;
     Ok(documents
         .into_iter()
         .map(|document| send_one(&connection, &key, budget, document))
@@ -329,8 +311,8 @@ pub fn build_message(
     config: &str,
     document: wit::OutgoingDocument,
 ) -> Result<api::BuiltMessage, wit::Error> {
-    let connection = super::form::checked(config)?;
-    let key = super::form::open_station_key(&connection)?;
+    let connection = checked(config)?;
+    let key = open_station_key(&connection)?;
     let outgoing = build_outgoing(&connection, &key, &document)?;
     Ok(api::BuiltMessage {
         message_id: outgoing.message_id,
@@ -342,6 +324,6 @@ pub fn build_message(
 
 pub fn resume_sends(config: &str) -> SendResults {
     let budget = call_budget();
-    let connection = super::form::checked(config)?;
+    let connection = checked(config)?;
     resume(&connection, budget)
 }

@@ -7,7 +7,7 @@ use super::records;
 use super::{wit, wit_error};
 
 pub fn lookup_message(config: &str, message_id: &str) -> Result<api::MessageStatus, wit::Error> {
-    let connection = super::form::checked(config)?;
+    let connection = super::connection::checked(config)?;
     let partner = &connection.connection.partner.as2_id;
     let message_id = message_id.trim();
     let sent = records::load_sent(message_id)?.filter(|record| &record.partner == partner);
@@ -27,7 +27,7 @@ pub fn list_messages(
     config: &str,
     filter: api::MessageFilter,
 ) -> Result<Vec<api::MessageStatus>, wit::Error> {
-    let connection = super::form::checked(config)?;
+    let connection = super::connection::checked(config)?;
     let partner = &connection.connection.partner.as2_id;
     let mut found = Vec::new();
     if !matches!(filter.direction, Some(api::Direction::Inbound)) {
