@@ -11,6 +11,9 @@ use crate::runtime::{
     HttpResponse, Mic, OutgoingDocument, Runtime, StateEntry, Station, api,
 };
 
+// The texts for people live in `describe`; callers have long named them here.
+pub use crate::describe::{describe, describe_problem, error_code, has_errors};
+
 /// One station's view of the component: the shared runtime plus the
 /// station's key store and state. Each operation with a configuration also
 /// reads that connection's TLS settings natively and hands them to the call
@@ -337,81 +340,5 @@ impl Connector {
             .call_with(&self.station, &options, |guest, store| {
                 guest.call_lookup_message(store, config, message_id)
             })
-    }
-}
-
-/// The stable text code of an error, e.g. `CERT_HAS_EXPIRED`.
-pub fn error_code(error: &ConnectorError) -> String {
-    // The generated Debug text is `ErrorCode::CertHasExpired`: keep the variant.
-    let debug = format!("{:?}", error.code);
-    let variant = debug.rsplit("::").next().unwrap_or_default();
-    let mut code = String::new();
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            code.push('_');
-        }
-        code.push(c.to_ascii_uppercase());
-    }
-    code
-}
-
-/// `error INVALID_CONFIG at /partner/url: …`, for people.
-pub fn describe_problem(problem: &api::Problem) -> String {
-    let severity = match problem.severity {
-        api::Severity::Error => "error",
-        api::Severity::Warning => "warning",
-    };
-    let code = error_code(&ConnectorError {
-        code: problem.code,
-        message: String::new(),
-        field: None,
-    });
-    let at = if problem.field.is_empty() {
-        String::new()
-    } else {
-        format!(" at {}", problem.field)
-    };
-    format!("{severity} {code}{at}: {}", problem.message)
-}
-
-/// Whether any problem is an error (warnings leave the connection usable).
-pub fn has_errors(problems: &[api::Problem]) -> bool {
-    problems
-        .iter()
-        .any(|problem| matches!(problem.severity, api::Severity::Error))
-}
-
-/// `CODE: message (field …)`, for people.
-pub fn describe(error: &ConnectorError) -> String {
-    match &error.field {
-        Some(field) => format!("{}: {} (field {field})", error_code(error), error.message),
-        None => format!("{}: {}", error_code(error), error.message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::ErrorCode;
-
-    #[test]
-    fn error_codes_print_in_their_stable_text_form() {
-        let error = |code| ConnectorError {
-            code,
-            message: "m".into(),
-            field: None,
-        };
-        assert_eq!(
-            error_code(&error(ErrorCode::CertHasExpired)),
-            "CERT_HAS_EXPIRED"
-        );
-        assert_eq!(error_code(&error(ErrorCode::NotFound)), "NOT_FOUND");
-        assert_eq!(
-            describe(&ConnectorError {
-                field: Some("/partner/url".into()),
-                ..error(ErrorCode::InvalidConfig)
-            }),
-            "INVALID_CONFIG: m (field /partner/url)"
-        );
     }
 }

@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::connector::{Connector, describe};
+use crate::connector::Connector;
+use crate::describe::{describe, describe_problem};
 use crate::runtime::{Document, Limits, Runtime, Station, api};
 use crate::secrets::MasterKey;
 use crate::server::{self, Endpoint, Route};
+
+// The demo's words for states and dispositions, under the names tests and
+// the bench use.
+pub use crate::describe::{disposition_text, state_text};
 
 /// A small, valid X12 850 purchase order.
 pub const SAMPLE_X12_850: &str = "ISA*00*          *00*          *ZZ*ACME           *ZZ*GLOBEX         *261128*0930*U*00401*000000905*0*T*>~\n\
@@ -264,7 +269,7 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         if let Some(problem) = problems.first() {
             bail!(
                 "{who}'s connection has a problem: {}",
-                crate::connector::describe_problem(problem)
+                describe_problem(problem)
             );
         }
     }
@@ -411,34 +416,4 @@ pub async fn run(work_dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Resul
         ),
     )?;
     Ok(outcome)
-}
-
-/// `pending`, `acknowledged`, `failed` or `received`.
-pub fn state_text(state: api::MessageState) -> &'static str {
-    match state {
-        api::MessageState::Pending => "pending",
-        api::MessageState::Acknowledged => "acknowledged",
-        api::MessageState::Failed => "failed",
-        api::MessageState::Received => "received",
-    }
-}
-
-/// `processed`, `processed/error: decryption-failed`, …
-pub fn disposition_text(
-    disposition: &crate::runtime::bindings::as2::connector::types::Disposition,
-) -> String {
-    use crate::runtime::bindings::as2::connector::types::{DispositionType, ModifierKind};
-    let mut text = match disposition.disposition_type {
-        DispositionType::Processed => "processed".to_string(),
-        DispositionType::Failed => "failed".to_string(),
-    };
-    if let Some(modifier) = &disposition.modifier {
-        let kind = match modifier.kind {
-            ModifierKind::Error => "error",
-            ModifierKind::Warning => "warning",
-            ModifierKind::Failure => "failure",
-        };
-        text.push_str(&format!("/{kind}: {}", modifier.description));
-    }
-    text
 }

@@ -22,7 +22,7 @@ use sha2::Digest as _;
 use crate::connector::Exported;
 use crate::faults::pause_point;
 use crate::files;
-use crate::runtime::Station;
+use crate::station::Station;
 
 /// The station's inbox and its journal.
 #[derive(Clone)]

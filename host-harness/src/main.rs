@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use as2_harness::connector::{
     Connector, Content, SendDocument, describe, describe_problem, error_code, has_errors,
 };
-use as2_harness::demo::disposition_text;
+use as2_harness::describe::{direction_text, disposition_text, state_text, verdict_text};
 use as2_harness::runtime::{Limits, Runtime, Station, api};
 use as2_harness::server::{self, Endpoint, Route};
 
@@ -606,7 +606,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!(
                         "resumed {} (interrupted or overdue): {}",
                         outcome.message_id,
-                        as2_harness::demo::state_text(outcome.state)
+                        state_text(outcome.state)
                     );
                     let mut line = sent_line(None, &outcome);
                     line["resumed"] = true.into();
@@ -649,7 +649,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (line, summary) = match outcome {
                     Ok(outcome) => {
                         all_ok &= !matches!(outcome.state, api::MessageState::Failed);
-                        let state = as2_harness::demo::state_text(outcome.state);
+                        let state = state_text(outcome.state);
                         (sent_line(Some(&path), &outcome), state.to_string())
                     }
                     Err(e) => {
@@ -802,31 +802,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The stable text of a verdict, e.g. `AUTH_FAILED`.
-fn verdict_text(verdict: api::Verdict) -> &'static str {
-    match verdict {
-        api::Verdict::Ok => "OK",
-        api::Verdict::InvalidConfig => "INVALID_CONFIG",
-        api::Verdict::CertHasExpired => "CERT_HAS_EXPIRED",
-        api::Verdict::AuthFailed => "AUTH_FAILED",
-        api::Verdict::Unreachable => "UNREACHABLE",
-        api::Verdict::TlsError => "TLS_ERROR",
-    }
-}
-
-fn direction_text(direction: api::Direction) -> &'static str {
-    match direction {
-        api::Direction::Outbound => "out",
-        api::Direction::Inbound => "in",
-    }
-}
-
 /// One JSON line for a sent message's outcome (`send`, `resume`).
 fn sent_line(file: Option<&Path>, outcome: &api::SendOutcome) -> serde_json::Value {
     serde_json::json!({
         "file": file.map(|path| path.display().to_string()),
         "message_id": outcome.message_id,
-        "state": as2_harness::demo::state_text(outcome.state),
+        "state": state_text(outcome.state),
         "attempts": outcome.attempts,
         "events": outcome.events,
         "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
@@ -849,7 +830,7 @@ fn status_json(
         "partner": status.partner,
         "file_name": status.file_name,
         "created": status.created,
-        "state": as2_harness::demo::state_text(status.state),
+        "state": state_text(status.state),
         "attempts": status.attempts,
         "mic": format!("{}, {}", status.mic.digest, status.mic.algorithm),
         "mdn": status.mdn.as_ref().map(|mdn| serde_json::json!({
@@ -880,10 +861,7 @@ fn print_status(status: &api::MessageStatus, inbox: &as2_harness::inbox::Inbox) 
         println!("File:       {name}");
     }
     println!("Created:    {} (Unix seconds)", status.created);
-    println!(
-        "State:      {}",
-        as2_harness::demo::state_text(status.state)
-    );
+    println!("State:      {}", state_text(status.state));
     println!(
         "MIC:        {}, {}",
         status.mic.digest, status.mic.algorithm

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as WasiErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::runtime::Station;
+use crate::station::Station;
 use crate::tls::{ClientTls, wasi_tls_error, wasi_tls_io_error};
 
 /// Options of one call into the component that the host applies itself.

@@ -25,11 +25,11 @@ use as2_connector::crypto::{
 };
 
 use crate::blobs::Blob;
-use crate::keystore::{self, KeyError, KeyStore};
+use crate::keystore::{self, KeyError};
 pub use crate::outgoing::CallOptions;
 use crate::outgoing::HttpHooks;
-use crate::secrets::{MasterKey, SecretError, SecretStore};
-use crate::state::StateStore;
+use crate::secrets::SecretError;
+pub use crate::station::Station;
 
 /// Bindings generated from the connector world.
 pub mod bindings {
@@ -81,43 +81,6 @@ pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_COMPONENT_WASM"));
 /// misbehave, for the sandbox tests.
 #[cfg(feature = "fault-component")]
 pub const FAULT_COMPONENT_WASM: &[u8] = include_bytes!(env!("AS2_FAULT_COMPONENT_WASM"));
-
-/// A station's host-side services: its key store and its state store.
-pub struct Station {
-    /// A label for logs (usually the data folder).
-    pub label: String,
-    /// Where files of this station live.
-    pub data_dir: PathBuf,
-    /// Private keys.
-    pub keys: KeyStore,
-    /// Durable message state.
-    pub state: StateStore,
-    /// Passwords and tokens, encrypted at rest.
-    pub secrets: SecretStore,
-}
-
-impl Station {
-    /// Opens the station whose files live in `data_dir`; its secret store is
-    /// unlocked by the master key in `AS2_MASTER_KEY`, when that is set.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Self>> {
-        Self::open_with(data_dir, MasterKey::from_env()?)
-    }
-
-    /// [`Station::open`] with the secret store's master key given.
-    pub fn open_with(data_dir: &Path, master_key: Option<MasterKey>) -> anyhow::Result<Arc<Self>> {
-        let removed = crate::blobs::remove_stray(&data_dir.join("blobs"))?;
-        if removed > 0 {
-            tracing::info!(removed, "removed spill files of stopped processes");
-        }
-        Ok(Arc::new(Station {
-            label: data_dir.display().to_string(),
-            data_dir: data_dir.to_path_buf(),
-            keys: KeyStore::open(data_dir, master_key.clone())?,
-            state: StateStore::open(data_dir)?,
-            secrets: SecretStore::open(data_dir, master_key),
-        }))
-    }
-}
 
 /// An open key handle held for the guest: the key stays here.
 pub struct KeyHandle(Arc<crate::hostkey::HostKey>);

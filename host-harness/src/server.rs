@@ -21,7 +21,8 @@ use as2_connector::config::Connection;
 use as2_connector::headers::as2_id_from_header;
 
 use crate::blobs::Blob;
-use crate::connector::{Connector, Exported, InboundRequest, describe};
+use crate::connector::{Connector, Exported, InboundRequest};
+use crate::describe::{describe, state_text};
 use crate::inbox::{Accepted, Inbox};
 use crate::runtime::{ErrorCode, Header};
 
@@ -399,7 +400,7 @@ async fn receive(
     if let Some(receipt) = &result.receipt {
         tracing::info!(
             message_id = %receipt.message_id,
-            state = crate::demo::state_text(receipt.state),
+            state = state_text(receipt.state),
             "asynchronous MDN received"
         );
     }
@@ -573,7 +574,7 @@ async fn resume_sends(endpoint: Arc<Endpoint>) {
                         match outcome {
                             Ok(sent) => tracing::info!(
                                 message_id = %sent.message_id,
-                                state = crate::demo::state_text(sent.state),
+                                state = state_text(sent.state),
                                 attempts = sent.attempts,
                                 "resumed a send"
                             ),

@@ -1,0 +1,130 @@
+//! The component's answers as text for people and for JSON lines: error
+//! codes, problems, message states, dispositions, verdicts. The CLI, the
+//! server's logs and the demo print the same words, so they share this one
+//! place rather than each spelling them.
+
+use crate::runtime::bindings::as2::connector::types::{DispositionType, ModifierKind};
+use crate::runtime::{ConnectorError, Disposition, api};
+
+/// The stable text code of an error, e.g. `CERT_HAS_EXPIRED`.
+pub fn error_code(error: &ConnectorError) -> String {
+    // The generated Debug text is `ErrorCode::CertHasExpired`: keep the variant.
+    let debug = format!("{:?}", error.code);
+    let variant = debug.rsplit("::").next().unwrap_or_default();
+    let mut code = String::new();
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            code.push('_');
+        }
+        code.push(c.to_ascii_uppercase());
+    }
+    code
+}
+
+/// `error INVALID_CONFIG at /partner/url: …`, for people.
+pub fn describe_problem(problem: &api::Problem) -> String {
+    let severity = match problem.severity {
+        api::Severity::Error => "error",
+        api::Severity::Warning => "warning",
+    };
+    let code = error_code(&ConnectorError {
+        code: problem.code,
+        message: String::new(),
+        field: None,
+    });
+    let at = if problem.field.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", problem.field)
+    };
+    format!("{severity} {code}{at}: {}", problem.message)
+}
+
+/// Whether any problem is an error (warnings leave the connection usable).
+pub fn has_errors(problems: &[api::Problem]) -> bool {
+    problems
+        .iter()
+        .any(|problem| matches!(problem.severity, api::Severity::Error))
+}
+
+/// `CODE: message (field …)`, for people.
+pub fn describe(error: &ConnectorError) -> String {
+    match &error.field {
+        Some(field) => format!("{}: {} (field {field})", error_code(error), error.message),
+        None => format!("{}: {}", error_code(error), error.message),
+    }
+}
+
+/// `pending`, `acknowledged`, `failed` or `received`.
+pub fn state_text(state: api::MessageState) -> &'static str {
+    match state {
+        api::MessageState::Pending => "pending",
+        api::MessageState::Acknowledged => "acknowledged",
+        api::MessageState::Failed => "failed",
+        api::MessageState::Received => "received",
+    }
+}
+
+/// `processed`, `processed/error: decryption-failed`, …
+pub fn disposition_text(disposition: &Disposition) -> String {
+    let mut text = match disposition.disposition_type {
+        DispositionType::Processed => "processed".to_string(),
+        DispositionType::Failed => "failed".to_string(),
+    };
+    if let Some(modifier) = &disposition.modifier {
+        let kind = match modifier.kind {
+            ModifierKind::Error => "error",
+            ModifierKind::Warning => "warning",
+            ModifierKind::Failure => "failure",
+        };
+        text.push_str(&format!("/{kind}: {}", modifier.description));
+    }
+    text
+}
+
+/// The stable text of a verdict, e.g. `AUTH_FAILED`.
+pub fn verdict_text(verdict: api::Verdict) -> &'static str {
+    match verdict {
+        api::Verdict::Ok => "OK",
+        api::Verdict::InvalidConfig => "INVALID_CONFIG",
+        api::Verdict::CertHasExpired => "CERT_HAS_EXPIRED",
+        api::Verdict::AuthFailed => "AUTH_FAILED",
+        api::Verdict::Unreachable => "UNREACHABLE",
+        api::Verdict::TlsError => "TLS_ERROR",
+    }
+}
+
+/// `out` or `in`.
+pub fn direction_text(direction: api::Direction) -> &'static str {
+    match direction {
+        api::Direction::Outbound => "out",
+        api::Direction::Inbound => "in",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ErrorCode;
+
+    #[test]
+    fn error_codes_print_in_their_stable_text_form() {
+        let error = |code| ConnectorError {
+            code,
+            message: "m".into(),
+            field: None,
+        };
+        assert_eq!(
+            error_code(&error(ErrorCode::CertHasExpired)),
+            "CERT_HAS_EXPIRED"
+        );
+        assert_eq!(error_code(&error(ErrorCode::NotFound)), "NOT_FOUND");
+        assert_eq!(
+            describe(&ConnectorError {
+                field: Some("/partner/url".into()),
+                ..error(ErrorCode::InvalidConfig)
+            }),
+            "INVALID_CONFIG: m (field /partner/url)"
+        );
+    }
+}
