@@ -11,6 +11,7 @@ pub mod describe;
 pub mod endpoint_info;
 pub mod faults;
 pub mod files;
+pub mod host;
 pub mod hostkey;
 pub mod inbox;
 pub mod keystore;

@@ -1,0 +1,167 @@
+//! `as2:connector/primitives`: the cryptography that needs no private key
+//! (RSA encryption and verification with a partner's public key, AEAD,
+//! running digests and ciphers). It runs natively here rather than in the
+//! guest, which is several times faster for the bulk work of a message.
+
+use wasmtime::component::Resource;
+
+use as2_connector::crypto::rustcrypto::RustCryptoProvider;
+use as2_connector::crypto::{AeadCipher, ContentCipher, CryptoProvider, Direction};
+
+use super::bindings::as2::connector::primitives;
+use super::bindings::as2::connector::types::{self, Error as ConnectorError, ErrorCode};
+use super::resources::{CipherState, HasherState};
+use super::{CallState, crypto_error, digest, discard, error, key_transport, signature_scheme};
+
+impl primitives::Host for CallState {
+    fn rsa_encrypt(
+        &mut self,
+        subject_public_key_info: Vec<u8>,
+        scheme: types::KeyTransport,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(
+            crate::hostkey::rsa_encrypt(&subject_public_key_info, key_transport(scheme), &data)
+                .map_err(crypto_error),
+        )
+    }
+
+    fn rsa_verify(
+        &mut self,
+        subject_public_key_info: Vec<u8>,
+        scheme: types::SignatureScheme,
+        algorithm: types::DigestAlgorithm,
+        digest_bytes: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, ConnectorError>> {
+        Ok(crate::hostkey::rsa_verify(
+            &subject_public_key_info,
+            signature_scheme(scheme),
+            digest(algorithm),
+            &digest_bytes,
+            &signature,
+        )
+        .map_err(crypto_error))
+    }
+
+    fn aead_seal(
+        &mut self,
+        algorithm: primitives::AeadAlgorithm,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        plaintext: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .aead_seal(aead(algorithm), &key, &nonce, &aad, &plaintext)
+            .map_err(crypto_error))
+    }
+
+    fn aead_open(
+        &mut self,
+        algorithm: primitives::AeadAlgorithm,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        sealed: Vec<u8>,
+        tag_length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        Ok(RustCryptoProvider
+            .aead_open(
+                aead(algorithm),
+                &key,
+                &nonce,
+                &aad,
+                &sealed,
+                tag_length as usize,
+            )
+            .map_err(crypto_error))
+    }
+}
+
+fn aead(algorithm: primitives::AeadAlgorithm) -> AeadCipher {
+    match algorithm {
+        primitives::AeadAlgorithm::Aes128Gcm => AeadCipher::Aes128Gcm,
+        primitives::AeadAlgorithm::Aes192Gcm => AeadCipher::Aes192Gcm,
+        primitives::AeadAlgorithm::Aes256Gcm => AeadCipher::Aes256Gcm,
+    }
+}
+
+impl primitives::HostHasher for CallState {
+    fn new(
+        &mut self,
+        algorithm: types::DigestAlgorithm,
+    ) -> wasmtime::Result<Resource<HasherState>> {
+        Ok(self.table.push(HasherState::new(digest(algorithm)))?)
+    }
+
+    fn update(&mut self, hasher: Resource<HasherState>, data: Vec<u8>) -> wasmtime::Result<()> {
+        self.table.get_mut(&hasher)?.update(data)
+    }
+
+    fn finish(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<Vec<u8>> {
+        self.table.get_mut(&hasher)?.finish()
+    }
+
+    fn drop(&mut self, hasher: Resource<HasherState>) -> wasmtime::Result<()> {
+        discard(&mut self.table, hasher)
+    }
+}
+
+impl primitives::HostCipher for CallState {
+    fn open(
+        &mut self,
+        algorithm: primitives::CipherAlgorithm,
+        direction: primitives::CipherDirection,
+        key: Vec<u8>,
+        iv: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<CipherState>, ConnectorError>> {
+        let algorithm = match algorithm {
+            primitives::CipherAlgorithm::Aes128Cbc => ContentCipher::Aes128Cbc,
+            primitives::CipherAlgorithm::Aes192Cbc => ContentCipher::Aes192Cbc,
+            primitives::CipherAlgorithm::Aes256Cbc => ContentCipher::Aes256Cbc,
+            primitives::CipherAlgorithm::DesEde3Cbc => ContentCipher::DesEde3Cbc,
+            primitives::CipherAlgorithm::Rc2Cbc40 => ContentCipher::Rc2Cbc { effective_bits: 40 },
+            primitives::CipherAlgorithm::Rc2Cbc64 => ContentCipher::Rc2Cbc { effective_bits: 64 },
+            primitives::CipherAlgorithm::Rc2Cbc128 => ContentCipher::Rc2Cbc {
+                effective_bits: 128,
+            },
+        };
+        let direction = match direction {
+            primitives::CipherDirection::Encrypt => Direction::Encrypt,
+            primitives::CipherDirection::Decrypt => Direction::Decrypt,
+        };
+        match RustCryptoProvider.cipher(algorithm, direction, &key, &iv) {
+            Ok(cipher) => Ok(Ok(self.table.push(CipherState(Some(cipher)))?)),
+            Err(e) => Ok(Err(crypto_error(e))),
+        }
+    }
+
+    fn update(
+        &mut self,
+        cipher: Resource<CipherState>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Vec<u8>> {
+        match self.table.get_mut(&cipher)?.0.as_mut() {
+            Some(cipher) => Ok(cipher.update(&data)),
+            None => wasmtime::bail!("the guest used a cipher after finishing it"),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        cipher: Resource<CipherState>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        match self.table.get_mut(&cipher)?.0.take() {
+            Some(cipher) => Ok(cipher.finish().map_err(crypto_error)),
+            None => Ok(Err(error(
+                ErrorCode::Internal,
+                "the cipher was already finished",
+            ))),
+        }
+    }
+
+    fn drop(&mut self, cipher: Resource<CipherState>) -> wasmtime::Result<()> {
+        discard(&mut self.table, cipher)
+    }
+}
