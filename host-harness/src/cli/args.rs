@@ -1,0 +1,277 @@
+//! The command line: the verbs, their options and help texts (clap derive).
+//! What each verb does is in the module of its group.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Run and test the AS2 connector WebAssembly component on this machine.
+///
+/// Each station keeps its keys, message state and received documents in a
+/// data folder (`--data-dir`). Connection configurations are JSON files as
+/// described by `as2-harness schema`.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+pub struct Cli {
+    /// The station's data folder: keys/, state.sqlite, inbox/, staging/, cache/.
+    #[arg(long, global = true, default_value = "as2-data", env = "AS2_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Memory cap of one component call, in MiB.
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub memory_limit_mib: usize,
+    /// Deadline of one component call, in seconds (sending includes the wait
+    /// for the MDN). The connector leaves a resend it could not finish
+    /// within four fifths of it to `resume`; keep it well above the
+    /// partners' MDN timeouts.
+    #[arg(long, global = true, default_value_t = 300)]
+    pub deadline_secs: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the JSON Schema of a connection configuration (or, with
+    /// --ui, the form's JSON Forms UI schema).
+    Schema {
+        /// Print the UI schema: groups, order, widgets, show/hide rules.
+        #[arg(long)]
+        ui: bool,
+    },
+    /// Check a connection configuration without sending anything.
+    Validate {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Check a configuration, the station key, and that the partner's URL answers.
+    TestConnection {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Manage the station's private keys and certificates.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Save a connection as the form gives it: typed-in secrets move into
+    /// the secret store; the saved file keeps only their names.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Manage passwords and tokens for partner authentication (encrypted
+    /// at rest under the master key in AS2_MASTER_KEY).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Receive AS2 messages for one or more connections on one URL.
+    Serve(ServeArgs),
+    /// Send files to the partner; prints one JSON line per file.
+    Send {
+        /// The configuration file (JSON).
+        config: PathBuf,
+        /// The files to send.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// MIME type of the files.
+        #[arg(long, default_value = "application/edi-x12")]
+        content_type: String,
+    },
+    /// Send again what a connection still owes its partner: sends a stop
+    /// interrupted, messages whose MDN is overdue (same Message-ID, same
+    /// bytes). `serve` does this by itself every few seconds.
+    Resume {
+        /// The configuration file (JSON).
+        config: PathBuf,
+    },
+    /// Show the state, every attempt and the MDN of a sent or received message.
+    Status {
+        /// The Message-ID, with or without angle brackets.
+        message_id: String,
+        /// The configuration file of the connection it went through.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List the messages sent and received through connections, newest
+    /// first; prints one JSON line per message.
+    Messages(MessagesArgs),
+    /// Two stations on loopback exchange a signed, encrypted X12 850 and a signed MDN.
+    Demo {
+        /// Keep the demo's keys, state and documents in this folder instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// The options of `serve` (only its function reads them).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Configuration files of the connections to receive for.
+    #[arg(required = true)]
+    pub(super) configs: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4080")]
+    pub(super) listen: String,
+    /// Address to listen on for HTTPS as well (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub(super) tls_listen: Option<String>,
+    /// Key store entry whose key and certificate the HTTPS listener presents.
+    #[arg(long, requires = "tls_listen")]
+    pub(super) tls_key: Option<String>,
+    /// PEM file of intermediate CA certificates sent after the server certificate.
+    #[arg(long, requires = "tls_listen")]
+    pub(super) tls_chain: Option<PathBuf>,
+    /// PEM file of CA certificates: HTTPS clients must present a
+    /// certificate issued by one of them (mutual TLS).
+    #[arg(long, requires = "tls_listen")]
+    pub(super) tls_client_ca: Option<PathBuf>,
+    /// Largest message accepted, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub(super) max_body_mib: usize,
+    /// How often to send again what the connections still owe partners
+    /// (interrupted sends, overdue asynchronous MDNs), in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub(super) resume_every_secs: u64,
+}
+
+/// The options of `messages` (only its function reads them).
+#[derive(clap::Args)]
+pub struct MessagesArgs {
+    /// Configuration files of the connections to list.
+    #[arg(required = true)]
+    pub(super) configs: Vec<PathBuf>,
+    /// Only messages with this partner (AS2 identifier).
+    #[arg(long)]
+    pub(super) partner: Option<String>,
+    /// Only this direction.
+    #[arg(long, value_enum)]
+    pub(super) direction: Option<DirectionArg>,
+    /// Only this state.
+    #[arg(long, value_enum)]
+    pub(super) state: Option<StateArg>,
+    /// Only messages from this time on: 2026-12-01, 2026-12-01T08:00:00Z, or Unix seconds.
+    #[arg(long, value_parser = parse_time)]
+    pub(super) since: Option<u64>,
+    /// Only messages before this time (same forms as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub(super) until: Option<u64>,
+    /// At most this many per connection.
+    #[arg(long, default_value_t = 100)]
+    pub(super) limit: u32,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Sent to the partner.
+    Out,
+    /// Received from the partner.
+    In,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Acknowledged,
+    Failed,
+    Received,
+}
+
+/// Seconds since the Unix epoch from `2026-12-01`, `2026-12-01T08:00:00Z`
+/// (UTC) or a number of seconds.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let bad =
+        || format!("{text:?} is not a time: give 2026-12-01, 2026-12-01T08:00:00Z or Unix seconds");
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((date, time)) => (date, time.trim_end_matches('Z')),
+        None => (text, "00:00:00"),
+    };
+    let numbers = |part: &str, sep: char| -> Result<Vec<u64>, String> {
+        part.split(sep)
+            .map(|n| n.parse::<u64>().map_err(|_| bad()))
+            .collect()
+    };
+    let (ymd, hms) = (numbers(date, '-')?, numbers(time, ':')?);
+    let [y, m, d] = <[u64; 3]>::try_from(ymd).map_err(|_| bad())?;
+    let [hh, mm, ss] = <[u64; 3]>::try_from(hms).map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
+        return Err(bad());
+    }
+    // Days since the epoch of a civil (proleptic Gregorian) date.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+#[derive(Subcommand)]
+pub enum ConnectionsCommand {
+    /// Read FORM, move its secrets into the secret store, write the saved
+    /// configuration to OUT (never containing a secret), and validate it.
+    Save {
+        /// The configuration as filled in, secrets as `{"value": "…"}`.
+        form: PathBuf,
+        /// Where to write the saved configuration.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Store a secret; its value is read from standard input (one line), so
+    /// it never appears in the shell history or the process list.
+    Set {
+        /// Name of the secret (used as `{"secret": "NAME"}` in a configuration).
+        name: String,
+    },
+    /// List the stored secrets' names (never their values).
+    List,
+    /// Print a fresh random master key, to put into AS2_MASTER_KEY.
+    NewMasterKey,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Generate an RSA-2048 key and a self-signed certificate.
+    Generate {
+        /// Name of the key in the key store (used as `station.private_key`).
+        name: String,
+        /// Certificate subject common name (usually your AS2 identifier).
+        #[arg(long)]
+        common_name: Option<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+    },
+    /// Import a PKCS#8 PEM private key and its PEM certificate.
+    Import {
+        /// Name of the key in the key store.
+        name: String,
+        /// The private key file (PEM, PKCS#8).
+        #[arg(long)]
+        key: PathBuf,
+        /// The certificate file (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// List the stored keys.
+    List,
+    /// Print a key's certificate (PEM), to give to partners.
+    Show {
+        /// Name of the key.
+        name: String,
+    },
+}

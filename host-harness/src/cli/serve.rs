@@ -1,0 +1,146 @@
+//! `serve`: receive for one or more connections on one URL, over HTTP and
+//! optionally HTTPS, until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use as2_harness::connector::{Connector, describe_problem, has_errors};
+use as2_harness::endpoint_info::EndpointInfo;
+use as2_harness::server::{self, Endpoint, Route};
+
+use super::args::{Cli, ServeArgs};
+use super::{blocking, connector, read_config};
+
+/// `serve CONFIG… [--listen] [--tls-listen --tls-key …]`.
+pub async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let connector = connector(cli)?;
+    let routes = routes(&connector, &args.configs).await?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let tls = tls_listener(&connector, args).await?;
+    let tls_address = match &tls {
+        Some((tls_listener, _)) => Some(tls_listener.local_addr()?),
+        None => None,
+    };
+    let mut listening = vec![("http", address)];
+    listening.extend(tls_address.map(|address| ("https", address)));
+    let info = EndpointInfo::for_listeners(&listening);
+    info.save(&cli.data_dir)?;
+    eprintln!(
+        "partners connect to {} (station.ip_addresses of these connections)",
+        info.ip_addresses.join(", ")
+    );
+    let client_certificates = args.tls_client_ca.is_some();
+    announce(&routes, address, tls_address, client_certificates);
+    let mut endpoint = Endpoint::new(connector, routes, args.max_body_mib << 20);
+    endpoint.resume_every = Duration::from_secs(args.resume_every_secs.max(1));
+    run(Arc::new(endpoint), listener, tls).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The route of each configuration file, refusing to start while any has
+/// an error.
+async fn routes(connector: &Connector, configs: &[PathBuf]) -> anyhow::Result<Vec<Route>> {
+    let mut routes = Vec::new();
+    for path in configs {
+        let route = Route::from_json(read_config(path)?)
+            .with_context(|| format!("in {}", path.display()))?;
+        let (check, config) = (connector.clone(), route.config_json.clone());
+        let problems = blocking(move || check.validate_config(&config)).await??;
+        for problem in &problems {
+            eprintln!("{}: {}", path.display(), describe_problem(problem));
+        }
+        if has_errors(&problems) {
+            bail!("{}: fix the errors above first", path.display());
+        }
+        routes.push(route);
+    }
+    Ok(routes)
+}
+
+/// The HTTPS listener and its TLS settings, when `--tls-listen` asks for one.
+async fn tls_listener(
+    connector: &Connector,
+    args: &ServeArgs,
+) -> anyhow::Result<Option<(TcpListener, TlsAcceptor)>> {
+    let (Some(tls_listen), Some(tls_key)) = (&args.tls_listen, &args.tls_key) else {
+        return Ok(None);
+    };
+    let acceptor = as2_harness::tls::acceptor(
+        &connector.station.keys,
+        tls_key,
+        read_pem(&args.tls_chain)?.as_deref(),
+        read_pem(&args.tls_client_ca)?.as_deref(),
+    )
+    .context("setting up --tls-listen (see `as2-harness keys --help`)")?;
+    let tls_listener = TcpListener::bind(tls_listen)
+        .await
+        .with_context(|| format!("listening on {tls_listen}"))?;
+    Ok(Some((tls_listener, acceptor)))
+}
+
+fn read_pem(path: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    path.as_deref()
+        .map(|path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()
+}
+
+/// Tells where each connection receives.
+fn announce(
+    routes: &[Route],
+    address: SocketAddr,
+    tls_address: Option<SocketAddr>,
+    client_certificates: bool,
+) {
+    for route in routes {
+        eprintln!(
+            "receiving for {} from {} at http://{address}/",
+            route.station_id, route.partner_id
+        );
+        if let Some(tls_address) = tls_address {
+            let client_certificates = if client_certificates {
+                " (client certificate required)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "receiving for {} from {} at https://{tls_address}/{client_certificates}",
+                route.station_id, route.partner_id
+            );
+        }
+    }
+}
+
+/// Both listeners until Ctrl-C; either failing stops the harness.
+async fn run(
+    endpoint: Arc<Endpoint>,
+    listener: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
+) -> anyhow::Result<()> {
+    let http = server::serve(listener, endpoint.clone(), std::future::pending());
+    let https = async {
+        match tls {
+            Some((tls_listener, acceptor)) => {
+                server::serve_tls(tls_listener, acceptor, endpoint, std::future::pending()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = http => result?,
+        result = https => result.context("the HTTPS listener")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
