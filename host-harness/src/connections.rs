@@ -92,9 +92,7 @@ mod tests {
 
     #[test]
     fn typed_secrets_move_into_the_store_and_only_their_names_stay() {
-        let dir = std::env::temp_dir().join(format!("as2-save-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::files::empty_test_dir("as2-save");
         let secrets = SecretStore::open(&dir, Some(MasterKey::generate().unwrap()));
         let keys = KeyStore::open(&dir, Some(MasterKey::generate().unwrap())).unwrap();
         let form = serde_json::json!({
@@ -129,9 +127,7 @@ mod tests {
 
     #[test]
     fn a_pasted_private_key_moves_into_the_key_store_only_with_its_own_certificate() {
-        let dir = std::env::temp_dir().join(format!("as2-save-key-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::files::empty_test_dir("as2-save-key");
         let secrets = SecretStore::open(&dir, Some(MasterKey::generate().unwrap()));
         let keys = KeyStore::open(&dir, Some(MasterKey::generate().unwrap())).unwrap();
         let year = std::time::Duration::from_secs(365 * 86400);

@@ -188,6 +188,19 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A new empty folder `<name>-<process id>` in the system's temporary
+/// folder, for a test to keep its files in; one left by an earlier run is
+/// removed first.
+#[cfg(test)]
+pub(crate) fn empty_test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    if let Err(e) = fs::create_dir_all(&dir) {
+        panic!("creating the test folder {}: {e}", dir.display());
+    }
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

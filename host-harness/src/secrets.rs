@@ -218,9 +218,7 @@ mod tests {
 
     #[test]
     fn values_are_encrypted_at_rest_and_useless_without_the_master_key() {
-        let dir = std::env::temp_dir().join(format!("as2-secrets-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::files::empty_test_dir("as2-secrets");
         let key = MasterKey::generate().unwrap();
         let store = SecretStore::open(&dir, Some(key.clone()));
         store

@@ -338,8 +338,7 @@ mod tests {
 
     #[test]
     fn values_survive_reopening_and_prefix_listing_is_exact() {
-        let dir = std::env::temp_dir().join(format!("as2-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::files::empty_test_dir("as2-state");
         {
             let store = StateStore::open(&dir).unwrap();
             store.set("sent/<a@x>", b"1").unwrap();
@@ -378,9 +377,7 @@ mod tests {
     }
 
     fn fresh_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("as2-state-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+        crate::files::empty_test_dir(&format!("as2-state-{name}"))
     }
 
     #[test]
