@@ -3,8 +3,6 @@
 //! The JSON Schema the flow builder renders comes from these types
 //! ([`schema_json`]), so the form and the parser cannot drift apart.
 
-use std::time::SystemTime;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -828,9 +826,19 @@ fn default_true() -> bool {
     true
 }
 
+/// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, and
+/// the empty pointer for the whole document, RFC 6901).
+pub(crate) fn pointer(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        format!("/{}", path.replace('.', "/"))
+    }
+}
+
 /// A deserialization failure as an [`Error::InvalidConfig`] at its JSON pointer.
 fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let pointer = crate::validate::pointer(&e.path().to_string());
+    let pointer = pointer(&e.path().to_string());
     Error::config(pointer, e.into_inner().to_string())
 }
 
@@ -876,7 +884,7 @@ fn label_enum_choices(node: &mut serde_json::Value) {
 }
 
 /// Rules between fields, as JSON Schema conditionals (the same rules
-/// [`validate`](crate::validate::validate) applies with its messages).
+/// the form's check (`validate`) applies with its messages).
 fn conditional_rules() -> serde_json::Value {
     serde_json::json!([
         {
@@ -934,30 +942,11 @@ impl Connection {
     pub fn from_value(value: &serde_json::Value) -> Result<Self, Error> {
         serde_path_to_error::deserialize(value).map_err(field_error)
     }
-
-    /// Parses and checks everything that can be checked without the network
-    /// or the key store: identifiers, URLs, the partner certificate and its
-    /// validity at `now`. Fails with the first error (the same rules as
-    /// [`validate`](crate::validate::validate)); warnings do not fail.
-    pub fn check(text: &str, now: SystemTime) -> Result<Checked, Error> {
-        // Every call parses its configuration: serde rejects unknown fields
-        // here, so the schema walk that lists all of them is left to
-        // `validate` (the form's check), off the per-message path.
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::config("", format!("the configuration is not JSON: {e}")))?;
-        let connection = Self::from_value(&value)?;
-        let report = crate::validate::report(connection, &value, now, Vec::new());
-        match report.checked {
-            Some(checked) => Ok(checked),
-            None => Err(report
-                .problems
-                .into_iter()
-                .find(|problem| problem.severity == crate::validate::Severity::Error)
-                .map(|problem| problem.error)
-                .unwrap_or_else(|| Error::config("", "the configuration is not valid"))),
-        }
-    }
 }
+
+/// The connection form's layout, groups, widgets and show/hide rules: a
+/// JSON Forms UI schema over [`schema_json`]'s fields.
+pub const UI_SCHEMA: &str = include_str!("../../schemas/connection.uischema.json");
 
 #[cfg(test)]
 mod tests {
@@ -972,99 +961,10 @@ mod tests {
         assert_eq!(err.code(), crate::ErrorCode::InvalidConfig);
         assert_eq!(err.field(), Some("/station/colour"));
     }
-}
-
-/// The connection form's layout, groups, widgets and show/hide rules: a
-/// JSON Forms UI schema over [`schema_json`]'s fields.
-pub const UI_SCHEMA: &str = include_str!("../../schemas/connection.uischema.json");
-
-#[cfg(test)]
-mod schema_file {
-    /// The schema checked in under `schemas/` is the one the types generate.
-    /// After changing the configuration types, refresh it with
-    /// `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`.
-    #[test]
-    fn checked_in_schema_matches_the_generated_one() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../schemas/connection.schema.json"
-        );
-        let generated = format!("{}\n", super::schema_json());
-        if std::env::var_os("UPDATE_SCHEMA").is_some() {
-            std::fs::write(path, &generated).unwrap();
-        }
-        let checked_in = std::fs::read_to_string(path).unwrap();
-        assert!(
-            checked_in == generated,
-            "schemas/connection.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`"
-        );
-    }
-
-    use crate::validate::known_properties;
-    use serde_json::Value;
-
-    /// The schema node at a JSON Forms scope such as `#/properties/a/properties/b`.
-    fn at_scope(root: &Value, scope: &str) -> Option<Value> {
-        let path = scope.strip_prefix("#/properties/")?;
-        let mut node = root.clone();
-        for name in path.split("/properties/") {
-            node = known_properties(&node, root)?.get(name)?.clone();
-        }
-        Some(node)
-    }
-
-    fn scopes(node: &Value, out: &mut Vec<String>) {
-        match node {
-            Value::Object(object) => {
-                if let Some(Value::String(scope)) = object.get("scope") {
-                    out.push(scope.clone());
-                }
-                object.values().for_each(|child| scopes(child, out));
-            }
-            Value::Array(items) => items.iter().for_each(|child| scopes(child, out)),
-            _ => {}
-        }
-    }
-
-    /// Every field a person fills in, as a scope: objects are opened, a
-    /// secret is filled in through its `value`, lists are one field.
-    fn form_fields(node: &Value, root: &Value, scope: &str, out: &mut Vec<String>) {
-        let Some(properties) = known_properties(node, root) else {
-            out.push(scope.to_string());
-            return;
-        };
-        if properties.contains_key("secret") && properties.contains_key("value") {
-            out.push(format!("{scope}/properties/value"));
-            return;
-        }
-        for (name, child) in &properties {
-            let child_scope = if scope.is_empty() {
-                format!("#/properties/{name}")
-            } else {
-                format!("{scope}/properties/{name}")
-            };
-            form_fields(child, root, &child_scope, out);
-        }
-    }
 
     #[test]
-    fn the_ui_schema_places_every_field_and_names_only_real_ones() {
-        let schema: Value = serde_json::from_str(&super::schema_json()).unwrap();
-        let ui: Value = serde_json::from_str(super::UI_SCHEMA).unwrap();
-        let mut used = Vec::new();
-        scopes(&ui, &mut used);
-        for scope in &used {
-            assert!(
-                at_scope(&schema, scope).is_some(),
-                "the UI schema names {scope}, which the schema does not have"
-            );
-        }
-        let mut fields = Vec::new();
-        form_fields(&schema, &schema, "", &mut fields);
-        let missing: Vec<&String> = fields.iter().filter(|f| !used.contains(f)).collect();
-        assert!(
-            missing.is_empty(),
-            "fields the form does not show: {missing:#?}"
-        );
+    fn serde_paths_become_json_pointers() {
+        assert_eq!(pointer("."), "");
+        assert_eq!(pointer("partner.url"), "/partner/url");
     }
 }

@@ -149,13 +149,28 @@ fn form_position(field: &str) -> u8 {
     }
 }
 
-/// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, and
-/// the empty pointer for the whole document, RFC 6901).
-pub(crate) fn pointer(path: &str) -> String {
-    if path == "." {
-        String::new()
-    } else {
-        format!("/{}", path.replace('.', "/"))
+impl Connection {
+    /// Parses and checks everything that can be checked without the network
+    /// or the key store: identifiers, URLs, the partner certificate and its
+    /// validity at `now`. Fails with the first error (the same rules as
+    /// [`validate`]); warnings do not fail.
+    pub fn check(text: &str, now: SystemTime) -> Result<Checked, Error> {
+        // Every call parses its configuration: serde rejects unknown fields
+        // here, so the schema walk that lists all of them is left to
+        // `validate` (the form's check), off the per-message path.
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::config("", format!("the configuration is not JSON: {e}")))?;
+        let connection = Connection::from_value(&value)?;
+        let report = report(connection, &value, now, Vec::new());
+        match report.checked {
+            Some(checked) => Ok(checked),
+            None => Err(report
+                .problems
+                .into_iter()
+                .find(|problem| problem.severity == Severity::Error)
+                .map(|problem| problem.error)
+                .unwrap_or_else(|| Error::config("", "the configuration is not valid"))),
+        }
     }
 }
 
@@ -538,10 +553,95 @@ mod tests {
         let report = validate(&text, SystemTime::now());
         assert!(report.checked.is_some(), "{:?}", report.problems);
     }
+}
+
+#[cfg(test)]
+mod schema_file {
+    /// The schema checked in under `schemas/` is the one the types generate.
+    /// After changing the configuration types, refresh it with
+    /// `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`.
+    #[test]
+    fn checked_in_schema_matches_the_generated_one() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/connection.schema.json"
+        );
+        let generated = format!("{}\n", crate::config::schema_json());
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap();
+        assert!(
+            checked_in == generated,
+            "schemas/connection.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p as2-connector schema_file`"
+        );
+    }
+
+    use super::known_properties;
+    use serde_json::Value;
+
+    /// The schema node at a JSON Forms scope such as `#/properties/a/properties/b`.
+    fn at_scope(root: &Value, scope: &str) -> Option<Value> {
+        let path = scope.strip_prefix("#/properties/")?;
+        let mut node = root.clone();
+        for name in path.split("/properties/") {
+            node = known_properties(&node, root)?.get(name)?.clone();
+        }
+        Some(node)
+    }
+
+    fn scopes(node: &Value, out: &mut Vec<String>) {
+        match node {
+            Value::Object(object) => {
+                if let Some(Value::String(scope)) = object.get("scope") {
+                    out.push(scope.clone());
+                }
+                object.values().for_each(|child| scopes(child, out));
+            }
+            Value::Array(items) => items.iter().for_each(|child| scopes(child, out)),
+            _ => {}
+        }
+    }
+
+    /// Every field a person fills in, as a scope: objects are opened, a
+    /// secret is filled in through its `value`, lists are one field.
+    fn form_fields(node: &Value, root: &Value, scope: &str, out: &mut Vec<String>) {
+        let Some(properties) = known_properties(node, root) else {
+            out.push(scope.to_string());
+            return;
+        };
+        if properties.contains_key("secret") && properties.contains_key("value") {
+            out.push(format!("{scope}/properties/value"));
+            return;
+        }
+        for (name, child) in &properties {
+            let child_scope = if scope.is_empty() {
+                format!("#/properties/{name}")
+            } else {
+                format!("{scope}/properties/{name}")
+            };
+            form_fields(child, root, &child_scope, out);
+        }
+    }
 
     #[test]
-    fn serde_paths_become_json_pointers() {
-        assert_eq!(pointer("."), "");
-        assert_eq!(pointer("partner.url"), "/partner/url");
+    fn the_ui_schema_places_every_field_and_names_only_real_ones() {
+        let schema: Value = serde_json::from_str(&crate::config::schema_json()).unwrap();
+        let ui: Value = serde_json::from_str(crate::config::UI_SCHEMA).unwrap();
+        let mut used = Vec::new();
+        scopes(&ui, &mut used);
+        for scope in &used {
+            assert!(
+                at_scope(&schema, scope).is_some(),
+                "the UI schema names {scope}, which the schema does not have"
+            );
+        }
+        let mut fields = Vec::new();
+        form_fields(&schema, &schema, "", &mut fields);
+        let missing: Vec<&String> = fields.iter().filter(|f| !used.contains(f)).collect();
+        assert!(
+            missing.is_empty(),
+            "fields the form does not show: {missing:#?}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use as2_connector::inbox::{OwedMdnState, after_mdn_attempt};
 use rusqlite::{OptionalExtension, params};
 use sha2::Digest as _;
 
@@ -76,15 +77,6 @@ pub struct MdnDelivery {
     pub last_error: Option<String>,
     /// Where it goes.
     pub url: String,
-}
-
-/// Delivery attempts for one asynchronous MDN before it is given up.
-pub const MDN_ATTEMPTS: u32 = 10;
-
-/// Pause before the next delivery attempt after `attempts` failed ones:
-/// 1 s, 2 s, 4 s, … at most 5 minutes.
-pub fn mdn_retry_delay_seconds(attempts: u32) -> i64 {
-    (1i64 << attempts.saturating_sub(1).min(9)).min(300)
 }
 
 /// While an MDN is being POSTed, nobody else picks it up for this long.
@@ -436,7 +428,8 @@ impl Inbox {
     }
 
     /// Records one delivery attempt of an owed MDN: delivered, or failed with
-    /// `error` and retried later until [`MDN_ATTEMPTS`]. Returns the state now.
+    /// `error` and retried later until
+    /// [`MDN_ATTEMPTS`](as2_connector::inbox::MDN_ATTEMPTS). Returns the state now.
     pub fn mdn_attempted(&self, id: i64, error: Option<&str>) -> anyhow::Result<&'static str> {
         let now = unix_now();
         self.station
@@ -445,27 +438,26 @@ impl Inbox {
                 let attempts: u32 = tx
                     .prepare_cached("SELECT attempts FROM outbound_mdns WHERE id = ?1")?
                     .query_row(params![id], |row| row.get(0))?;
-                let attempts = attempts + 1;
-                let state = match error {
-                    None => "delivered",
-                    Some(_) if attempts >= MDN_ATTEMPTS => "failed",
-                    Some(_) => "pending",
+                let (attempts, state) = after_mdn_attempt(attempts, error.is_none(), now);
+                let next_attempt_at = match state {
+                    OwedMdnState::Pending { next_attempt_at } => Some(next_attempt_at),
+                    OwedMdnState::Delivered | OwedMdnState::Failed => None,
                 };
                 tx.prepare_cached(
                     "UPDATE outbound_mdns SET attempts = ?2, state = ?3, last_error = ?4,
-                         next_attempt_at = ?5,
+                         next_attempt_at = COALESCE(?5, next_attempt_at),
                          settled_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?6 END
                      WHERE id = ?1",
                 )?
                 .execute(params![
                     id,
                     attempts,
-                    state,
+                    state.as_str(),
                     error,
-                    now + mdn_retry_delay_seconds(attempts),
+                    next_attempt_at,
                     now
                 ])?;
-                Ok(state)
+                Ok(state.as_str())
             })
             .map_err(db_error)
     }

@@ -474,7 +474,7 @@ async fn export(
 
 /// Delivers the asynchronous MDNs owed to partners (RFC 4130 §7.3), from
 /// the journal: at once when one is owed, and again with growing pauses
-/// after failures, until delivered or [`crate::inbox::MDN_ATTEMPTS`] were
+/// after failures, until delivered or [`as2_connector::inbox::MDN_ATTEMPTS`] were
 /// made. Each outcome is recorded; after a restart the journal still holds
 /// what is owed.
 async fn deliver_owed_mdns(endpoint: Arc<Endpoint>) {
@@ -527,7 +527,7 @@ async fn deliver_owed_mdns(endpoint: Arc<Endpoint>) {
                         attempt,
                         "asynchronous MDN not delivered: {}; trying again in {} s",
                         failure.unwrap_or_default(),
-                        crate::inbox::mdn_retry_delay_seconds(attempt)
+                        as2_connector::inbox::mdn_retry_delay_seconds(attempt)
                     ),
                     Ok(Err(e)) => tracing::error!("recording an MDN delivery: {e:#}"),
                     Err(_) => {}
