@@ -284,34 +284,6 @@ impl Advanced {
     }
 }
 
-fn default_rate_interval() -> u32 {
-    1
-}
-fn default_concurrency() -> u32 {
-    1
-}
-fn default_token_location() -> TokenLocation {
-    TokenLocation::Header
-}
-fn default_token_header() -> String {
-    "Authorization".into()
-}
-fn default_token_scheme() -> String {
-    "Bearer".into()
-}
-fn default_token_parameter() -> String {
-    "access_token".into()
-}
-fn default_media_type() -> RefreshMediaType {
-    RefreshMediaType::Json
-}
-fn default_refresh_method() -> RefreshMethod {
-    RefreshMethod::Post
-}
-fn default_token_path() -> String {
-    "/access_token".into()
-}
-
 /// Our side of the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -393,33 +365,57 @@ pub struct InboundBasicAuth {
     pub password: SecretRef,
 }
 
-/// A required content encryption, or any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum EncryptionRequirement {
-    /// Any supported encryption.
-    #[serde(rename = "any")]
-    Any,
-    /// Triple DES only.
-    #[serde(rename = "3des")]
-    TripleDes,
-    /// AES-128-CBC only.
-    #[serde(rename = "aes128-cbc")]
-    Aes128Cbc,
-    /// AES-192-CBC only.
-    #[serde(rename = "aes192-cbc")]
-    Aes192Cbc,
-    /// AES-256-CBC only.
-    #[serde(rename = "aes256-cbc")]
-    Aes256Cbc,
-    /// AES-128-GCM only.
-    #[serde(rename = "aes128-gcm")]
-    Aes128Gcm,
-    /// AES-192-GCM only.
-    #[serde(rename = "aes192-gcm")]
-    Aes192Gcm,
-    /// AES-256-GCM only.
-    #[serde(rename = "aes256-gcm")]
-    Aes256Gcm,
+/// Declares an enum of a first choice of its own followed by the content
+/// ciphers, each with its wire name (written here once) and its label.
+macro_rules! cipher_choices {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(#[$first_meta:meta])*
+            $first:ident,
+        }
+        labels: [$des:literal, $cbc128:literal, $cbc192:literal, $cbc256:literal,
+                 $gcm128:literal, $gcm192:literal, $gcm256:literal $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum $name {
+            $(#[$first_meta])*
+            $first,
+            #[doc = $des]
+            #[serde(rename = "3des")]
+            TripleDes,
+            #[doc = $cbc128]
+            #[serde(rename = "aes128-cbc")]
+            Aes128Cbc,
+            #[doc = $cbc192]
+            #[serde(rename = "aes192-cbc")]
+            Aes192Cbc,
+            #[doc = $cbc256]
+            #[serde(rename = "aes256-cbc")]
+            Aes256Cbc,
+            #[doc = $gcm128]
+            #[serde(rename = "aes128-gcm")]
+            Aes128Gcm,
+            #[doc = $gcm192]
+            #[serde(rename = "aes192-gcm")]
+            Aes192Gcm,
+            #[doc = $gcm256]
+            #[serde(rename = "aes256-gcm")]
+            Aes256Gcm,
+        }
+    };
+}
+
+cipher_choices! {
+    /// A required content encryption, or any.
+    pub enum EncryptionRequirement {
+        /// Any supported encryption.
+        #[serde(rename = "any")]
+        Any,
+    }
+    labels: ["Triple DES only.", "AES-128-CBC only.", "AES-192-CBC only.", "AES-256-CBC only.",
+             "AES-128-GCM only.", "AES-192-GCM only.", "AES-256-GCM only."]
 }
 
 impl EncryptionRequirement {
@@ -437,10 +433,6 @@ impl EncryptionRequirement {
         };
         required.content_encryption() == Some(used)
     }
-}
-
-fn default_any_encryption() -> EncryptionRequirement {
-    EncryptionRequirement::Any
 }
 
 /// A required signing digest, or any.
@@ -478,10 +470,6 @@ impl DigestRequirement {
             DigestRequirement::Sha512 => digest == DigestAlgorithm::Sha512,
         }
     }
-}
-
-fn default_any_digest() -> DigestRequirement {
-    DigestRequirement::Any
 }
 
 /// The partner's side of the connection.
@@ -708,33 +696,22 @@ pub enum TransferEncoding {
     Base64,
 }
 
-/// Encryption of outbound messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum Encryption {
-    /// Do not encrypt.
-    #[serde(rename = "none")]
-    None,
-    /// Triple DES (legacy partners only).
-    #[serde(rename = "3des")]
-    TripleDes,
-    /// AES-128-CBC.
-    #[serde(rename = "aes128-cbc")]
-    Aes128Cbc,
-    /// AES-192-CBC.
-    #[serde(rename = "aes192-cbc")]
-    Aes192Cbc,
-    /// AES-256-CBC (recommended).
-    #[serde(rename = "aes256-cbc")]
-    Aes256Cbc,
-    /// AES-128-GCM (AuthEnvelopedData, RFC 5083; not every partner reads it).
-    #[serde(rename = "aes128-gcm")]
-    Aes128Gcm,
-    /// AES-192-GCM.
-    #[serde(rename = "aes192-gcm")]
-    Aes192Gcm,
-    /// AES-256-GCM.
-    #[serde(rename = "aes256-gcm")]
-    Aes256Gcm,
+cipher_choices! {
+    /// Encryption of outbound messages.
+    pub enum Encryption {
+        /// Do not encrypt.
+        #[serde(rename = "none")]
+        None,
+    }
+    labels: [
+        "Triple DES (legacy partners only).",
+        "AES-128-CBC.",
+        "AES-192-CBC.",
+        "AES-256-CBC (recommended).",
+        "AES-128-GCM (AuthEnvelopedData, RFC 5083; not every partner reads it).",
+        "AES-192-GCM.",
+        "AES-256-GCM.",
+    ]
 }
 
 impl Encryption {
@@ -787,43 +764,6 @@ impl Partner {
             MdnDelivery::Async => 1800,
         })
     }
-}
-
-fn default_send_attempts() -> u32 {
-    3
-}
-fn default_mdn_delivery() -> MdnDelivery {
-    MdnDelivery::Sync
-}
-fn default_digest() -> Digest {
-    Digest::Sha256
-}
-fn default_signing() -> Signing {
-    Signing::Sha256
-}
-fn default_encryption() -> Encryption {
-    Encryption::Aes256Cbc
-}
-fn default_mdn() -> MdnMode {
-    MdnMode::Signed
-}
-fn default_signature_scheme() -> SignatureSchemeChoice {
-    SignatureSchemeChoice::Pkcs1v15
-}
-fn default_key_transport() -> KeyTransportChoice {
-    KeyTransportChoice::RsaPkcs1v15
-}
-fn default_compression() -> Compression {
-    Compression::None
-}
-fn default_binary() -> TransferEncoding {
-    TransferEncoding::Binary
-}
-fn default_base64() -> TransferEncoding {
-    TransferEncoding::Base64
-}
-fn default_true() -> bool {
-    true
 }
 
 /// A serde path (`partner.url`, `.`) as a JSON pointer (`/partner/url`, and
@@ -942,6 +882,40 @@ impl Connection {
     pub fn from_value(value: &serde_json::Value) -> Result<Self, Error> {
         serde_path_to_error::deserialize(value).map_err(field_error)
     }
+}
+
+/// The values serde fills in for the fields a configuration leaves out
+/// (serde names a function for each).
+macro_rules! defaults {
+    ($($name:ident: $ty:ty = $value:expr;)*) => {
+        $(fn $name() -> $ty { $value })*
+    };
+}
+
+defaults! {
+    default_rate_interval: u32 = 1;
+    default_concurrency: u32 = 1;
+    default_token_location: TokenLocation = TokenLocation::Header;
+    default_token_header: String = "Authorization".into();
+    default_token_scheme: String = "Bearer".into();
+    default_token_parameter: String = "access_token".into();
+    default_media_type: RefreshMediaType = RefreshMediaType::Json;
+    default_refresh_method: RefreshMethod = RefreshMethod::Post;
+    default_token_path: String = "/access_token".into();
+    default_any_encryption: EncryptionRequirement = EncryptionRequirement::Any;
+    default_any_digest: DigestRequirement = DigestRequirement::Any;
+    default_send_attempts: u32 = 3;
+    default_mdn_delivery: MdnDelivery = MdnDelivery::Sync;
+    default_digest: Digest = Digest::Sha256;
+    default_signing: Signing = Signing::Sha256;
+    default_encryption: Encryption = Encryption::Aes256Cbc;
+    default_mdn: MdnMode = MdnMode::Signed;
+    default_signature_scheme: SignatureSchemeChoice = SignatureSchemeChoice::Pkcs1v15;
+    default_key_transport: KeyTransportChoice = KeyTransportChoice::RsaPkcs1v15;
+    default_compression: Compression = Compression::None;
+    default_binary: TransferEncoding = TransferEncoding::Binary;
+    default_base64: TransferEncoding = TransferEncoding::Base64;
+    default_true: bool = true;
 }
 
 /// The connection form's layout, groups, widgets and show/hide rules: a

@@ -287,19 +287,78 @@ pub trait Cipher {
     fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError>;
 }
 
+/// A digest and the RSA signature said to be over it (RFC 8017 §8), to verify.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedDigest<'a> {
+    /// PKCS #1 v1.5 or PSS (with MGF1 of the same digest, any salt length).
+    pub scheme: SignatureScheme,
+    /// The digest algorithm, also the one the signature names.
+    pub algorithm: DigestAlgorithm,
+    /// The precomputed digest.
+    pub digest: &'a [u8],
+    /// The signature value.
+    pub signature: &'a [u8],
+}
+
+impl SignedDigest<'_> {
+    /// Whether the digest is as long as its algorithm's output: a digest that
+    /// is not cannot be the one signed, so it does not verify.
+    pub fn digest_has_its_length(&self) -> bool {
+        self.digest.len() == self.algorithm.output_len()
+    }
+}
+
+/// A CBC cipher set up for one direction (RFC 5652 §6.3 content encryption).
+#[derive(Debug, Clone, Copy)]
+pub struct Cbc<'a> {
+    /// The block cipher.
+    pub cipher: ContentCipher,
+    /// Encrypt or decrypt.
+    pub direction: Direction,
+    /// The content-encryption key.
+    pub key: &'a [u8],
+    /// The initialization vector, the algorithm's parameters in CMS.
+    pub iv: &'a [u8],
+}
+
+/// The inputs of one AES-GCM operation (NIST SP 800-38D; in CMS, RFC 5084).
+#[derive(Debug, Clone, Copy)]
+pub struct Gcm<'a> {
+    /// AES-128, -192 or -256.
+    pub cipher: AeadCipher,
+    /// The content-encryption key.
+    pub key: &'a [u8],
+    /// The nonce (IV), the GCM parameters' `aes-nonce`.
+    pub nonce: &'a [u8],
+    /// Additional authenticated data (empty for CMS without authenticated attributes).
+    pub aad: &'a [u8],
+    /// The tag's length in bytes, the GCM parameters' `aes-ICVlen` (RFC 5084
+    /// §3.2: 12 to 16).
+    pub tag_len: usize,
+}
+
+impl Gcm<'_> {
+    /// Refuses a tag length other than [`GCM_TAG_LEN`], for the
+    /// implementations that have only that one.
+    pub fn require_full_tag(&self) -> Result<(), CryptoError> {
+        if self.tag_len == GCM_TAG_LEN {
+            Ok(())
+        } else {
+            Err(CryptoError::UnsupportedAlgorithm(format!(
+                "AES-GCM with a {}-byte tag",
+                self.tag_len
+            )))
+        }
+    }
+}
+
 /// Public-key and bulk primitives.
 pub trait CryptoProvider {
     /// Starts a digest.
     fn hasher(&self, algorithm: DigestAlgorithm) -> Box<dyn Hasher + Send>;
 
     /// Starts a cipher.
-    fn cipher(
-        &self,
-        algorithm: ContentCipher,
-        direction: Direction,
-        key: &[u8],
-        iv: &[u8],
-    ) -> Result<Box<dyn Cipher + Send>, CryptoError>;
+    fn cipher(&self, cbc: Cbc<'_>) -> Result<Box<dyn Cipher + Send>, CryptoError>;
 
     /// Encrypts a content-encryption key to an RSA public key (DER SubjectPublicKeyInfo).
     fn rsa_encrypt(
@@ -309,37 +368,16 @@ pub trait CryptoProvider {
         data: &[u8],
     ) -> Result<Vec<u8>, CryptoError>;
 
-    /// Verifies an RSA signature over a digest: `Ok(false)` when it does not match.
-    fn rsa_verify(
-        &self,
-        subject_public_key_info: &[u8],
-        scheme: SignatureScheme,
-        algorithm: DigestAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, CryptoError>;
+    /// Verifies an RSA signature over a digest with the public key `spki`
+    /// (DER SubjectPublicKeyInfo): `Ok(false)` when it does not match.
+    fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError>;
 
-    /// AES-GCM encryption: returns ciphertext followed by the 16-byte tag.
-    fn aead_seal(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError>;
+    /// AES-GCM encryption: returns ciphertext followed by the tag.
+    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>;
 
-    /// AES-GCM decryption of ciphertext followed by its `tag_len`-byte tag:
+    /// AES-GCM decryption of ciphertext followed by its tag:
     /// [`CryptoError::Decryption`] when the tag does not match.
-    fn aead_open(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        sealed: &[u8],
-        tag_len: usize,
-    ) -> Result<Vec<u8>, CryptoError>;
+    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError>;
 
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
@@ -352,15 +390,8 @@ pub trait CryptoProvider {
     }
 
     /// Encrypts or decrypts one buffer.
-    fn cipher_all(
-        &self,
-        algorithm: ContentCipher,
-        direction: Direction,
-        key: &[u8],
-        iv: &[u8],
-        data: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        let mut cipher = self.cipher(algorithm, direction, key, iv)?;
+    fn cipher_all(&self, cbc: Cbc<'_>, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut cipher = self.cipher(cbc)?;
         let mut out = cipher.update(data);
         out.extend(cipher.finish()?);
         Ok(out)

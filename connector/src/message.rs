@@ -364,6 +364,22 @@ pub fn build_into(
     let mut mic = None;
     if let Some(params) = signing {
         let entity = part.entity();
+        // The multipart/signed entity into `out`, with its content headers.
+        let sign = |out: &mut dyn Sink| -> Result<(Headers, Mic), Error> {
+            let (content_type, mic) = write_signed(
+                &entity,
+                params,
+                mic_algorithm,
+                station_key,
+                now,
+                provider,
+                false,
+                out,
+            )?;
+            let mut headers = Headers::new();
+            headers.push("Content-Type", content_type);
+            Ok((headers, mic))
+        };
         match encryption {
             // The signed entity goes straight into the cipher: its length
             // is known before its signature is, so the DER can state it first.
@@ -397,37 +413,15 @@ pub fn build_into(
                 ));
             }
             None if !compress_after => {
-                let (content_type, mic) = write_signed(
-                    &entity,
-                    params,
-                    mic_algorithm,
-                    station_key,
-                    now,
-                    provider,
-                    false,
-                    body,
-                )?;
-                let mut headers = Headers::new();
-                headers.push("Content-Type", content_type);
+                let (headers, mic) = sign(body)?;
                 return Ok(finish_head(
                     connection, document, headers, mic, now, provider,
                 ));
             }
             _ => {
                 let mut signed = Vec::new();
-                let (content_type, signed_mic) = write_signed(
-                    &entity,
-                    params,
-                    mic_algorithm,
-                    station_key,
-                    now,
-                    provider,
-                    false,
-                    &mut signed,
-                )?;
+                let (headers, signed_mic) = sign(&mut signed)?;
                 mic = Some(signed_mic);
-                let mut headers = Headers::new();
-                headers.push("Content-Type", content_type);
                 drop(entity);
                 part = Part::in_memory(headers, signed);
             }

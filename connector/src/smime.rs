@@ -24,8 +24,8 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use crate::ber::{self, CONSTRUCTED};
 use crate::bytes::{self, PIECE, Source};
 use crate::crypto::{
-    AeadCipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
-    GCM_NONCE_LEN, GCM_TAG_LEN, KeyTransport, PrivateKey, SignatureScheme, oids,
+    AeadCipher, Cbc, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
+    GCM_NONCE_LEN, GCM_TAG_LEN, Gcm, KeyTransport, PrivateKey, SignatureScheme, SignedDigest, oids,
 };
 use crate::error::Error;
 
@@ -301,33 +301,15 @@ fn signature_algorithm_id(
     }
 }
 
-/// Signs `content` with a detached CMS SignedData (RFC 5652 §5, RFC 5751
+/// Signs content with a detached CMS SignedData (RFC 5652 §5, RFC 5751
 /// §3.4.3): signed attributes contentType, signingTime and messageDigest,
 /// the signer identified by issuer and serial number (which every AS2 stack
 /// matches, where subjectKeyIdentifier is not), and the signer's certificate
 /// included. Returns the DER ContentInfo.
-pub fn sign_detached(
-    content: &[u8],
-    signer: &dyn PrivateKey,
-    digest_algorithm: DigestAlgorithm,
-    scheme: SignatureScheme,
-    now: SystemTime,
-    provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
-    let message_digest = provider.digest(digest_algorithm, content);
-    sign_detached_digest(
-        message_digest,
-        signer,
-        digest_algorithm,
-        scheme,
-        now,
-        provider,
-    )
-}
-
-/// [`sign_detached`] for content whose digest (`message_digest`, of
-/// `digest_algorithm`) the caller has already computed: the MIC of a signed
-/// AS2 message is that same digest (RFC 4130 §7.3.1), so it is taken once.
+///
+/// It takes the content's digest (`message_digest`, of `digest_algorithm`),
+/// not the content: the MIC of a signed AS2 message is that same digest
+/// (RFC 4130 §7.3.1), so it is taken once.
 pub fn sign_detached_digest(
     message_digest: Vec<u8>,
     signer: &dyn PrivateKey,
@@ -535,13 +517,13 @@ pub fn verify_detached_with(
     let content_digest = content_digest(digest_algorithm, content);
     let public_key = partner.public_key_der()?;
     let verify = |digest: &[u8]| {
-        provider.rsa_verify(
-            &public_key,
+        let signed = SignedDigest {
             scheme,
-            digest_algorithm,
+            algorithm: digest_algorithm,
             digest,
-            signer.signature.as_bytes(),
-        )
+            signature: signer.signature.as_bytes(),
+        };
+        provider.rsa_verify(&public_key, signed)
     };
 
     let valid = match &signer.signed_attrs {
@@ -795,7 +777,12 @@ pub fn begin_enveloped<'s>(
     prefix.extend_from_slice(&algorithm);
     prefix.extend_from_slice(&ciphertext_header);
     out.write(&prefix)?;
-    let cipher = provider.cipher(cipher, Direction::Encrypt, &key, &iv)?;
+    let cipher = provider.cipher(Cbc {
+        cipher,
+        direction: Direction::Encrypt,
+        key: &key,
+        iv: &iv,
+    })?;
     Ok(Envelope {
         cipher,
         out,
@@ -856,7 +843,14 @@ pub fn encrypt(
                 content_key_for(recipient, cipher.key_len(), transport, provider)?;
             let mut nonce = vec![0u8; GCM_NONCE_LEN];
             provider.fill_random(&mut nonce);
-            let mut sealed = provider.aead_seal(cipher, &key, &nonce, &[], content)?;
+            let gcm = Gcm {
+                cipher,
+                key: &key,
+                nonce: &nonce,
+                aad: &[],
+                tag_len: GCM_TAG_LEN,
+            };
+            let mut sealed = provider.aead_seal(gcm, content)?;
             let tag = sealed.split_off(sealed.len().saturating_sub(GCM_TAG_LEN));
             let params = GcmParams {
                 nonce: OctetString::new(nonce)?,
@@ -973,36 +967,18 @@ pub fn content_encryption_of(enveloped: &dyn Source) -> Result<ContentEncryption
         let (cipher, _) = cbc_cipher(&layout.algorithm)?;
         return Ok(ContentEncryption::Cbc(cipher));
     }
-    let enveloped_der = bytes::whole(enveloped)?;
-    let info = ContentInfo::from_ber(&enveloped_der).map_err(|e| {
-        Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
-    })?;
-    if info.content_type == oids::ENVELOPED_DATA {
-        let enveloped: EnvelopedData = info
-            .content
-            .decode_as_encoding(EncodingRules::Ber)
-            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))?;
-        let (cipher, _) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
-        Ok(ContentEncryption::Cbc(cipher))
-    } else if info.content_type == oids::AUTH_ENVELOPED_DATA {
-        let enveloped: AuthEnvelopedData = info
-            .content
-            .decode_as_encoding(EncodingRules::Ber)
-            .map_err(|e| Error::malformed(format!("invalid AuthEnvelopedData: {e}")))?;
-        let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
-        AeadCipher::from_oid(&alg.oid)
-            .map(ContentEncryption::Gcm)
-            .ok_or_else(|| {
-                Error::UnsupportedAlgorithm(format!(
-                    "authenticated encryption algorithm {}",
-                    alg.oid
-                ))
-            })
-    } else {
-        Err(Error::UnsupportedFormat(format!(
-            "CMS content type {} is not encrypted data",
-            info.content_type
-        )))
+    match read_envelope(enveloped)? {
+        Encrypted::Enveloped(enveloped) => {
+            let (cipher, _) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
+            Ok(ContentEncryption::Cbc(cipher))
+        }
+        Encrypted::AuthEnveloped(enveloped) => {
+            aead_cipher(&enveloped.auth_encrypted_content_info.content_enc_alg)
+                .map(ContentEncryption::Gcm)
+        }
+        Encrypted::Other(content_type) => Err(Error::UnsupportedFormat(format!(
+            "CMS content type {content_type} is not encrypted data"
+        ))),
     }
 }
 
@@ -1062,7 +1038,12 @@ fn decrypt_observed(
         let (cipher, iv) = cbc_cipher(&layout.algorithm)?;
         let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
         let mut decryptor = provider
-            .cipher(cipher, Direction::Decrypt, &content_key, &iv)
+            .cipher(Cbc {
+                cipher,
+                direction: Direction::Decrypt,
+                key: &content_key,
+                iv: &iv,
+            })
             .map_err(|_| not_decryptable())?;
         // The plaintext is no longer than what follows the content's header.
         let bound = usize::try_from(enveloped.len() - layout.content.content_start())
@@ -1081,86 +1062,117 @@ fn decrypt_observed(
         plain.extend_from_slice(&decryptor.finish().map_err(|_| not_decryptable())?);
         return Ok(plain);
     }
+    match read_envelope(enveloped)? {
+        Encrypted::Enveloped(enveloped) => {
+            let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
+            let (cipher, iv) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
+            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+            let ciphertext = enveloped
+                .encrypted_content
+                .encrypted_content
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::malformed("the EnvelopedData carries no encrypted content")
+                })?;
+            provider
+                .cipher_all(
+                    Cbc {
+                        cipher,
+                        direction: Direction::Decrypt,
+                        key: &content_key,
+                        iv: &iv,
+                    },
+                    ciphertext.as_bytes(),
+                )
+                .map_err(|_| not_decryptable())
+        }
+        Encrypted::AuthEnveloped(enveloped) => {
+            if enveloped.auth_attrs.is_some() {
+                return Err(Error::UnsupportedAlgorithm(
+                    "AuthEnvelopedData with authenticated attributes".into(),
+                ));
+            }
+            let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
+            let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
+            let cipher = aead_cipher(alg)?;
+            let params: GcmParams = alg
+                .parameters
+                .as_ref()
+                .ok_or_else(|| Error::malformed("AES-GCM without parameters"))?
+                .decode_as()?;
+            let tag_len = params.icv_len.unwrap_or(12) as usize;
+            if enveloped.mac.as_bytes().len() != tag_len {
+                return Err(Error::malformed(
+                    "the AES-GCM tag length differs from icvLen",
+                ));
+            }
+            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+            let mut sealed = enveloped
+                .auth_encrypted_content_info
+                .encrypted_content
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::malformed("the AuthEnvelopedData carries no encrypted content")
+                })?
+                .as_bytes()
+                .to_vec();
+            sealed.extend_from_slice(enveloped.mac.as_bytes());
+            provider
+                .aead_open(
+                    Gcm {
+                        cipher,
+                        key: &content_key,
+                        nonce: params.nonce.as_bytes(),
+                        aad: &[],
+                        tag_len,
+                    },
+                    &sealed,
+                )
+                .map_err(|e| match e {
+                    CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
+                    _ => not_decryptable(),
+                })
+        }
+        Encrypted::Other(content_type) => Err(Error::malformed(format!(
+            "the encrypted body holds CMS content type {content_type}, not EnvelopedData or AuthEnvelopedData"
+        ))),
+    }
+}
+
+/// What an encrypted body holds (RFC 5652 §6.1, RFC 5083 §2.1).
+enum Encrypted {
+    Enveloped(EnvelopedData),
+    AuthEnveloped(AuthEnvelopedData),
+    /// Some other CMS content type.
+    Other(der::oid::ObjectIdentifier),
+}
+
+/// Decodes a whole encrypted body (BER, as senders write it).
+fn read_envelope(enveloped: &dyn Source) -> Result<Encrypted, Error> {
     let enveloped_der = bytes::whole(enveloped)?;
     let info = ContentInfo::from_ber(&enveloped_der).map_err(|e| {
         Error::malformed(format!("the encrypted body is not a CMS ContentInfo: {e}"))
     })?;
     if info.content_type == oids::ENVELOPED_DATA {
-        let enveloped: EnvelopedData = info
-            .content
+        info.content
             .decode_as_encoding(EncodingRules::Ber)
-            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))?;
-        let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
-        let (cipher, iv) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
-        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
-        let ciphertext = enveloped
-            .encrypted_content
-            .encrypted_content
-            .as_ref()
-            .ok_or_else(|| Error::malformed("the EnvelopedData carries no encrypted content"))?;
-        provider
-            .cipher_all(
-                cipher,
-                Direction::Decrypt,
-                &content_key,
-                &iv,
-                ciphertext.as_bytes(),
-            )
-            .map_err(|_| not_decryptable())
+            .map(Encrypted::Enveloped)
+            .map_err(|e| Error::malformed(format!("invalid EnvelopedData: {e}")))
     } else if info.content_type == oids::AUTH_ENVELOPED_DATA {
-        let enveloped: AuthEnvelopedData = info
-            .content
+        info.content
             .decode_as_encoding(EncodingRules::Ber)
-            .map_err(|e| Error::malformed(format!("invalid AuthEnvelopedData: {e}")))?;
-        if enveloped.auth_attrs.is_some() {
-            return Err(Error::UnsupportedAlgorithm(
-                "AuthEnvelopedData with authenticated attributes".into(),
-            ));
-        }
-        let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
-        let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
-        let cipher = AeadCipher::from_oid(&alg.oid).ok_or_else(|| {
-            Error::UnsupportedAlgorithm(format!("authenticated encryption algorithm {}", alg.oid))
-        })?;
-        let params: GcmParams = alg
-            .parameters
-            .as_ref()
-            .ok_or_else(|| Error::malformed("AES-GCM without parameters"))?
-            .decode_as()?;
-        let tag_len = params.icv_len.unwrap_or(12) as usize;
-        if enveloped.mac.as_bytes().len() != tag_len {
-            return Err(Error::malformed(
-                "the AES-GCM tag length differs from icvLen",
-            ));
-        }
-        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
-        let mut sealed = enveloped
-            .auth_encrypted_content_info
-            .encrypted_content
-            .as_ref()
-            .ok_or_else(|| Error::malformed("the AuthEnvelopedData carries no encrypted content"))?
-            .as_bytes()
-            .to_vec();
-        sealed.extend_from_slice(enveloped.mac.as_bytes());
-        provider
-            .aead_open(
-                cipher,
-                &content_key,
-                params.nonce.as_bytes(),
-                &[],
-                &sealed,
-                tag_len,
-            )
-            .map_err(|e| match e {
-                CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
-                _ => not_decryptable(),
-            })
+            .map(Encrypted::AuthEnveloped)
+            .map_err(|e| Error::malformed(format!("invalid AuthEnvelopedData: {e}")))
     } else {
-        Err(Error::malformed(format!(
-            "the encrypted body holds CMS content type {}, not EnvelopedData or AuthEnvelopedData",
-            info.content_type
-        )))
+        Ok(Encrypted::Other(info.content_type))
     }
+}
+
+/// The AES-GCM cipher an AuthEnvelopedData names.
+fn aead_cipher(alg: &AlgorithmIdentifierOwned) -> Result<AeadCipher, Error> {
+    AeadCipher::from_oid(&alg.oid).ok_or_else(|| {
+        Error::UnsupportedAlgorithm(format!("authenticated encryption algorithm {}", alg.oid))
+    })
 }
 
 /// Identifier octets on the path to an EnvelopedData's ciphertext (X.690 §8.1.2).

@@ -8,8 +8,8 @@ use as2_connector::ErrorCode;
 use as2_connector::config::{Checked, Connection};
 use as2_connector::crypto::rustcrypto::{GeneratedKey, RustCryptoProvider, generate_station_key};
 use as2_connector::crypto::{
-    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
-    Hasher, KeyTransport, PrivateKey, SignatureScheme,
+    Cbc, Cipher, CryptoError, CryptoProvider, DigestAlgorithm, Gcm, Hasher, KeyTransport,
+    PrivateKey, SignedDigest,
 };
 use as2_connector::headers::Headers;
 use as2_connector::mdn::Disposition;
@@ -391,8 +391,9 @@ fn opaque_signed_data_gets_failed_unsupported_format() {
     let provider = RustCryptoProvider;
     let now = SystemTime::now();
     let (_, receiver) = connections("", r#","require_encrypted":false"#);
-    let signature = as2_connector::smime::sign_detached(
-        b"x",
+    let sha256 = as2_connector::crypto::DigestAlgorithm::Sha256;
+    let signature = as2_connector::smime::sign_detached_digest(
+        provider.digest(sha256, b"x"),
         &acme.generated.key,
         as2_connector::crypto::DigestAlgorithm::Sha256,
         as2_connector::crypto::SignatureScheme::RsaPkcs1v15,
@@ -905,14 +906,8 @@ impl CryptoProvider for LargestDigest {
         RustCryptoProvider.digest(algorithm, data)
     }
 
-    fn cipher(
-        &self,
-        algorithm: ContentCipher,
-        direction: Direction,
-        key: &[u8],
-        iv: &[u8],
-    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
-        RustCryptoProvider.cipher(algorithm, direction, key, iv)
+    fn cipher(&self, cbc: Cbc<'_>) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        RustCryptoProvider.cipher(cbc)
     }
 
     fn rsa_encrypt(
@@ -924,44 +919,16 @@ impl CryptoProvider for LargestDigest {
         RustCryptoProvider.rsa_encrypt(subject_public_key_info, scheme, data)
     }
 
-    fn rsa_verify(
-        &self,
-        subject_public_key_info: &[u8],
-        scheme: SignatureScheme,
-        algorithm: DigestAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, CryptoError> {
-        RustCryptoProvider.rsa_verify(
-            subject_public_key_info,
-            scheme,
-            algorithm,
-            digest,
-            signature,
-        )
+    fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError> {
+        RustCryptoProvider.rsa_verify(spki, signed)
     }
 
-    fn aead_seal(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        RustCryptoProvider.aead_seal(algorithm, key, nonce, aad, plaintext)
+    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        RustCryptoProvider.aead_seal(gcm, plaintext)
     }
 
-    fn aead_open(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        sealed: &[u8],
-        tag_len: usize,
-    ) -> Result<Vec<u8>, CryptoError> {
-        RustCryptoProvider.aead_open(algorithm, key, nonce, aad, sealed, tag_len)
+    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        RustCryptoProvider.aead_open(gcm, sealed)
     }
 
     fn fill_random(&self, buf: &mut [u8]) {

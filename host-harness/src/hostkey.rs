@@ -12,7 +12,7 @@
 
 use as2_connector::crypto::rustcrypto::SoftwareKey;
 use as2_connector::crypto::{
-    CryptoError, DigestAlgorithm, KeyTransport, PrivateKey, SignatureScheme,
+    CryptoError, DigestAlgorithm, KeyTransport, PrivateKey, SignatureScheme, SignedDigest,
 };
 use openssl::md::{Md, MdRef};
 use openssl::pkey::{PKey, Private};
@@ -306,31 +306,25 @@ pub fn rsa_encrypt(
 /// Verifies an RSA `signature` over a precomputed `digest`, with OpenSSL;
 /// PSS with MGF1 of the same digest and any salt length. `false` when the
 /// signature does not match, an error only when the key is unusable.
-pub fn rsa_verify(
-    subject_public_key_info: &[u8],
-    scheme: SignatureScheme,
-    algorithm: DigestAlgorithm,
-    digest: &[u8],
-    signature: &[u8],
-) -> Result<bool, CryptoError> {
-    let key = public_key(subject_public_key_info)?;
-    if digest.len() != algorithm.output_len() {
+pub fn rsa_verify(spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError> {
+    let key = public_key(spki)?;
+    if !signed.digest_has_its_length() {
         return Ok(false);
     }
     let verify = || -> Result<bool, openssl::error::ErrorStack> {
         let mut ctx = PkeyCtx::new(&key)?;
         ctx.verify_init()?;
-        match scheme {
+        match signed.scheme {
             SignatureScheme::RsaPkcs1v15 => ctx.set_rsa_padding(Padding::PKCS1)?,
             SignatureScheme::RsaPss => {
                 ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
                 // On verification, "maximum" means: take the salt length the signature has.
                 ctx.set_rsa_pss_saltlen(RsaPssSaltlen::MAXIMUM_LENGTH)?;
-                ctx.set_rsa_mgf1_md(md(algorithm))?;
+                ctx.set_rsa_mgf1_md(md(signed.algorithm))?;
             }
         }
-        ctx.set_signature_md(md(algorithm))?;
-        ctx.verify(digest, signature)
+        ctx.set_signature_md(md(signed.algorithm))?;
+        ctx.verify(signed.digest, signed.signature)
     };
     // A malformed signature (wrong length, say) is a signature that does not verify.
     Ok(verify().unwrap_or(false))
@@ -363,6 +357,20 @@ fn prf(key: &[u8; 32], label: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn signed<'a>(
+        scheme: SignatureScheme,
+        algorithm: DigestAlgorithm,
+        digest: &'a [u8],
+        signature: &'a [u8],
+    ) -> SignedDigest<'a> {
+        SignedDigest {
+            scheme,
+            algorithm,
+            digest,
+            signature,
+        }
+    }
     use as2_connector::crypto::CryptoProvider;
     use as2_connector::crypto::rustcrypto::{RustCryptoProvider, generate_station_key};
     use std::time::{Duration, SystemTime};
@@ -392,14 +400,14 @@ mod tests {
                 let signature = key.sign_digest(scheme, algorithm, &digest).unwrap();
                 assert!(
                     provider
-                        .rsa_verify(&spki, scheme, algorithm, &digest, &signature)
+                        .rsa_verify(&spki, signed(scheme, algorithm, &digest, &signature))
                         .unwrap(),
                     "{scheme:?} {algorithm:?}"
                 );
                 let other = provider.digest(algorithm, b"other attributes");
                 assert!(
                     !provider
-                        .rsa_verify(&spki, scheme, algorithm, &other, &signature)
+                        .rsa_verify(&spki, signed(scheme, algorithm, &other, &signature))
                         .unwrap()
                 );
             }
@@ -563,19 +571,24 @@ mod tests {
             ] {
                 let digest = provider.digest(algorithm, b"attributes");
                 let signature = software.sign_digest(scheme, algorithm, &digest).unwrap();
-                assert!(rsa_verify(&spki, scheme, algorithm, &digest, &signature).unwrap());
+                assert!(rsa_verify(&spki, signed(scheme, algorithm, &digest, &signature)).unwrap());
                 let other = provider.digest(algorithm, b"altered");
-                assert!(!rsa_verify(&spki, scheme, algorithm, &other, &signature).unwrap());
-                assert!(!rsa_verify(&spki, scheme, algorithm, &digest, &signature[1..]).unwrap());
+                assert!(!rsa_verify(&spki, signed(scheme, algorithm, &other, &signature)).unwrap());
+                assert!(
+                    !rsa_verify(&spki, signed(scheme, algorithm, &digest, &signature[1..]))
+                        .unwrap()
+                );
             }
         }
         assert!(matches!(
             rsa_verify(
                 b"not a key",
-                SignatureScheme::RsaPkcs1v15,
-                DigestAlgorithm::Sha256,
-                &[0; 32],
-                &[0; 256]
+                signed(
+                    SignatureScheme::RsaPkcs1v15,
+                    DigestAlgorithm::Sha256,
+                    &[0; 32],
+                    &[0; 256]
+                )
             ),
             Err(CryptoError::InvalidKey(_))
         ));

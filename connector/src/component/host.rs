@@ -2,8 +2,8 @@
 
 use crate::bytes::{Sink, Source};
 use crate::crypto::{
-    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
-    Hasher, KeyTransport, PrivateKey, SignatureScheme,
+    AeadCipher, Cbc, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm,
+    Direction, Gcm, Hasher, KeyTransport, PrivateKey, SignatureScheme, SignedDigest,
 };
 
 use super::bindings::as2::connector::{keystore, primitives, types as wit};
@@ -98,14 +98,8 @@ impl CryptoProvider for HostCrypto {
         Box::new(HostHasher(primitives::Hasher::new(digest(algorithm))))
     }
 
-    fn cipher(
-        &self,
-        algorithm: ContentCipher,
-        direction: Direction,
-        key: &[u8],
-        iv: &[u8],
-    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
-        let algorithm = match algorithm {
+    fn cipher(&self, cbc: Cbc<'_>) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        let algorithm = match cbc.cipher {
             ContentCipher::Aes128Cbc => primitives::CipherAlgorithm::Aes128Cbc,
             ContentCipher::Aes192Cbc => primitives::CipherAlgorithm::Aes192Cbc,
             ContentCipher::Aes256Cbc => primitives::CipherAlgorithm::Aes256Cbc,
@@ -121,12 +115,12 @@ impl CryptoProvider for HostCrypto {
                 )));
             }
         };
-        let direction = match direction {
+        let direction = match cbc.direction {
             Direction::Encrypt => primitives::CipherDirection::Encrypt,
             Direction::Decrypt => primitives::CipherDirection::Decrypt,
         };
-        let cipher =
-            primitives::Cipher::open(algorithm, direction, key, iv).map_err(crypto_error)?;
+        let cipher = primitives::Cipher::open(algorithm, direction, cbc.key, cbc.iv)
+            .map_err(crypto_error)?;
         Ok(Box::new(HostCipher(cipher)))
     }
 
@@ -140,48 +134,36 @@ impl CryptoProvider for HostCrypto {
             .map_err(crypto_error)
     }
 
-    fn rsa_verify(
-        &self,
-        subject_public_key_info: &[u8],
-        scheme: SignatureScheme,
-        algorithm: DigestAlgorithm,
-        digest_bytes: &[u8],
-        signature_bytes: &[u8],
-    ) -> Result<bool, CryptoError> {
+    fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError> {
         primitives::rsa_verify(
-            subject_public_key_info,
-            signature(scheme),
-            digest(algorithm),
-            digest_bytes,
-            signature_bytes,
+            spki,
+            signature(signed.scheme),
+            digest(signed.algorithm),
+            signed.digest,
+            signed.signature,
         )
         .map_err(crypto_error)
     }
 
-    fn aead_seal(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        primitives::aead_seal(aead(algorithm), key, nonce, aad, plaintext).map_err(crypto_error)
+    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        // The host's seal makes the full tag, the one length this interface carries.
+        gcm.require_full_tag()?;
+        primitives::aead_seal(aead(gcm.cipher), gcm.key, gcm.nonce, gcm.aad, plaintext)
+            .map_err(crypto_error)
     }
 
-    fn aead_open(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        sealed: &[u8],
-        tag_len: usize,
-    ) -> Result<Vec<u8>, CryptoError> {
-        let tag_len = u32::try_from(tag_len)
+    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let tag_len = u32::try_from(gcm.tag_len)
             .map_err(|_| CryptoError::UnsupportedAlgorithm("AES-GCM tag length".into()))?;
-        primitives::aead_open(aead(algorithm), key, nonce, aad, sealed, tag_len)
-            .map_err(crypto_error)
+        primitives::aead_open(
+            aead(gcm.cipher),
+            gcm.key,
+            gcm.nonce,
+            gcm.aad,
+            sealed,
+            tag_len,
+        )
+        .map_err(crypto_error)
     }
 
     fn fill_random(&self, buf: &mut [u8]) {

@@ -10,8 +10,8 @@ use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use sha2::Digest;
 
 use super::{
-    AeadCipher, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
-    Hasher, KeyTransport, PrivateKey, SignatureScheme,
+    AeadCipher, Cbc, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm,
+    Direction, Gcm, Hasher, KeyTransport, PrivateKey, SignatureScheme, SignedDigest,
 };
 
 /// RustCrypto implementation of [`CryptoProvider`].
@@ -34,28 +34,17 @@ impl<D: Digest> Hasher for DigestHasher<D> {
 macro_rules! with_digest {
     ($alg:expr, $d:ident => $body:expr) => {
         match $alg {
-            DigestAlgorithm::Sha1 => {
-                type $d = sha1::Sha1;
-                $body
-            }
-            DigestAlgorithm::Sha224 => {
-                type $d = sha2::Sha224;
-                $body
-            }
-            DigestAlgorithm::Sha256 => {
-                type $d = sha2::Sha256;
-                $body
-            }
-            DigestAlgorithm::Sha384 => {
-                type $d = sha2::Sha384;
-                $body
-            }
-            DigestAlgorithm::Sha512 => {
-                type $d = sha2::Sha512;
-                $body
-            }
+            DigestAlgorithm::Sha1 => with_digest!(@as sha1::Sha1, $d => $body),
+            DigestAlgorithm::Sha224 => with_digest!(@as sha2::Sha224, $d => $body),
+            DigestAlgorithm::Sha256 => with_digest!(@as sha2::Sha256, $d => $body),
+            DigestAlgorithm::Sha384 => with_digest!(@as sha2::Sha384, $d => $body),
+            DigestAlgorithm::Sha512 => with_digest!(@as sha2::Sha512, $d => $body),
         }
     };
+    (@as $t:ty, $d:ident => $body:expr) => {{
+        type $d = $t;
+        $body
+    }};
 }
 
 /// One CBC direction: the encryptor or the decryptor of a block cipher.
@@ -75,28 +64,28 @@ impl<C: cbc::cipher::BlockCipherDecrypt> CbcMode for cbc::Decryptor<C> {
     }
 }
 
-/// Runs `$body` with `$g` bound to the AES-GCM type of `$alg` and a nonce of
-/// `$nonce_len` bytes (12 is the norm; RFC 5084 allows others).
+/// Runs `$body` with `$cipher` keyed for `$gcm` and `$nonce` its nonce;
+/// only 12-byte nonces, the norm (RFC 5084 §3.2 allows others).
 macro_rules! with_gcm {
-    ($alg:expr, $nonce_len:expr, $g:ident => $body:expr) => {{
+    ($gcm:expr, $cipher:ident, $nonce:ident => $body:expr) => {{
         use aes_gcm::aead::{Aead, KeyInit};
-        match ($alg, $nonce_len) {
-            (AeadCipher::Aes128Gcm, 12) => {
-                type $g = aes_gcm::Aes128Gcm;
-                $body
-            }
-            (AeadCipher::Aes192Gcm, 12) => {
-                type $g = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
-                $body
-            }
-            (AeadCipher::Aes256Gcm, 12) => {
-                type $g = aes_gcm::Aes256Gcm;
-                $body
-            }
+        use aes_gcm::{Aes128Gcm, Aes256Gcm};
+        type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
+        match ($gcm.cipher, $gcm.nonce.len()) {
+            (AeadCipher::Aes128Gcm, 12) => with_gcm!(@as Aes128Gcm, $gcm, $cipher, $nonce => $body),
+            (AeadCipher::Aes192Gcm, 12) => with_gcm!(@as Aes192Gcm, $gcm, $cipher, $nonce => $body),
+            (AeadCipher::Aes256Gcm, 12) => with_gcm!(@as Aes256Gcm, $gcm, $cipher, $nonce => $body),
             (_, other) => Err(CryptoError::UnsupportedAlgorithm(format!(
                 "AES-GCM with a {other}-byte nonce"
             ))),
         }
+    }};
+    (@as $t:ty, $gcm:expr, $cipher:ident, $nonce:ident => $body:expr) => {{
+        let $cipher = <$t>::new_from_slice($gcm.key)
+            .map_err(|_| CryptoError::InvalidKey("AES-GCM key length".into()))?;
+        let $nonce = aes_gcm::aead::Nonce::<$t>::try_from($gcm.nonce)
+            .map_err(|_| CryptoError::InvalidKey("AES-GCM nonce length".into()))?;
+        $body
     }};
 }
 
@@ -165,11 +154,7 @@ impl<M: CbcMode> Cipher for CbcStream<M> {
     }
 }
 
-fn cbc_stream<C>(
-    direction: Direction,
-    key: &[u8],
-    iv: &[u8],
-) -> Result<Box<dyn Cipher + Send>, CryptoError>
+fn cbc_stream<C>(setup: Cbc<'_>) -> Result<Box<dyn Cipher + Send>, CryptoError>
 where
     C: cbc::cipher::BlockCipherEncrypt
         + cbc::cipher::BlockCipherDecrypt
@@ -178,6 +163,9 @@ where
         + 'static,
 {
     let invalid = |_| CryptoError::InvalidKey("key or IV length does not fit the cipher".into());
+    let Cbc {
+        direction, key, iv, ..
+    } = setup;
     Ok(match direction {
         Direction::Encrypt => Box::new(CbcStream {
             mode: cbc::Encryptor::<C>::new_from_slices(key, iv).map_err(invalid)?,
@@ -202,18 +190,15 @@ impl CryptoProvider for RustCryptoProvider {
         with_digest!(algorithm, D => Box::new(DigestHasher(D::new())))
     }
 
-    fn cipher(
-        &self,
-        algorithm: ContentCipher,
-        direction: Direction,
-        key: &[u8],
-        iv: &[u8],
-    ) -> Result<Box<dyn Cipher + Send>, CryptoError> {
-        match algorithm {
-            ContentCipher::Aes128Cbc => cbc_stream::<Aes128>(direction, key, iv),
-            ContentCipher::Aes192Cbc => cbc_stream::<Aes192>(direction, key, iv),
-            ContentCipher::Aes256Cbc => cbc_stream::<Aes256>(direction, key, iv),
-            ContentCipher::DesEde3Cbc => cbc_stream::<TdesEde3>(direction, key, iv),
+    fn cipher(&self, setup: Cbc<'_>) -> Result<Box<dyn Cipher + Send>, CryptoError> {
+        let Cbc {
+            direction, key, iv, ..
+        } = setup;
+        match setup.cipher {
+            ContentCipher::Aes128Cbc => cbc_stream::<Aes128>(setup),
+            ContentCipher::Aes192Cbc => cbc_stream::<Aes192>(setup),
+            ContentCipher::Aes256Cbc => cbc_stream::<Aes256>(setup),
+            ContentCipher::DesEde3Cbc => cbc_stream::<TdesEde3>(setup),
             ContentCipher::Rc2Cbc { effective_bits } => {
                 if direction == Direction::Encrypt {
                     return Err(CryptoError::UnsupportedAlgorithm(
@@ -250,19 +235,15 @@ impl CryptoProvider for RustCryptoProvider {
         result.map_err(|e| CryptoError::InvalidKey(format!("RSA encryption failed: {e}")))
     }
 
-    fn rsa_verify(
-        &self,
-        subject_public_key_info: &[u8],
-        scheme: SignatureScheme,
-        algorithm: DigestAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, CryptoError> {
-        let key = public_key(subject_public_key_info)?;
-        if digest.len() != algorithm.output_len() {
+    fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError> {
+        let key = public_key(spki)?;
+        if !signed.digest_has_its_length() {
             return Ok(false);
         }
-        let verdict = with_digest!(algorithm, D => match scheme {
+        let SignedDigest {
+            digest, signature, ..
+        } = signed;
+        let verdict = with_digest!(signed.algorithm, D => match signed.scheme {
             SignatureScheme::RsaPkcs1v15 => key.pkcs1v15_verify_prehash::<D>(digest, signature),
             // Any salt length: OpenSSL signs with the longest salt the key allows.
             SignatureScheme::RsaPss => key.verify(
@@ -274,46 +255,20 @@ impl CryptoProvider for RustCryptoProvider {
         Ok(verdict.is_ok())
     }
 
-    fn aead_seal(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        with_gcm!(algorithm, nonce.len(), G => {
-            let cipher = G::new_from_slice(key)
-                .map_err(|_| CryptoError::InvalidKey("AES-GCM key length".into()))?;
-            let nonce = aes_gcm::aead::Nonce::<G>::try_from(nonce)
-                .map_err(|_| CryptoError::InvalidKey("AES-GCM nonce length".into()))?;
+    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        gcm.require_full_tag()?;
+        with_gcm!(gcm, cipher, nonce => {
             cipher
-                .encrypt(&nonce, aes_gcm::aead::Payload { msg: plaintext, aad })
+                .encrypt(&nonce, aes_gcm::aead::Payload { msg: plaintext, aad: gcm.aad })
                 .map_err(|_| CryptoError::InvalidKey("AES-GCM encryption failed".into()))
         })
     }
 
-    fn aead_open(
-        &self,
-        algorithm: AeadCipher,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        sealed: &[u8],
-        tag_len: usize,
-    ) -> Result<Vec<u8>, CryptoError> {
-        if tag_len != crate::crypto::GCM_TAG_LEN {
-            return Err(CryptoError::UnsupportedAlgorithm(format!(
-                "AES-GCM with a {tag_len}-byte tag"
-            )));
-        }
-        with_gcm!(algorithm, nonce.len(), G => {
-            let cipher = G::new_from_slice(key)
-                .map_err(|_| CryptoError::InvalidKey("AES-GCM key length".into()))?;
-            let nonce = aes_gcm::aead::Nonce::<G>::try_from(nonce)
-                .map_err(|_| CryptoError::InvalidKey("AES-GCM nonce length".into()))?;
+    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        gcm.require_full_tag()?;
+        with_gcm!(gcm, cipher, nonce => {
             cipher
-                .decrypt(&nonce, aes_gcm::aead::Payload { msg: sealed, aad })
+                .decrypt(&nonce, aes_gcm::aead::Payload { msg: sealed, aad: gcm.aad })
                 .map_err(|_| CryptoError::Decryption)
         })
     }
@@ -515,25 +470,23 @@ mod tests {
         let provider = RustCryptoProvider;
         let key = [7u8; 32];
         let iv = [9u8; 16];
+        let cbc = |direction| Cbc {
+            cipher: ContentCipher::Aes256Cbc,
+            direction,
+            key: &key,
+            iv: &iv,
+        };
         for len in [0usize, 1, 15, 16, 17, 32, 1000, 4096] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 256) as u8).collect();
             let whole = provider
-                .cipher_all(
-                    ContentCipher::Aes256Cbc,
-                    Direction::Encrypt,
-                    &key,
-                    &iv,
-                    &plain,
-                )
+                .cipher_all(cbc(Direction::Encrypt), &plain)
                 .unwrap();
             for piece in [1usize, 3, 16, 17, 100] {
                 for (direction, input, expected) in [
                     (Direction::Encrypt, &plain, &whole),
                     (Direction::Decrypt, &whole, &plain),
                 ] {
-                    let mut cipher = provider
-                        .cipher(ContentCipher::Aes256Cbc, direction, &key, &iv)
-                        .unwrap();
+                    let mut cipher = provider.cipher(cbc(direction)).unwrap();
                     let mut out = Vec::new();
                     for chunk in input.chunks(piece) {
                         out.extend(cipher.update(chunk));

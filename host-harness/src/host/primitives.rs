@@ -6,7 +6,9 @@
 use wasmtime::component::Resource;
 
 use as2_connector::crypto::rustcrypto::RustCryptoProvider;
-use as2_connector::crypto::{AeadCipher, ContentCipher, CryptoProvider, Direction};
+use as2_connector::crypto::{
+    AeadCipher, Cbc, ContentCipher, CryptoProvider, Direction, GCM_TAG_LEN, Gcm, SignedDigest,
+};
 
 use super::bindings::as2::connector::primitives;
 use super::bindings::as2::connector::types::{self, Error as ConnectorError, ErrorCode};
@@ -34,14 +36,13 @@ impl primitives::Host for CallState {
         digest_bytes: Vec<u8>,
         signature: Vec<u8>,
     ) -> wasmtime::Result<Result<bool, ConnectorError>> {
-        Ok(crate::hostkey::rsa_verify(
-            &subject_public_key_info,
-            signature_scheme(scheme),
-            digest(algorithm),
-            &digest_bytes,
-            &signature,
-        )
-        .map_err(crypto_error))
+        let signed = SignedDigest {
+            scheme: signature_scheme(scheme),
+            algorithm: digest(algorithm),
+            digest: &digest_bytes,
+            signature: &signature,
+        };
+        Ok(crate::hostkey::rsa_verify(&subject_public_key_info, signed).map_err(crypto_error))
     }
 
     fn aead_seal(
@@ -52,8 +53,9 @@ impl primitives::Host for CallState {
         aad: Vec<u8>,
         plaintext: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        let gcm = gcm(algorithm, [&key, &nonce, &aad], GCM_TAG_LEN);
         Ok(RustCryptoProvider
-            .aead_seal(aead(algorithm), &key, &nonce, &aad, &plaintext)
+            .aead_seal(gcm, &plaintext)
             .map_err(crypto_error))
     }
 
@@ -66,24 +68,30 @@ impl primitives::Host for CallState {
         sealed: Vec<u8>,
         tag_length: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        let gcm = gcm(algorithm, [&key, &nonce, &aad], tag_length as usize);
         Ok(RustCryptoProvider
-            .aead_open(
-                aead(algorithm),
-                &key,
-                &nonce,
-                &aad,
-                &sealed,
-                tag_length as usize,
-            )
+            .aead_open(gcm, &sealed)
             .map_err(crypto_error))
     }
 }
 
-fn aead(algorithm: primitives::AeadAlgorithm) -> AeadCipher {
-    match algorithm {
+/// One AES-GCM operation from the guest's arguments: key, nonce and AAD.
+fn gcm<'a>(
+    algorithm: primitives::AeadAlgorithm,
+    [key, nonce, aad]: [&'a [u8]; 3],
+    tag_len: usize,
+) -> Gcm<'a> {
+    let cipher = match algorithm {
         primitives::AeadAlgorithm::Aes128Gcm => AeadCipher::Aes128Gcm,
         primitives::AeadAlgorithm::Aes192Gcm => AeadCipher::Aes192Gcm,
         primitives::AeadAlgorithm::Aes256Gcm => AeadCipher::Aes256Gcm,
+    };
+    Gcm {
+        cipher,
+        key,
+        nonce,
+        aad,
+        tag_len,
     }
 }
 
@@ -131,7 +139,13 @@ impl primitives::HostCipher for CallState {
             primitives::CipherDirection::Encrypt => Direction::Encrypt,
             primitives::CipherDirection::Decrypt => Direction::Decrypt,
         };
-        match RustCryptoProvider.cipher(algorithm, direction, &key, &iv) {
+        let cbc = Cbc {
+            cipher: algorithm,
+            direction,
+            key: &key,
+            iv: &iv,
+        };
+        match RustCryptoProvider.cipher(cbc) {
             Ok(cipher) => Ok(Ok(self.table.push(CipherState(Some(cipher)))?)),
             Err(e) => Ok(Err(crypto_error(e))),
         }
