@@ -3,7 +3,9 @@
 //! server's logs and the demo print the same words, so they share this one
 //! place rather than each spelling them.
 
-use crate::runtime::bindings::as2::connector::types::{DispositionType, ModifierKind};
+use crate::runtime::bindings::as2::connector::types::{
+    DispositionType, ModifierKind, SignatureVerdict,
+};
 use crate::runtime::{ConnectorError, Disposition, api};
 
 /// The stable text code of an error, e.g. `CERT_HAS_EXPIRED`.
@@ -94,6 +96,42 @@ pub fn verdict_text(verdict: api::Verdict) -> &'static str {
     }
 }
 
+/// An MDN's signature for people: `verified` or `not signed`.
+pub fn signature_text(verdict: SignatureVerdict) -> &'static str {
+    match verdict {
+        SignatureVerdict::Verified => "verified",
+        SignatureVerdict::Unsigned => "not signed",
+    }
+}
+
+/// An MDN's signature in JSON: `verified` or `unsigned` (stable values).
+pub fn signature_code(verdict: SignatureVerdict) -> &'static str {
+    match verdict {
+        SignatureVerdict::Verified => "verified",
+        SignatureVerdict::Unsigned => "unsigned",
+    }
+}
+
+/// A time in seconds since the Unix epoch as RFC 3339, in UTC
+/// (`2026-12-07T05:24:55Z`) or with the system time zone's offset
+/// (`2026-12-07T06:24:55+01:00`).
+pub fn time_text(unix_seconds: u64, local: bool) -> String {
+    let Ok(timestamp) = i64::try_from(unix_seconds)
+        .map_err(|_| ())
+        .and_then(|s| jiff::Timestamp::from_second(s).map_err(|_| ()))
+    else {
+        return format!("{unix_seconds} (seconds since the Unix epoch)");
+    };
+    if local {
+        timestamp
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    } else {
+        timestamp.to_string()
+    }
+}
+
 /// `out` or `in`.
 pub fn direction_text(direction: api::Direction) -> &'static str {
     match direction {
@@ -106,6 +144,25 @@ pub fn direction_text(direction: api::Direction) -> &'static str {
 mod tests {
     use super::*;
     use crate::runtime::ErrorCode;
+
+    #[test]
+    fn times_print_as_rfc_3339() {
+        assert_eq!(time_text(1_796_589_659, false), "2026-12-06T20:40:59Z");
+        assert_eq!(time_text(0, false), "1970-01-01T00:00:00Z");
+        let local = time_text(1_796_589_659, true);
+        assert_eq!(local.len(), "2026-12-06T20:40:59+00:00".len(), "{local}");
+        assert_eq!(
+            time_text(u64::MAX, false),
+            "18446744073709551615 (seconds since the Unix epoch)"
+        );
+    }
+
+    #[test]
+    fn signature_verdicts_are_words() {
+        assert_eq!(signature_text(SignatureVerdict::Verified), "verified");
+        assert_eq!(signature_text(SignatureVerdict::Unsigned), "not signed");
+        assert_eq!(signature_code(SignatureVerdict::Unsigned), "unsigned");
+    }
 
     #[test]
     fn error_codes_print_in_their_stable_text_form() {

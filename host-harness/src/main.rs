@@ -57,9 +57,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             content_type,
         } => cli::send::send(&cli, config, files, content_type).await,
         Command::Resume { config } => cli::send::resume(&cli, config).await,
-        Command::Status { message_id, config } => {
-            cli::status::status(&cli, message_id, config).await
-        }
+        Command::Status {
+            message_id,
+            config,
+            local_time,
+        } => cli::status::status(&cli, message_id, config, *local_time).await,
         Command::Messages(args) => cli::status::messages(&cli, args).await,
         Command::Demo { keep } => cli::demo::demo(keep.as_deref()).await,
     }

@@ -92,6 +92,9 @@ pub enum Command {
         /// The configuration file of the connection it went through.
         #[arg(long)]
         config: PathBuf,
+        /// Print times in the system's time zone instead of UTC.
+        #[arg(long)]
+        local_time: bool,
     },
     /// List the messages sent and received through connections, newest
     /// first; prints one JSON line per message.

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use as2_harness::connector::describe;
-use as2_harness::describe::{direction_text, disposition_text, state_text};
+use as2_harness::describe::{
+    direction_text, disposition_text, signature_code, signature_text, state_text, time_text,
+};
 use as2_harness::inbox::Inbox;
 use as2_harness::runtime::api;
 
@@ -13,7 +15,12 @@ use super::args::{Cli, DirectionArg, MessagesArgs, StateArg};
 use super::{blocking, connector, read_config};
 
 /// `status MESSAGE-ID --config CONFIG`.
-pub async fn status(cli: &Cli, message_id: &str, config: &Path) -> anyhow::Result<ExitCode> {
+pub async fn status(
+    cli: &Cli,
+    message_id: &str,
+    config: &Path,
+    local_time: bool,
+) -> anyhow::Result<ExitCode> {
     let (connector, config) = (connector(cli)?, read_config(config)?);
     let id = if message_id.starts_with('<') {
         message_id.to_string()
@@ -22,7 +29,7 @@ pub async fn status(cli: &Cli, message_id: &str, config: &Path) -> anyhow::Resul
     };
     let inbox = Inbox::new(connector.station.clone());
     match blocking(move || connector.lookup_message(&config, &id)).await?? {
-        Ok(status) => print_status(&status, &inbox),
+        Ok(status) => print_status(&status, &inbox, local_time),
         Err(e) => {
             eprintln!("{}", describe(&e));
             return Ok(ExitCode::FAILURE);
@@ -95,7 +102,7 @@ fn status_json(status: &api::MessageStatus, inbox: &Inbox) -> serde_json::Value 
         "mic": format!("{}, {}", status.mic.digest, status.mic.algorithm),
         "mdn": status.mdn.as_ref().map(|mdn| serde_json::json!({
             "disposition": disposition_text(&mdn.disposition),
-            "signature": format!("{:?}", mdn.signature).to_lowercase(),
+            "signature": signature_code(mdn.signature),
             "received_mic": mdn.received_mic.as_ref().map(|mic| format!("{}, {}", mic.digest, mic.algorithm)),
         })),
         "answered": status.answered.as_ref().map(disposition_text),
@@ -106,7 +113,7 @@ fn status_json(status: &api::MessageStatus, inbox: &Inbox) -> serde_json::Value 
 }
 
 /// A message's status for a person (`status`).
-fn print_status(status: &api::MessageStatus, inbox: &Inbox) {
+fn print_status(status: &api::MessageStatus, inbox: &Inbox, local_time: bool) {
     let inbound = matches!(status.direction, api::Direction::Inbound);
     println!("Message-ID: {}", status.message_id);
     println!(
@@ -121,7 +128,7 @@ fn print_status(status: &api::MessageStatus, inbox: &Inbox) {
     if let Some(name) = &status.file_name {
         println!("File:       {name}");
     }
-    println!("Created:    {} (Unix seconds)", status.created);
+    println!("Created:    {}", time_text(status.created, local_time));
     println!("State:      {}", state_text(status.state));
     println!(
         "MIC:        {}, {}",
@@ -133,7 +140,7 @@ fn print_status(status: &api::MessageStatus, inbox: &Inbox) {
     if inbound {
         print_received(status, inbox);
     } else {
-        print_sent(status);
+        print_sent(status, local_time);
     }
 }
 
@@ -160,18 +167,20 @@ fn print_received(status: &api::MessageStatus, inbox: &Inbox) {
 }
 
 /// A sent message's attempts and the partner's MDN.
-fn print_sent(status: &api::MessageStatus) {
+fn print_sent(status: &api::MessageStatus, local_time: bool) {
     println!("Attempts:   {}", status.attempts);
     for attempt in &status.history {
         println!(
-            "  #{} at {} (Unix seconds): {}",
-            attempt.number, attempt.started, attempt.outcome
+            "  #{} at {}: {}",
+            attempt.number,
+            time_text(attempt.started, local_time),
+            attempt.outcome
         );
     }
     match &status.mdn {
         Some(mdn) => {
             println!("MDN:        {}", disposition_text(&mdn.disposition));
-            println!("  signature: {:?}", mdn.signature);
+            println!("  signature: {}", signature_text(mdn.signature));
             if let Some(mic) = &mdn.received_mic {
                 println!("  MIC:       {}, {}", mic.digest, mic.algorithm);
             }
