@@ -721,6 +721,77 @@ async fn component_async_and_resend_to_pyas2lib(world: Arc<World>, table: &mut T
 
 /// OpenSSL builds the CMS layers; we assemble the AS2 message around them and
 /// the component receives it.
+/// A message as the OpenSSL command line builds it: the part (with its MIME
+/// headers) signed with `sign_args`, the multipart/signed entity encrypted
+/// with `encrypt_args`. Returns the signed part, the AS2 headers and the body.
+fn openssl_message(
+    world: &World,
+    id: &str,
+    file_name: &str,
+    sign_args: &[&str],
+    encrypt_args: &[&str],
+) -> (Vec<u8>, Vec<(String, String)>, Vec<u8>) {
+    let peer_key = world.peer_key.display().to_string();
+    let peer_cert = world.peer_cert.display().to_string();
+    let our_cert = world.our_cert.display().to_string();
+    let part = format!(
+        "Content-Type: application/edi-x12\r\nContent-Transfer-Encoding: binary\r\nContent-Disposition: attachment; filename=\"{file_name}\"\r\n\r\n"
+    );
+    let part = [part.as_bytes(), PAYLOAD].concat();
+    let part_path = world.file("part.bin", &part);
+    let mut args = vec![
+        "cms",
+        "-sign",
+        "-binary",
+        "-outform",
+        "DER",
+        "-in",
+        part_path.to_str().unwrap(),
+        "-signer",
+        &peer_cert,
+        "-inkey",
+        &peer_key,
+    ];
+    args.extend(sign_args);
+    let signature = world.openssl(&args);
+    let boundary = format!("{id}-boundary");
+    let signed_entity = [
+        format!("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes(),
+        &part,
+        format!("\r\n--{boundary}\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n").as_bytes(),
+        &as2_connector::mime::encode_base64_lines(&signature),
+        format!("--{boundary}--\r\n").as_bytes(),
+    ]
+    .concat();
+    let signed_path = world.file("signed.mime", &signed_entity);
+    let mut args = vec![
+        "cms",
+        "-encrypt",
+        "-binary",
+        "-outform",
+        "DER",
+        "-in",
+        signed_path.to_str().unwrap(),
+        "-recip",
+        &our_cert,
+    ];
+    args.extend(encrypt_args);
+    let encrypted = world.openssl(&args);
+    let headers: Vec<(String, String)> = [
+        ("AS2-Version", "1.2"),
+        ("AS2-From", "PEER"),
+        ("AS2-To", "OURS"),
+        ("Message-ID", &format!("<{id}@PEER>")),
+        ("Content-Type", "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m"),
+        ("Disposition-Notification-To", "peer@example.com"),
+        ("Disposition-Notification-Options", "signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, sha-256"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    (part, headers, encrypted)
+}
+
 async fn openssl_to_component(world: &World, table: &mut Table) {
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
@@ -809,66 +880,15 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
             vec!["-provider", "legacy", "-provider", "default", "-rc2-128"],
         ),
     ];
-    let peer_key = world.peer_key.display().to_string();
-    let peer_cert = world.peer_cert.display().to_string();
-    let our_cert = world.our_cert.display().to_string();
     for (n, (cell, sign_args, encrypt_args)) in cases.into_iter().enumerate() {
         let file_name = format!("openssl-{n}.x12");
-        let part = format!(
-            "Content-Type: application/edi-x12\r\nContent-Transfer-Encoding: binary\r\nContent-Disposition: attachment; filename=\"{file_name}\"\r\n\r\n"
+        let (part, headers, encrypted) = openssl_message(
+            world,
+            &format!("openssl-{n}"),
+            &file_name,
+            &sign_args,
+            &encrypt_args,
         );
-        let part = [part.as_bytes(), PAYLOAD].concat();
-        let part_path = world.file("part.bin", &part);
-        let mut args = vec![
-            "cms",
-            "-sign",
-            "-binary",
-            "-outform",
-            "DER",
-            "-in",
-            part_path.to_str().unwrap(),
-            "-signer",
-            &peer_cert,
-            "-inkey",
-            &peer_key,
-        ];
-        args.extend(&sign_args);
-        let signature = world.openssl(&args);
-        let boundary = format!("openssl-boundary-{n}");
-        let signed_entity = [
-            format!("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes(),
-            &part,
-            format!("\r\n--{boundary}\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n").as_bytes(),
-            &as2_connector::mime::encode_base64_lines(&signature),
-            format!("--{boundary}--\r\n").as_bytes(),
-        ]
-        .concat();
-        let signed_path = world.file("signed.mime", &signed_entity);
-        let mut args = vec![
-            "cms",
-            "-encrypt",
-            "-binary",
-            "-outform",
-            "DER",
-            "-in",
-            signed_path.to_str().unwrap(),
-            "-recip",
-            &our_cert,
-        ];
-        args.extend(&encrypt_args);
-        let encrypted = world.openssl(&args);
-        let headers: Vec<(String, String)> = [
-            ("AS2-Version", "1.2"),
-            ("AS2-From", "PEER"),
-            ("AS2-To", "OURS"),
-            ("Message-ID", &format!("<openssl-{n}@PEER>")),
-            ("Content-Type", "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m"),
-            ("Disposition-Notification-To", "peer@example.com"),
-            ("Disposition-Notification-Options", "signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, sha-256"),
-        ]
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
         let (status, response_headers, body) = post(&world.url, &headers, encrypted).await;
         assert_eq!(status, 200, "{cell}");
         let content_type = response_headers
@@ -898,6 +918,69 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
             std::fs::read(world.inbox.join("PEER").join(&file_name)).unwrap(),
             PAYLOAD,
             "{cell}"
+        );
+        table.insert(("OpenSSL → us".into(), cell.to_string()), "pass");
+    }
+    openssl_refusals(world, table).await;
+}
+
+/// Algorithms we cannot use, as OpenSSL sends them: each refusal's
+/// disposition names its cause (RFC 4130 §7.4.3) and its explanation the
+/// algorithm, never "unsupported MIC-algorithms" when the MIC asked for is
+/// one we have; nothing is stored.
+async fn openssl_refusals(world: &World, table: &mut Table) {
+    struct Refusal {
+        cell: &'static str,
+        sign_args: &'static [&'static str],
+        encrypt_args: &'static [&'static str],
+        disposition: &'static str,
+        /// What the MDN's explanation must name: the algorithm's OID.
+        named: &'static str,
+    }
+    let refusals = [
+        Refusal {
+            cell: "refused: encrypt camellia-256-cbc",
+            sign_args: &["-md", "sha256"],
+            encrypt_args: &["-camellia-256-cbc"],
+            disposition: "processed/error: decryption-failed",
+            named: "1.2.392.200011.61.1.1.1.4",
+        },
+        Refusal {
+            cell: "refused: sign sha3-256",
+            sign_args: &["-md", "sha3-256"],
+            encrypt_args: &["-aes-256-cbc"],
+            disposition: "processed/error: authentication-failed",
+            named: "2.16.840.1.101.3.4.2.8",
+        },
+    ];
+    for (n, refusal) in refusals.iter().enumerate() {
+        let Refusal {
+            cell,
+            sign_args,
+            encrypt_args,
+            disposition,
+            named,
+        } = refusal;
+        let file_name = format!("openssl-refused-{n}.x12");
+        let (_, headers, encrypted) = openssl_message(
+            world,
+            &format!("openssl-refused-{n}"),
+            &file_name,
+            sign_args,
+            encrypt_args,
+        );
+        let (status, _, body) = post(&world.url, &headers, encrypted).await;
+        assert_eq!(status, 200, "{cell}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(&format!("; {disposition}")), "{cell}: {text}");
+        assert!(
+            text.contains(named),
+            "{cell}: the algorithm is named: {text}"
+        );
+        assert!(!text.contains("MIC-algorithms"), "{cell}: {text}");
+        assert!(
+            !world.inbox.join("PEER").join(&file_name).exists(),
+            "{cell}: nothing stored"
         );
         table.insert(("OpenSSL → us".into(), cell.to_string()), "pass");
     }

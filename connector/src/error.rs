@@ -104,9 +104,21 @@ pub enum Error {
     /// beyond the bound.
     #[error("decompression failed: {0}")]
     Decompression(String),
-    /// An algorithm we do not support.
+    /// An algorithm we do not support, where no more is known of its use.
     #[error("unsupported algorithm: {0}")]
     UnsupportedAlgorithm(String),
+    /// A content-encryption or key-transport algorithm we cannot use: the
+    /// MDN says `decryption-failed` (RFC 4130 §7.4.3).
+    #[error("unsupported encryption: {0}")]
+    UnsupportedEncryption(String),
+    /// A signature or signature-digest algorithm we cannot use: the MDN says
+    /// `authentication-failed`.
+    #[error("unsupported signature algorithm: {0}")]
+    UnsupportedSignature(String),
+    /// None of the MIC algorithms the sender asked for is supported: the MDN
+    /// says `unsupported MIC-algorithms` (RFC 4130 §7.3).
+    #[error("unsupported MIC algorithms: {0}")]
+    UnsupportedMic(String),
     /// AS2-From / AS2-To do not match this connection.
     #[error("unknown trading partner: {0}")]
     UnknownPartner(String),
@@ -174,7 +186,10 @@ impl Error {
             Error::Malformed(_) | Error::UnsupportedFormat(_) | Error::Decompression(_) => {
                 ErrorCode::MalformedMessage
             }
-            Error::UnsupportedAlgorithm(_) => ErrorCode::UnsupportedAlgorithm,
+            Error::UnsupportedAlgorithm(_)
+            | Error::UnsupportedEncryption(_)
+            | Error::UnsupportedSignature(_)
+            | Error::UnsupportedMic(_) => ErrorCode::UnsupportedAlgorithm,
             Error::UnknownPartner(_) => ErrorCode::UnknownPartner,
             Error::Decryption(_) | Error::NotEncryptedForUs(_) => ErrorCode::DecryptionFailed,
             Error::Authentication(_) => ErrorCode::AuthenticationFailed,
@@ -187,6 +202,24 @@ impl Error {
             Error::Storage(_) => ErrorCode::StorageFailed,
             Error::AuthRefused(_) => ErrorCode::AuthFailed,
             Error::NotAllowed(_) => ErrorCode::NotAllowed,
+        }
+    }
+
+    /// This error as met while decrypting: an algorithm we cannot use there
+    /// is an encryption or key-transport algorithm.
+    pub fn in_decryption(self) -> Self {
+        match self {
+            Error::UnsupportedAlgorithm(what) => Error::UnsupportedEncryption(what),
+            e => e,
+        }
+    }
+
+    /// This error as met while verifying a signature: an algorithm we
+    /// cannot use there is a signature algorithm.
+    pub fn in_verification(self) -> Self {
+        match self {
+            Error::UnsupportedAlgorithm(what) => Error::UnsupportedSignature(what),
+            e => e,
         }
     }
 

@@ -89,18 +89,19 @@ impl Disposition {
     /// The disposition for a message that failed with `error` (RFC 4130 §7.4.3).
     pub fn for_error(error: &Error) -> Self {
         match error {
-            Error::Decryption(_) | Error::NotEncryptedForUs(_) => {
-                Disposition::error("decryption-failed")
-            }
+            Error::Decryption(_)
+            | Error::NotEncryptedForUs(_)
+            | Error::UnsupportedEncryption(_) => Disposition::error("decryption-failed"),
             Error::Authentication(_)
             | Error::CertificateExpired(_)
-            | Error::CertificateNotYetValid(_) => Disposition::error("authentication-failed"),
+            | Error::CertificateNotYetValid(_)
+            | Error::UnsupportedSignature(_) => Disposition::error("authentication-failed"),
             Error::Integrity(_) => Disposition::error("integrity-check-failed"),
             Error::InsufficientSecurity(_) => Disposition::error("insufficient-message-security"),
             Error::UnsupportedFormat(_) => Disposition::failure("unsupported format"),
             // RFC 5402 §5.
             Error::Decompression(_) => Disposition::error("decompression-failed"),
-            Error::UnsupportedAlgorithm(_) => Disposition::failure("unsupported MIC-algorithms"),
+            Error::UnsupportedMic(_) => Disposition::failure("unsupported MIC-algorithms"),
             _ => Disposition::error("unexpected-processing-error"),
         }
     }
@@ -492,6 +493,94 @@ mod tests {
         assert!(Disposition::processed().is_positive());
         assert!(Disposition::warning("duplicate-document").is_positive());
         assert!(!Disposition::error("decryption-failed").is_positive());
+    }
+
+    /// Every refusal names its cause (RFC 4130 §7.4.3, RFC 3798 §3.2.6.3);
+    /// `docs/hardening.md` lists the same table.
+    #[test]
+    fn each_error_kind_gets_the_disposition_that_names_it() {
+        let s = || "x".to_string();
+        let table = [
+            (Error::Decryption(s()), "processed/error: decryption-failed"),
+            (
+                Error::NotEncryptedForUs(s()),
+                "processed/error: decryption-failed",
+            ),
+            (
+                Error::UnsupportedEncryption(s()),
+                "processed/error: decryption-failed",
+            ),
+            (
+                Error::Authentication(s()),
+                "processed/error: authentication-failed",
+            ),
+            (
+                Error::CertificateExpired(s()),
+                "processed/error: authentication-failed",
+            ),
+            (
+                Error::CertificateNotYetValid(s()),
+                "processed/error: authentication-failed",
+            ),
+            (
+                Error::UnsupportedSignature(s()),
+                "processed/error: authentication-failed",
+            ),
+            (
+                Error::Integrity(s()),
+                "processed/error: integrity-check-failed",
+            ),
+            (
+                Error::InsufficientSecurity(s()),
+                "processed/error: insufficient-message-security",
+            ),
+            (
+                Error::Decompression(s()),
+                "processed/error: decompression-failed",
+            ),
+            (
+                Error::UnsupportedFormat(s()),
+                "failed/failure: unsupported format",
+            ),
+            (
+                Error::UnsupportedMic(s()),
+                "failed/failure: unsupported MIC-algorithms",
+            ),
+            (
+                Error::Malformed(s()),
+                "processed/error: unexpected-processing-error",
+            ),
+            (
+                Error::UnsupportedAlgorithm(s()),
+                "processed/error: unexpected-processing-error",
+            ),
+            (
+                Error::Storage(s()),
+                "processed/error: unexpected-processing-error",
+            ),
+            (
+                Error::KeyStore(s()),
+                "processed/error: unexpected-processing-error",
+            ),
+        ];
+        for (error, expected) in table {
+            assert_eq!(
+                Disposition::for_error(&error).to_string(),
+                expected,
+                "{error:?}"
+            );
+        }
+        // The stage an unusable algorithm was met in decides which it is.
+        let unusable = || Error::UnsupportedAlgorithm(s());
+        assert_eq!(
+            unusable().in_decryption(),
+            Error::UnsupportedEncryption(s())
+        );
+        assert_eq!(
+            unusable().in_verification(),
+            Error::UnsupportedSignature(s())
+        );
+        assert_eq!(Error::Integrity(s()).in_decryption(), Error::Integrity(s()));
     }
 
     #[test]

@@ -827,7 +827,7 @@ pub fn receive_from(
     let requested_micalg = request.as_ref().and_then(|r| r.micalg.clone());
     let fallback = DigestAlgorithm::from(config.station.mdn_signing);
     let result = match request.as_ref().and_then(|r| r.unsupported_micalg.clone()) {
-        Some(asked) => Err(Error::UnsupportedAlgorithm(format!(
+        Some(asked) => Err(Error::UnsupportedMic(format!(
             "none of the MIC algorithms asked for ({asked}) is supported"
         ))),
         None => unpack(
@@ -969,7 +969,9 @@ fn open_cms(
         if encrypted {
             return Err(Error::malformed("the message is encrypted twice"));
         }
-        let used = smime::content_encryption_of(der).map_err(unreadable)?;
+        let used = smime::content_encryption_of(der)
+            .map_err(unreadable)
+            .map_err(Error::in_decryption)?;
         let required = connection.connection.station.decryption;
         if !required.allows(used) {
             return Err(Error::InsufficientSecurity(format!(
@@ -982,7 +984,8 @@ fn open_cms(
         let plain = smime::decrypt_any(der, &keys.decrypting(), provider, &mut |plain| {
             early.observe(plain, provider)
         })
-        .map_err(unreadable)?;
+        .map_err(unreadable)
+        .map_err(Error::in_decryption)?;
         Ok(Opened::Decrypted(plain, early))
     } else if kind == oids::COMPRESSED_DATA {
         let der = bytes::whole(der)?;
@@ -1205,7 +1208,7 @@ fn unpack(
                         Error::Malformed(reason) => Error::Integrity(format!(
                             "the signed structure cannot be read: {reason}"
                         )),
-                        e => e,
+                        e => e.in_verification(),
                     })?;
                     let required = connection.connection.station.signature_verification;
                     if !required.allows(verified.signature.digest_algorithm) {
