@@ -855,6 +855,54 @@ async fn openssl_to_component(world: &World, table: &mut Table) {
             ],
         ),
         (
+            "encrypt RSA-OAEP (SHA-224)",
+            vec!["-md", "sha256"],
+            vec![
+                "-aes-256-cbc",
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha224",
+                "-keyopt",
+                "rsa_mgf1_md:sha224",
+            ],
+        ),
+        (
+            "encrypt RSA-OAEP (SHA-384)",
+            vec!["-md", "sha256"],
+            vec![
+                "-aes-256-cbc",
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha384",
+            ],
+        ),
+        (
+            "encrypt RSA-OAEP (SHA-512)",
+            vec!["-md", "sha256"],
+            vec![
+                "-aes-256-cbc",
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha512",
+            ],
+        ),
+        (
+            "encrypt RSA-OAEP (SHA-256, MGF1-SHA-1)",
+            vec!["-md", "sha256"],
+            vec![
+                "-aes-256-cbc",
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha256",
+                "-keyopt",
+                "rsa_mgf1_md:sha1",
+            ],
+        ),
+        (
             "encrypt aes-128-gcm (AuthEnvelopedData)",
             vec!["-md", "sha256"],
             vec!["-aes-128-gcm"],
@@ -1053,7 +1101,14 @@ async fn component_to_openssl(world: Arc<World>, table: &mut Table) {
         "aes192-gcm",
         "aes256-gcm",
     ] {
-        for transport in ["rsa-pkcs1v15", "rsa-oaep-sha1", "rsa-oaep-sha256"] {
+        for transport in [
+            "rsa-pkcs1v15",
+            "rsa-oaep-sha1",
+            "rsa-oaep-sha224",
+            "rsa-oaep-sha256",
+            "rsa-oaep-sha384",
+            "rsa-oaep-sha512",
+        ] {
             cases.push((
                 format!("encrypt {encryption} {transport}"),
                 serde_json::json!({ "encryption": encryption, "key_transport": transport }),

@@ -508,7 +508,10 @@ fn rsa(report: &mut Report, keys: &Keys, seconds: u32) -> anyhow::Result<()> {
     let mut json = serde_json::json!({ "openssl_sign_us": openssl.as_secs_f64() * 1e6, "sign_us": sign.as_secs_f64() * 1e6 });
     for (name, scheme) in [
         ("decrypt (PKCS#1 v1.5)", KeyTransport::RsaPkcs1v15),
-        ("decrypt (OAEP SHA-256)", KeyTransport::RsaOaepSha256),
+        (
+            "decrypt (OAEP SHA-256)",
+            KeyTransport::oaep(DigestAlgorithm::Sha256),
+        ),
     ] {
         let blob = RustCryptoProvider.rsa_encrypt(&spki, scheme, &[9u8; 32])?;
         let time = per_op(&|| {

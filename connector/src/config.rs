@@ -653,20 +653,32 @@ pub enum KeyTransportChoice {
     /// RSAES-PKCS1-v1_5 (recommended: every AS2 stack reads it).
     #[serde(rename = "rsa-pkcs1v15")]
     RsaPkcs1v15,
-    /// RSAES-OAEP with SHA-1.
+    /// RSAES-OAEP with SHA-1 (and MGF1-SHA-1).
     #[serde(rename = "rsa-oaep-sha1")]
     RsaOaepSha1,
-    /// RSAES-OAEP with SHA-256.
+    /// RSAES-OAEP with SHA-224 (and MGF1-SHA-224).
+    #[serde(rename = "rsa-oaep-sha224")]
+    RsaOaepSha224,
+    /// RSAES-OAEP with SHA-256 (and MGF1-SHA-256).
     #[serde(rename = "rsa-oaep-sha256")]
     RsaOaepSha256,
+    /// RSAES-OAEP with SHA-384 (and MGF1-SHA-384).
+    #[serde(rename = "rsa-oaep-sha384")]
+    RsaOaepSha384,
+    /// RSAES-OAEP with SHA-512 (and MGF1-SHA-512).
+    #[serde(rename = "rsa-oaep-sha512")]
+    RsaOaepSha512,
 }
 
 impl From<KeyTransportChoice> for KeyTransport {
     fn from(choice: KeyTransportChoice) -> Self {
         match choice {
             KeyTransportChoice::RsaPkcs1v15 => KeyTransport::RsaPkcs1v15,
-            KeyTransportChoice::RsaOaepSha1 => KeyTransport::RsaOaepSha1,
-            KeyTransportChoice::RsaOaepSha256 => KeyTransport::RsaOaepSha256,
+            KeyTransportChoice::RsaOaepSha1 => KeyTransport::oaep(DigestAlgorithm::Sha1),
+            KeyTransportChoice::RsaOaepSha224 => KeyTransport::oaep(DigestAlgorithm::Sha224),
+            KeyTransportChoice::RsaOaepSha256 => KeyTransport::oaep(DigestAlgorithm::Sha256),
+            KeyTransportChoice::RsaOaepSha384 => KeyTransport::oaep(DigestAlgorithm::Sha384),
+            KeyTransportChoice::RsaOaepSha512 => KeyTransport::oaep(DigestAlgorithm::Sha512),
         }
     }
 }

@@ -147,10 +147,25 @@ pub enum SignatureScheme {
 pub enum KeyTransport {
     /// RSAES-PKCS1-v1_5.
     RsaPkcs1v15,
-    /// RSAES-OAEP, SHA-1 and MGF1-SHA-1.
-    RsaOaepSha1,
-    /// RSAES-OAEP, SHA-256 and MGF1-SHA-256.
-    RsaOaepSha256,
+    /// RSAES-OAEP with an empty label (RFC 8017 §7.1; its CMS parameters
+    /// RFC 4055 §4.1).
+    RsaOaep {
+        /// The hash of the label.
+        hash: DigestAlgorithm,
+        /// The digest MGF1 uses; most stacks take the same as `hash`, some
+        /// keep SHA-1 here whatever the hash.
+        mgf: DigestAlgorithm,
+    },
+}
+
+impl KeyTransport {
+    /// RSAES-OAEP with `digest` both as the hash and in MGF1.
+    pub fn oaep(digest: DigestAlgorithm) -> Self {
+        KeyTransport::RsaOaep {
+            hash: digest,
+            mgf: digest,
+        }
+    }
 }
 
 /// Content-encryption algorithms in CBC mode (RFC 3565, RFC 3370 §5.1).

@@ -615,20 +615,15 @@ fn signature_scheme(
 fn key_transport_algorithm(scheme: KeyTransport) -> Result<AlgorithmIdentifierOwned, Error> {
     match scheme {
         KeyTransport::RsaPkcs1v15 => Ok(algorithm(oids::RSA_ENCRYPTION, Some(Any::null()))),
-        // RFC 4055 §4.1: all-default parameters mean SHA-1 and MGF1-SHA-1.
-        KeyTransport::RsaOaepSha1 => Ok(algorithm(
+        // RFC 4055 §4.1: SHA-1 is the default of both, and DER leaves a
+        // default out, so all-SHA-1 is the empty SEQUENCE.
+        KeyTransport::RsaOaep { hash, mgf } => Ok(algorithm(
             oids::RSAES_OAEP,
             Some(Any::encode_from(&RsaOaepParams {
-                hash: None,
-                mask_gen: None,
-                p_source: None,
-            })?),
-        )),
-        KeyTransport::RsaOaepSha256 => Ok(algorithm(
-            oids::RSAES_OAEP,
-            Some(Any::encode_from(&RsaOaepParams {
-                hash: Some(digest_id(DigestAlgorithm::Sha256)),
-                mask_gen: Some(mgf1_id(DigestAlgorithm::Sha256)?),
+                hash: (hash != DigestAlgorithm::Sha1).then(|| digest_id(hash)),
+                mask_gen: (mgf != DigestAlgorithm::Sha1)
+                    .then(|| mgf1_id(mgf))
+                    .transpose()?,
                 p_source: None,
             })?),
         )),
@@ -659,13 +654,7 @@ fn key_transport_scheme(algorithm: &AlgorithmIdentifierOwned) -> Result<KeyTrans
         }
         let hash = hash_parameter(params.hash.as_ref())?;
         let mgf = mgf1_parameter(params.mask_gen.as_ref())?;
-        return match (hash, mgf) {
-            (DigestAlgorithm::Sha1, DigestAlgorithm::Sha1) => Ok(KeyTransport::RsaOaepSha1),
-            (DigestAlgorithm::Sha256, DigestAlgorithm::Sha256) => Ok(KeyTransport::RsaOaepSha256),
-            (hash, mgf) => Err(Error::UnsupportedAlgorithm(format!(
-                "RSA-OAEP with {hash:?} and MGF1-{mgf:?}"
-            ))),
-        };
+        return Ok(KeyTransport::RsaOaep { hash, mgf });
     }
     Err(Error::UnsupportedAlgorithm(format!(
         "key transport algorithm {}",
@@ -1325,5 +1314,59 @@ impl EnvelopeLayout {
             read_range(chunk.content_start(), end)?;
             at = end;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGESTS: [DigestAlgorithm; 5] = [
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha224,
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512,
+    ];
+
+    #[test]
+    fn every_oaep_digest_pair_survives_its_cms_parameters() {
+        for hash in DIGESTS {
+            for mgf in DIGESTS {
+                let transport = KeyTransport::RsaOaep { hash, mgf };
+                let algorithm = key_transport_algorithm(transport).unwrap();
+                assert_eq!(key_transport_scheme(&algorithm).unwrap(), transport);
+            }
+        }
+    }
+
+    /// RFC 4055 §4.1: SHA-1 is each field's DEFAULT, which DER leaves out.
+    #[test]
+    fn oaep_parameters_leave_out_their_sha1_defaults() {
+        let der = |transport| {
+            key_transport_algorithm(transport)
+                .unwrap()
+                .parameters
+                .unwrap()
+                .to_der()
+                .unwrap()
+        };
+        assert_eq!(der(KeyTransport::oaep(DigestAlgorithm::Sha1)), [0x30, 0x00]);
+        let mixed = der(KeyTransport::RsaOaep {
+            hash: DigestAlgorithm::Sha256,
+            mgf: DigestAlgorithm::Sha1,
+        });
+        let params: RsaOaepParams = der::Decode::from_der(&mixed).unwrap();
+        assert_eq!(params.hash.unwrap().oid, oids::SHA256);
+        assert!(params.mask_gen.is_none());
+        // Absent parameters, or NULL as some old stacks write, mean SHA-1 throughout.
+        let bare = AlgorithmIdentifierOwned {
+            oid: oids::RSAES_OAEP,
+            parameters: None,
+        };
+        assert_eq!(
+            key_transport_scheme(&bare).unwrap(),
+            KeyTransport::oaep(DigestAlgorithm::Sha1)
+        );
     }
 }

@@ -137,16 +137,21 @@ const MIN_PADDING: usize = 8;
 enum TransportPadding {
     Raw,
     Pkcs1,
-    /// OAEP with this digest, and MGF1 with the same.
-    Oaep(&'static MdRef),
+    /// OAEP with this hash and MGF1 with this digest.
+    Oaep {
+        hash: &'static MdRef,
+        mgf: &'static MdRef,
+    },
 }
 
 impl TransportPadding {
     fn of(scheme: KeyTransport) -> Self {
         match scheme {
             KeyTransport::RsaPkcs1v15 => TransportPadding::Pkcs1,
-            KeyTransport::RsaOaepSha1 => TransportPadding::Oaep(Md::sha1()),
-            KeyTransport::RsaOaepSha256 => TransportPadding::Oaep(Md::sha256()),
+            KeyTransport::RsaOaep { hash, mgf } => TransportPadding::Oaep {
+                hash: md(hash),
+                mgf: md(mgf),
+            },
         }
     }
 
@@ -154,10 +159,10 @@ impl TransportPadding {
         match self {
             TransportPadding::Raw => ctx.set_rsa_padding(Padding::NONE),
             TransportPadding::Pkcs1 => ctx.set_rsa_padding(Padding::PKCS1),
-            TransportPadding::Oaep(md) => {
+            TransportPadding::Oaep { hash, mgf } => {
                 ctx.set_rsa_padding(Padding::PKCS1_OAEP)?;
-                ctx.set_rsa_oaep_md(md)?;
-                ctx.set_rsa_mgf1_md(md)
+                ctx.set_rsa_oaep_md(hash)?;
+                ctx.set_rsa_mgf1_md(mgf)
             }
         }
     }
@@ -422,8 +427,15 @@ mod tests {
         let content_key = [0x5au8; 32];
         for scheme in [
             KeyTransport::RsaPkcs1v15,
-            KeyTransport::RsaOaepSha1,
-            KeyTransport::RsaOaepSha256,
+            KeyTransport::oaep(DigestAlgorithm::Sha1),
+            KeyTransport::oaep(DigestAlgorithm::Sha224),
+            KeyTransport::oaep(DigestAlgorithm::Sha256),
+            KeyTransport::oaep(DigestAlgorithm::Sha384),
+            KeyTransport::oaep(DigestAlgorithm::Sha512),
+            KeyTransport::RsaOaep {
+                hash: DigestAlgorithm::Sha256,
+                mgf: DigestAlgorithm::Sha1,
+            },
         ] {
             let blob = provider.rsa_encrypt(&spki, scheme, &content_key).unwrap();
             assert_eq!(key.decrypt_key(scheme, &blob).unwrap(), content_key);
@@ -557,8 +569,15 @@ mod tests {
         let provider = RustCryptoProvider;
         for scheme in [
             KeyTransport::RsaPkcs1v15,
-            KeyTransport::RsaOaepSha1,
-            KeyTransport::RsaOaepSha256,
+            KeyTransport::oaep(DigestAlgorithm::Sha1),
+            KeyTransport::oaep(DigestAlgorithm::Sha224),
+            KeyTransport::oaep(DigestAlgorithm::Sha256),
+            KeyTransport::oaep(DigestAlgorithm::Sha384),
+            KeyTransport::oaep(DigestAlgorithm::Sha512),
+            KeyTransport::RsaOaep {
+                hash: DigestAlgorithm::Sha256,
+                mgf: DigestAlgorithm::Sha1,
+            },
         ] {
             let blob = rsa_encrypt(&spki, scheme, &[3u8; 24]).unwrap();
             assert_eq!(software.decrypt_key(scheme, &blob).unwrap(), [3u8; 24]);

@@ -37,8 +37,10 @@ fn signature(scheme: SignatureScheme) -> wit::SignatureScheme {
 fn transport(scheme: KeyTransport) -> wit::KeyTransport {
     match scheme {
         KeyTransport::RsaPkcs1v15 => wit::KeyTransport::RsaPkcs1v15,
-        KeyTransport::RsaOaepSha1 => wit::KeyTransport::RsaOaepSha1,
-        KeyTransport::RsaOaepSha256 => wit::KeyTransport::RsaOaepSha256,
+        KeyTransport::RsaOaep { hash, mgf } => wit::KeyTransport::RsaOaep(wit::OaepDigests {
+            hash: digest(hash),
+            mgf1: digest(mgf),
+        }),
     }
 }
 

@@ -229,8 +229,9 @@ impl CryptoProvider for RustCryptoProvider {
         let key = public_key(subject_public_key_info)?;
         let result = match scheme {
             KeyTransport::RsaPkcs1v15 => key.pkcs1v15_encrypt(data),
-            KeyTransport::RsaOaepSha1 => key.oaep_encrypt::<sha1::Sha1>(data),
-            KeyTransport::RsaOaepSha256 => key.oaep_encrypt::<sha2::Sha256>(data),
+            KeyTransport::RsaOaep { hash, mgf } => with_digest!(hash, D => with_digest!(mgf, M => {
+                key.encrypt(&mut getrandom::SysRng, rsa::Oaep::<D, M>::new_with_mgf_hash(), data)
+            })),
         };
         result.map_err(|e| CryptoError::InvalidKey(format!("RSA encryption failed: {e}")))
     }
@@ -349,8 +350,9 @@ impl PrivateKey for SoftwareKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let result = match scheme {
             KeyTransport::RsaPkcs1v15 => self.key.pkcs1v15_decrypt(encrypted_key),
-            KeyTransport::RsaOaepSha1 => self.key.oaep_decrypt::<sha1::Sha1>(encrypted_key),
-            KeyTransport::RsaOaepSha256 => self.key.oaep_decrypt::<sha2::Sha256>(encrypted_key),
+            KeyTransport::RsaOaep { hash, mgf } => with_digest!(hash, D => with_digest!(mgf, M => {
+                self.key.decrypt(rsa::Oaep::<D, M>::new_with_mgf_hash(), encrypted_key)
+            })),
         };
         result.map_err(|_| CryptoError::Decryption)
     }

@@ -168,8 +168,10 @@ fn signature_scheme(scheme: types::SignatureScheme) -> SignatureScheme {
 fn key_transport(scheme: types::KeyTransport) -> KeyTransport {
     match scheme {
         types::KeyTransport::RsaPkcs1v15 => KeyTransport::RsaPkcs1v15,
-        types::KeyTransport::RsaOaepSha1 => KeyTransport::RsaOaepSha1,
-        types::KeyTransport::RsaOaepSha256 => KeyTransport::RsaOaepSha256,
+        types::KeyTransport::RsaOaep(digests) => KeyTransport::RsaOaep {
+            hash: digest(digests.hash),
+            mgf: digest(digests.mgf1),
+        },
     }
 }
 
