@@ -160,7 +160,7 @@ pub enum KeyTransport {
 
 impl KeyTransport {
     /// RSAES-OAEP with `digest` both as the hash and in MGF1.
-    pub fn oaep(digest: DigestAlgorithm) -> Self {
+    pub const fn oaep(digest: DigestAlgorithm) -> Self {
         KeyTransport::RsaOaep {
             hash: digest,
             mgf: digest,

@@ -363,6 +363,20 @@ fn prf(key: &[u8; 32], label: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Every key transport, and a hash and MGF1 digest that differ.
+    const TRANSPORTS: [KeyTransport; 7] = [
+        KeyTransport::RsaPkcs1v15,
+        KeyTransport::oaep(DigestAlgorithm::Sha1),
+        KeyTransport::oaep(DigestAlgorithm::Sha224),
+        KeyTransport::oaep(DigestAlgorithm::Sha256),
+        KeyTransport::oaep(DigestAlgorithm::Sha384),
+        KeyTransport::oaep(DigestAlgorithm::Sha512),
+        KeyTransport::RsaOaep {
+            hash: DigestAlgorithm::Sha256,
+            mgf: DigestAlgorithm::Sha1,
+        },
+    ];
+
     fn signed<'a>(
         scheme: SignatureScheme,
         algorithm: DigestAlgorithm,
@@ -425,18 +439,7 @@ mod tests {
         let (_, other_spki) = self::key();
         let provider = RustCryptoProvider;
         let content_key = [0x5au8; 32];
-        for scheme in [
-            KeyTransport::RsaPkcs1v15,
-            KeyTransport::oaep(DigestAlgorithm::Sha1),
-            KeyTransport::oaep(DigestAlgorithm::Sha224),
-            KeyTransport::oaep(DigestAlgorithm::Sha256),
-            KeyTransport::oaep(DigestAlgorithm::Sha384),
-            KeyTransport::oaep(DigestAlgorithm::Sha512),
-            KeyTransport::RsaOaep {
-                hash: DigestAlgorithm::Sha256,
-                mgf: DigestAlgorithm::Sha1,
-            },
-        ] {
+        for scheme in TRANSPORTS {
             let blob = provider.rsa_encrypt(&spki, scheme, &content_key).unwrap();
             assert_eq!(key.decrypt_key(scheme, &blob).unwrap(), content_key);
             // Encrypted to another key: never our content key. PKCS#1 v1.5
@@ -567,18 +570,7 @@ mod tests {
         let software = &generated.key;
         let spki = software.public_key_der().unwrap();
         let provider = RustCryptoProvider;
-        for scheme in [
-            KeyTransport::RsaPkcs1v15,
-            KeyTransport::oaep(DigestAlgorithm::Sha1),
-            KeyTransport::oaep(DigestAlgorithm::Sha224),
-            KeyTransport::oaep(DigestAlgorithm::Sha256),
-            KeyTransport::oaep(DigestAlgorithm::Sha384),
-            KeyTransport::oaep(DigestAlgorithm::Sha512),
-            KeyTransport::RsaOaep {
-                hash: DigestAlgorithm::Sha256,
-                mgf: DigestAlgorithm::Sha1,
-            },
-        ] {
+        for scheme in TRANSPORTS {
             let blob = rsa_encrypt(&spki, scheme, &[3u8; 24]).unwrap();
             assert_eq!(software.decrypt_key(scheme, &blob).unwrap(), [3u8; 24]);
         }
