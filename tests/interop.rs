@@ -1198,7 +1198,12 @@ fn render(table: &Table) -> String {
          what it saw. Regenerate with `UPDATE_INTEROP=1 cargo test -p as2-tests --test interop`.\n\n\
          Not listed, because the peer cannot do it: pyas2lib builds and reads no AES-GCM,\n\
          builds no RSA-OAEP, and decrypts OAEP only with SHA-1; Debian's `openssl` has no zlib,\n\
-         so compression is proven against pyas2lib only.\n",
+         so compression is proven against pyas2lib only.\n\n\
+         AES-GCM comes in two forms. `openssl cms` (3.x) sends RFC 5083 AuthEnvelopedData, as we\n\
+         do; some other stacks put AES-GCM in an EnvelopedData, the tag (icvLen bytes, 12 when the\n\
+         parameters leave it out) at the end of the encrypted content. We read both; the second is\n\
+         proven by `connector/tests/pair.rs` with a message the test re-wraps in that layout, with\n\
+         16- and 12-byte tags.\n",
     );
     let mut direction = String::new();
     for ((dir, cell), verdict) in table {

@@ -953,13 +953,11 @@ fn cbc_cipher(alg: &AlgorithmIdentifierOwned) -> Result<(ContentCipher, Vec<u8>)
 /// read from its structure without decrypting (RFC 5652 §6.1, RFC 5083 §2.1).
 pub fn content_encryption_of(enveloped: &dyn Source) -> Result<ContentEncryption, Error> {
     if let Some(layout) = EnvelopeLayout::read(enveloped)? {
-        let (cipher, _) = cbc_cipher(&layout.algorithm)?;
-        return Ok(ContentEncryption::Cbc(cipher));
+        return enveloped_encryption(&layout.algorithm);
     }
     match read_envelope(enveloped)? {
         Encrypted::Enveloped(enveloped) => {
-            let (cipher, _) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
-            Ok(ContentEncryption::Cbc(cipher))
+            enveloped_encryption(&enveloped.encrypted_content.content_enc_alg)
         }
         Encrypted::AuthEnveloped(enveloped) => {
             aead_cipher(&enveloped.auth_encrypted_content_info.content_enc_alg)
@@ -969,6 +967,20 @@ pub fn content_encryption_of(enveloped: &dyn Source) -> Result<ContentEncryption
             "CMS content type {content_type} is not encrypted data"
         ))),
     }
+}
+
+/// The content encryption an EnvelopedData names: a CBC cipher, or AES-GCM
+/// as some stacks carry it there rather than in AuthEnvelopedData.
+fn enveloped_encryption(alg: &AlgorithmIdentifierOwned) -> Result<ContentEncryption, Error> {
+    match AeadCipher::from_oid(&alg.oid) {
+        Some(cipher) => Ok(ContentEncryption::Gcm(cipher)),
+        None => cbc_cipher(alg).map(|(cipher, _)| ContentEncryption::Cbc(cipher)),
+    }
+}
+
+/// What a wrong key or altered content looks like, said once for every cipher.
+fn not_decryptable() -> Error {
+    Error::Decryption("the content does not decrypt: wrong key or altered content".into())
 }
 
 /// [`decrypt`] with whichever of `keys` the message is encrypted for, tried
@@ -994,8 +1006,10 @@ pub fn decrypt_any(
     Err(not_ours.unwrap_or_else(|| Error::Decryption("no station key to decrypt with".into())))
 }
 
-/// Decrypts CMS EnvelopedData (CBC ciphers, RC2 included) or AuthEnvelopedData
-/// (AES-GCM) addressed to `key`'s certificate (RFC 5652 §6.2.1, RFC 5083).
+/// Decrypts CMS EnvelopedData (CBC ciphers, RC2 included, or AES-GCM with
+/// the tag ending the content, as some stacks send it) or AuthEnvelopedData
+/// (AES-GCM) addressed to `key`'s certificate (RFC 5652 §6.2.1, RFC 5083,
+/// RFC 5084).
 /// Every failure that a wrong key or altered content can cause is
 /// [`Error::Decryption`]; a message for another certificate is
 /// [`Error::NotEncryptedForUs`].
@@ -1020,9 +1034,10 @@ fn decrypt_observed(
     observe: &mut dyn FnMut(&[u8]),
 ) -> Result<Vec<u8>, Error> {
     let ours = Cert::from_der(&key.certificate_der())?;
-    let not_decryptable =
-        || Error::Decryption("the content does not decrypt: wrong key or altered content".into());
-    if let Some(layout) = EnvelopeLayout::read(enveloped)? {
+    // AES-GCM in an EnvelopedData is read whole: its tag ends the content.
+    let streamed = EnvelopeLayout::read(enveloped)?
+        .filter(|layout| AeadCipher::from_oid(&layout.algorithm.oid).is_none());
+    if let Some(layout) = streamed {
         let recipient = find_recipient(&layout.recipients, &ours)?;
         let (cipher, iv) = cbc_cipher(&layout.algorithm)?;
         let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
@@ -1054,8 +1069,7 @@ fn decrypt_observed(
     match read_envelope(enveloped)? {
         Encrypted::Enveloped(enveloped) => {
             let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
-            let (cipher, iv) = cbc_cipher(&enveloped.encrypted_content.content_enc_alg)?;
-            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+            let alg = &enveloped.encrypted_content.content_enc_alg;
             let ciphertext = enveloped
                 .encrypted_content
                 .encrypted_content
@@ -1063,6 +1077,13 @@ fn decrypt_observed(
                 .ok_or_else(|| {
                     Error::malformed("the EnvelopedData carries no encrypted content")
                 })?;
+            if let Some(cipher) = AeadCipher::from_oid(&alg.oid) {
+                // The tag is the end of the encrypted content.
+                let sealed = ciphertext.as_bytes().to_vec();
+                return open_gcm(cipher, alg, recipient, key, sealed, None, provider);
+            }
+            let (cipher, iv) = cbc_cipher(alg)?;
+            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
             provider
                 .cipher_all(
                     Cbc {
@@ -1084,18 +1105,7 @@ fn decrypt_observed(
             let recipient = find_recipient(&enveloped.recip_infos, &ours)?;
             let alg = &enveloped.auth_encrypted_content_info.content_enc_alg;
             let cipher = aead_cipher(alg)?;
-            let params: GcmParams = alg
-                .parameters
-                .as_ref()
-                .ok_or_else(|| Error::malformed("AES-GCM without parameters"))?
-                .decode_as()?;
-            let tag_len = params.icv_len.unwrap_or(12) as usize;
-            if enveloped.mac.as_bytes().len() != tag_len {
-                return Err(Error::malformed(
-                    "the AES-GCM tag length differs from icvLen",
-                ));
-            }
-            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+            let mac = enveloped.mac.as_bytes();
             let mut sealed = enveloped
                 .auth_encrypted_content_info
                 .encrypted_content
@@ -1105,27 +1115,64 @@ fn decrypt_observed(
                 })?
                 .as_bytes()
                 .to_vec();
-            sealed.extend_from_slice(enveloped.mac.as_bytes());
-            provider
-                .aead_open(
-                    Gcm {
-                        cipher,
-                        key: &content_key,
-                        nonce: params.nonce.as_bytes(),
-                        aad: &[],
-                        tag_len,
-                    },
-                    &sealed,
-                )
-                .map_err(|e| match e {
-                    CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
-                    _ => not_decryptable(),
-                })
+            sealed.extend_from_slice(mac);
+            open_gcm(
+                cipher,
+                alg,
+                recipient,
+                key,
+                sealed,
+                Some(mac.len()),
+                provider,
+            )
         }
         Encrypted::Other(content_type) => Err(Error::malformed(format!(
             "the encrypted body holds CMS content type {content_type}, not EnvelopedData or AuthEnvelopedData"
         ))),
     }
+}
+
+/// Opens AES-GCM content (RFC 5084) sent to `recipient`: `sealed` is the
+/// ciphertext followed by its tag, which is as long as the parameters'
+/// icvLen says (12 when absent); `mac_len` is the length of an
+/// AuthEnvelopedData's separate tag, which must agree.
+fn open_gcm(
+    cipher: AeadCipher,
+    alg: &AlgorithmIdentifierOwned,
+    recipient: &KeyTransRecipientInfo,
+    key: &dyn PrivateKey,
+    sealed: Vec<u8>,
+    mac_len: Option<usize>,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let params: GcmParams = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| Error::malformed("AES-GCM without parameters"))?
+        .decode_as()?;
+    let tag_len = params.icv_len.unwrap_or(12) as usize;
+    if !(12..=16).contains(&tag_len) {
+        return Err(Error::malformed(format!(
+            "an AES-GCM icvLen of {tag_len} (RFC 5084 §3.2 allows 12 to 16)"
+        )));
+    }
+    if mac_len.is_some_and(|len| len != tag_len) || sealed.len() < tag_len {
+        return Err(Error::malformed(
+            "the AES-GCM tag length differs from icvLen",
+        ));
+    }
+    let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+    let gcm = Gcm {
+        cipher,
+        key: &content_key,
+        nonce: params.nonce.as_bytes(),
+        aad: &[],
+        tag_len,
+    };
+    provider.aead_open(gcm, &sealed).map_err(|e| match e {
+        CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
+        _ => not_decryptable(),
+    })
 }
 
 /// What an encrypted body holds (RFC 5652 §6.1, RFC 5083 §2.1).

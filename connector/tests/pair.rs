@@ -935,3 +935,91 @@ impl CryptoProvider for LargestDigest {
         RustCryptoProvider.fill_random(buf)
     }
 }
+
+/// ACME's AES-128-GCM message re-carried as some stacks send it: an
+/// EnvelopedData whose content-encryption algorithm is id-aes128-GCM with
+/// GCM parameters and whose encrypted content ends with the tag, `tag_len`
+/// bytes of it (a GCM tag cut short is the first bytes of the full tag,
+/// NIST SP 800-38D §5.2.1.2). Returns the headers and the DER body.
+fn gcm_in_enveloped_data(outbound: &Outbound, tag_len: u8) -> (Headers, Vec<u8>) {
+    use cms::authenveloped_data::AuthEnvelopedData;
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData};
+    use der::{Any, Decode, Encode};
+
+    let info = ContentInfo::from_der(&outbound.body).unwrap();
+    let auth: AuthEnvelopedData = info.content.decode_as().unwrap();
+    let mut alg = auth.auth_encrypted_content_info.content_enc_alg.clone();
+    // GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING (12), aes-ICVlen INTEGER }
+    let params = alg.parameters.as_ref().unwrap().to_der().unwrap();
+    assert_eq!(&params[2..4], [0x04, 12], "a 12-byte nonce comes first");
+    let nonce = &params[4..16];
+    let params = [&[0x30, 0x11, 0x04, 0x0c][..], nonce, &[0x02, 0x01, tag_len]].concat();
+    alg.parameters = Some(Any::from_der(&params).unwrap());
+    let mut sealed = auth
+        .auth_encrypted_content_info
+        .encrypted_content
+        .as_ref()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    sealed.extend_from_slice(&auth.mac.as_bytes()[..usize::from(tag_len)]);
+    let enveloped = EnvelopedData {
+        version: CmsVersion::V2,
+        originator_info: None,
+        recip_infos: auth.recip_infos.clone(),
+        encrypted_content: EncryptedContentInfo {
+            content_type: auth.auth_encrypted_content_info.content_type,
+            content_enc_alg: alg,
+            encrypted_content: Some(der::asn1::OctetString::new(sealed).unwrap()),
+        },
+        unprotected_attrs: None,
+    };
+    let body = ContentInfo {
+        content_type: as2_connector::crypto::oids::ENVELOPED_DATA,
+        content: Any::encode_from(&enveloped).unwrap(),
+    }
+    .to_der()
+    .unwrap();
+    let headers = edit_headers(&outbound.headers, |name, value| {
+        Some(if name.eq_ignore_ascii_case("Content-Type") {
+            (
+                name.to_string(),
+                "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m".to_string(),
+            )
+        } else {
+            (name.to_string(), value.to_string())
+        })
+    });
+    (headers, body)
+}
+
+#[test]
+fn aes_gcm_carried_in_enveloped_data_is_read_with_the_tag_length_its_parameters_give() {
+    let (sender, receiver) = connections(r#","encryption":"aes128-gcm""#, "");
+    let outbound = send(&sender, &stations().0.generated.key);
+    assert_eq!(outbound.body[0], 0x30, "the body is DER, sent in binary");
+    for tag_len in [16, 12] {
+        let (headers, body) = gcm_in_enveloped_data(&outbound, tag_len);
+        let inbound = deliver(&receiver, &headers, &body).unwrap();
+        assert_eq!(inbound.disposition, Disposition::processed(), "{tag_len}");
+        let received = inbound.result.as_ref().unwrap();
+        assert_eq!(received.document, document());
+        assert!(received.signed && received.encrypted);
+        assert_eq!(received.mic, outbound.mic);
+        // One altered byte of the tag, and the content does not decrypt.
+        let mut altered = body.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        let inbound = deliver(&receiver, &headers, &altered).unwrap();
+        assert_eq!(inbound.disposition, Disposition::error("decryption-failed"));
+    }
+    // The policy sees AES-128-GCM, in whichever structure it came.
+    let mut strict = receiver.clone();
+    strict.connection.station.decryption = as2_connector::config::EncryptionRequirement::Aes256Cbc;
+    let (headers, body) = gcm_in_enveloped_data(&outbound, 16);
+    let inbound = deliver(&strict, &headers, &body).unwrap();
+    assert_eq!(
+        inbound.disposition,
+        Disposition::error("insufficient-message-security")
+    );
+}

@@ -64,17 +64,30 @@ impl<C: cbc::cipher::BlockCipherDecrypt> CbcMode for cbc::Decryptor<C> {
     }
 }
 
-/// Runs `$body` with `$cipher` keyed for `$gcm` and `$nonce` its nonce;
-/// only 12-byte nonces, the norm (RFC 5084 §3.2 allows others).
+/// Runs `$body` with `$cipher` keyed for `$gcm` and `$nonce` its nonce:
+/// AES-128, -192 or -256, a tag of 12 to 16 bytes (RFC 5084 §3.2), and only
+/// 12-byte nonces, the norm (RFC 5084 allows others).
 macro_rules! with_gcm {
     ($gcm:expr, $cipher:ident, $nonce:ident => $body:expr) => {{
+        use aes_gcm::aead::consts::{U12, U13, U14, U15, U16};
+        match $gcm.tag_len {
+            12 => with_gcm!(@tag U12, $gcm, $cipher, $nonce => $body),
+            13 => with_gcm!(@tag U13, $gcm, $cipher, $nonce => $body),
+            14 => with_gcm!(@tag U14, $gcm, $cipher, $nonce => $body),
+            15 => with_gcm!(@tag U15, $gcm, $cipher, $nonce => $body),
+            16 => with_gcm!(@tag U16, $gcm, $cipher, $nonce => $body),
+            other => Err(CryptoError::UnsupportedAlgorithm(format!(
+                "AES-GCM with a {other}-byte tag"
+            ))),
+        }
+    }};
+    (@tag $tag:ty, $gcm:expr, $cipher:ident, $nonce:ident => $body:expr) => {{
         use aes_gcm::aead::{Aead, KeyInit};
-        use aes_gcm::{Aes128Gcm, Aes256Gcm};
-        type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
+        type With<A> = aes_gcm::AesGcm<A, aes_gcm::aead::consts::U12, $tag>;
         match ($gcm.cipher, $gcm.nonce.len()) {
-            (AeadCipher::Aes128Gcm, 12) => with_gcm!(@as Aes128Gcm, $gcm, $cipher, $nonce => $body),
-            (AeadCipher::Aes192Gcm, 12) => with_gcm!(@as Aes192Gcm, $gcm, $cipher, $nonce => $body),
-            (AeadCipher::Aes256Gcm, 12) => with_gcm!(@as Aes256Gcm, $gcm, $cipher, $nonce => $body),
+            (AeadCipher::Aes128Gcm, 12) => with_gcm!(@as With<Aes128>, $gcm, $cipher, $nonce => $body),
+            (AeadCipher::Aes192Gcm, 12) => with_gcm!(@as With<Aes192>, $gcm, $cipher, $nonce => $body),
+            (AeadCipher::Aes256Gcm, 12) => with_gcm!(@as With<Aes256>, $gcm, $cipher, $nonce => $body),
             (_, other) => Err(CryptoError::UnsupportedAlgorithm(format!(
                 "AES-GCM with a {other}-byte nonce"
             ))),
@@ -257,7 +270,6 @@ impl CryptoProvider for RustCryptoProvider {
     }
 
     fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        gcm.require_full_tag()?;
         with_gcm!(gcm, cipher, nonce => {
             cipher
                 .encrypt(&nonce, aes_gcm::aead::Payload { msg: plaintext, aad: gcm.aad })
@@ -266,7 +278,6 @@ impl CryptoProvider for RustCryptoProvider {
     }
 
     fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        gcm.require_full_tag()?;
         with_gcm!(gcm, cipher, nonce => {
             cipher
                 .decrypt(&nonce, aes_gcm::aead::Payload { msg: sealed, aad: gcm.aad })
