@@ -157,7 +157,7 @@ fn with_encrypted_key(der: &[u8], key: Vec<u8>) -> Vec<u8> {
 fn zlib_bomb(pair: &Pair, provider: &RustCryptoProvider) -> Vec<u8> {
     let mut entity = b"Content-Type: application/edi-x12\r\n\r\n".to_vec();
     entity.resize(entity.len() + (64 << 20), 0);
-    let compressed = as2_connector::compress::compress(&entity).unwrap();
+    let compressed = as2_connector::compress::compress(&entity, provider).unwrap();
     assert!(compressed.len() < 256 << 10, "{}", compressed.len());
     let mut wrapper = b"Content-Type: application/pkcs7-mime; smime-type=compressed-data\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
     wrapper.extend_from_slice(&compressed);

@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &dir,
         "cms",
         "compressed",
-        &compress::compress(b"Content-Type: text/plain\r\n\r\nhello")?,
+        &compress::compress(b"Content-Type: text/plain\r\n\r\nhello", &provider)?,
     )?;
     println!("seeds written to {}", dir.display());
     Ok(())

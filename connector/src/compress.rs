@@ -5,7 +5,7 @@ use der::asn1::OctetString;
 use der::{Any, Decode, Encode, EncodingRules, Sequence};
 use spki::AlgorithmIdentifierOwned;
 
-use crate::crypto::oids;
+use crate::crypto::{CryptoProvider, oids};
 use crate::error::Error;
 
 /// Default bound on a decompressed entity, against zlib bombs.
@@ -28,9 +28,10 @@ struct CompressedData {
     encap_content_info: EncapsulatedOctets,
 }
 
-/// Compresses a MIME entity into a DER ContentInfo of CompressedData.
-pub fn compress(entity: &[u8]) -> Result<Vec<u8>, Error> {
-    let compressed = miniz_oxide::deflate::compress_to_vec_zlib(entity, 6);
+/// Compresses a MIME entity into a DER ContentInfo of CompressedData, the
+/// deflate done by `provider`.
+pub fn compress(entity: &[u8], provider: &dyn CryptoProvider) -> Result<Vec<u8>, Error> {
+    let compressed = provider.zlib_compress(entity);
     let data = CompressedData {
         version: CmsVersion::V0,
         compression_alg: AlgorithmIdentifierOwned {
@@ -105,7 +106,7 @@ mod tests {
             .chain([b'a'; 100_000].iter())
             .copied()
             .collect::<Vec<_>>();
-        let der = compress(&entity).unwrap();
+        let der = compress(&entity, &crate::crypto::rustcrypto::RustCryptoProvider).unwrap();
         assert!(der.len() < 2_000);
         assert_eq!(decompress(&der, 1 << 20).unwrap(), entity);
         assert!(decompress(&der, 10_000).is_err());

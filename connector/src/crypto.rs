@@ -397,6 +397,13 @@ pub trait CryptoProvider {
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
 
+    /// The zlib stream (RFC 1950) of `data`, deflated at level 6, for CMS
+    /// CompressedData (RFC 3274). Bulk work, so a provider may hand it to
+    /// native code; by default it runs here.
+    fn zlib_compress(&self, data: &[u8]) -> Vec<u8> {
+        miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+    }
+
     /// Digest of one buffer.
     fn digest(&self, algorithm: DigestAlgorithm, data: &[u8]) -> Vec<u8> {
         let mut hasher = self.hasher(algorithm);

@@ -117,8 +117,8 @@ impl Part<'_> {
 /// A compressed-data entity (RFC 5402 §3) of `entity`. zlib's output length
 /// is known only at its end and CompressedData states it first, so this is
 /// built in memory.
-fn compressed(entity: &dyn Source) -> Result<Part<'static>, Error> {
-    let der = compress::compress(&bytes::read_all(entity)?)?;
+fn compressed(entity: &dyn Source, provider: &dyn CryptoProvider) -> Result<Part<'static>, Error> {
+    let der = compress::compress(&bytes::read_all(entity)?, provider)?;
     let mut headers = Headers::new();
     headers.push(
         "Content-Type",
@@ -351,7 +351,7 @@ pub fn build_into(
         .unwrap_or(DigestAlgorithm::Sha256);
 
     if partner.compression == Compression::BeforeSigning {
-        part = compressed(&part.entity())?;
+        part = compressed(&part.entity(), provider)?;
     }
     let signing = partner.signing.digest().map(|algorithm| SigningParams {
         algorithm,
@@ -428,7 +428,7 @@ pub fn build_into(
         }
     }
     if compress_after {
-        part = compressed(&part.entity())?;
+        part = compressed(&part.entity(), provider)?;
     }
 
     let headers = match encryption {

@@ -168,6 +168,10 @@ impl CryptoProvider for HostCrypto {
         .map_err(crypto_error)
     }
 
+    fn zlib_compress(&self, data: &[u8]) -> Vec<u8> {
+        primitives::zlib_compress(data)
+    }
+
     fn fill_random(&self, buf: &mut [u8]) {
         let bytes = random::get_random_bytes(buf.len() as u64);
         buf.copy_from_slice(&bytes[..buf.len()]);

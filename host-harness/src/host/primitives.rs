@@ -59,6 +59,10 @@ impl primitives::Host for CallState {
             .map_err(crypto_error))
     }
 
+    fn zlib_compress(&mut self, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        Ok(RustCryptoProvider.zlib_compress(&data))
+    }
+
     fn aead_open(
         &mut self,
         algorithm: primitives::AeadAlgorithm,
