@@ -17,7 +17,7 @@ use sha2::Digest;
 use crate::state::StateStore;
 
 /// Beyond this size a blob lives in a file.
-pub const SPILL_BYTES: usize = 8 << 20;
+pub const SPILL_BYTES: usize = 16 << 20;
 
 /// Bytes held for the component.
 pub struct Blob {
@@ -386,13 +386,14 @@ mod tests {
         let mut blob = Blob::new(&blobs);
         let piece: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
         let mut expected = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..SPILL_BYTES / piece.len() + 2 {
             blob.append(&piece).unwrap();
             expected.extend_from_slice(&piece);
         }
         assert_eq!(blob.len(), expected.len() as u64);
         assert!(matches!(blob.store, Store::File { .. }));
-        assert_eq!(blob.read(9_999_000, 5_000).unwrap(), &expected[9_999_000..]);
+        let tail = expected.len() - 1_000;
+        assert_eq!(blob.read(tail as u64, 5_000).unwrap(), &expected[tail..]);
         blob.keep("outbox/<1@ACME>", &state).unwrap();
         drop(blob);
         let kept = Blob::open_kept(&blobs, "outbox/<1@ACME>", &state)
@@ -425,8 +426,8 @@ mod tests {
         // A spilled blob is moved into place, not copied; a shared view
         // reads the same bytes and is never written.
         let mut received = Blob::new(&blobs);
-        for _ in 0..10 {
-            received.append(&piece).unwrap();
+        for piece in expected.chunks(piece.len()) {
+            received.append(piece).unwrap();
         }
         let shared = Arc::new(received);
         let mut view = Blob::shared(shared.clone());
