@@ -325,6 +325,7 @@ mod tests {
             header_name: "Authorization".into(),
             scheme: "Bearer".into(),
             parameter_name: "access_token".into(),
+            configure_refresh: None,
             refresh: None,
             fail: FailureRule::default(),
         })

@@ -26,6 +26,11 @@ pub struct Connection {
     /// How you authenticate to the partner's AS2 URL over HTTP.
     #[serde(default, skip_serializing_if = "Auth::is_none")]
     pub auth: Auth,
+    /// Whether the rate-limit fields apply: the form's "Configure API rate
+    /// limits" box. Unchecked (`false`), `rate_limit` is kept but not used;
+    /// left out, `rate_limit` applies when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configure_rate_limits: Option<bool>,
     /// A limit on how fast you send to the partner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -154,6 +159,11 @@ pub struct TokenAuth {
     /// The URL parameter that carries the token.
     #[serde(default = "default_token_parameter")]
     pub parameter_name: String,
+    /// Whether the token-refresh fields apply: the form's "Configure token
+    /// refresh" box. Unchecked (`false`), `refresh` is kept but not used;
+    /// left out, `refresh` applies when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configure_refresh: Option<bool>,
     /// How to get a new token when the partner refuses the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<TokenRefresh>,
@@ -808,6 +818,7 @@ pub fn wire_name(value: impl Serialize) -> String {
 pub fn schema_json() -> String {
     let mut schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
     label_enum_choices(&mut schema);
+    drop_nonstandard_formats(&mut schema);
     if let Some(object) = schema.as_object_mut() {
         object.insert("allOf".into(), conditional_rules());
     }
@@ -831,6 +842,27 @@ fn label_enum_choices(node: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(label_enum_choices),
+        _ => {}
+    }
+}
+
+/// Removes the `format`s schemars gives Rust's integer types (`uint16`,
+/// `uint32`): they are not among JSON Schema's formats (2020-12 §7.3), and
+/// form renderers' validators warn about each; `minimum`/`maximum` carry
+/// the range.
+fn drop_nonstandard_formats(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(object) => {
+            if object
+                .get("format")
+                .and_then(|f| f.as_str())
+                .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+            {
+                object.remove("format");
+            }
+            object.values_mut().for_each(drop_nonstandard_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nonstandard_formats),
         _ => {}
     }
 }
@@ -887,12 +919,30 @@ impl Connection {
     /// Parses JSON, naming the offending field (as a JSON pointer) on failure.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(field_error)
+        serde_path_to_error::deserialize(deserializer)
+            .map(Connection::in_effect)
+            .map_err(field_error)
     }
 
     /// [`Connection::from_json`] of JSON already parsed.
     pub fn from_value(value: &serde_json::Value) -> Result<Self, Error> {
-        serde_path_to_error::deserialize(value).map_err(field_error)
+        serde_path_to_error::deserialize(value)
+            .map(Connection::in_effect)
+            .map_err(field_error)
+    }
+
+    /// The connection as it acts: sections whose "Configure …" box is
+    /// unchecked are left out, as the form hides them.
+    fn in_effect(mut self) -> Self {
+        if self.configure_rate_limits == Some(false) {
+            self.rate_limit = None;
+        }
+        if let Auth::Token(token) = &mut self.auth
+            && token.configure_refresh == Some(false)
+        {
+            token.refresh = None;
+        }
+        self
     }
 }
 

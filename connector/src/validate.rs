@@ -357,6 +357,21 @@ fn check_fields(
             "an AS2 message body is the signed and encrypted S/MIME entity and cannot carry a token; use header or url",
         ));
     }
+    if connection.configure_rate_limits == Some(true) && connection.rate_limit.is_none() {
+        problems.push(Problem::config(
+            "/rate_limit/limit",
+            "give the most calls per interval, or uncheck \"Configure API rate limits\"",
+        ));
+    }
+    if let crate::config::Auth::Token(token) = &connection.auth
+        && token.configure_refresh == Some(true)
+        && token.refresh.is_none()
+    {
+        problems.push(Problem::config(
+            "/auth/refresh/relative_uri",
+            "give the path of the refresh endpoint, or uncheck \"Configure token refresh\"",
+        ));
+    }
     if let Some(pem) = &station.certificate {
         match Cert::from_pem(pem) {
             Ok(cert) => problems.extend(certificate_problems(
@@ -512,6 +527,56 @@ mod tests {
             config["partner"][key] = value.clone();
         }
         config.to_string()
+    }
+
+    #[test]
+    fn an_unchecked_configure_box_turns_its_section_off_and_a_checked_one_needs_it() {
+        let with = |extra: Value| {
+            let mut config: Value =
+                serde_json::from_str(&config_with(serde_json::json!({}), serde_json::json!({})))
+                    .unwrap();
+            for (key, value) in extra.as_object().unwrap() {
+                config[key] = value.clone();
+            }
+            config.to_string()
+        };
+        let rate_limit = serde_json::json!({ "limit": 5 });
+        let off =
+            with(serde_json::json!({ "configure_rate_limits": false, "rate_limit": rate_limit }));
+        assert_eq!(Connection::from_json(&off).unwrap().rate_limit, None);
+        let implied = with(serde_json::json!({ "rate_limit": rate_limit }));
+        assert_eq!(
+            Connection::from_json(&implied)
+                .unwrap()
+                .rate_limit
+                .unwrap()
+                .limit,
+            5
+        );
+        let missing = validate(
+            &with(serde_json::json!({ "configure_rate_limits": true })),
+            SystemTime::now(),
+        );
+        assert!(
+            missing
+                .problems
+                .iter()
+                .any(|p| p.field == "/rate_limit/limit"),
+            "{:?}",
+            missing.problems
+        );
+        let token = |configure: bool| {
+            serde_json::json!({ "auth": {
+                "type": "token", "token": { "secret": "t" }, "configure_refresh": configure,
+                "refresh": { "relative_uri": "/oauth/token" }
+            }})
+        };
+        let refresh_of = |text: String| match Connection::from_json(&text).unwrap().auth {
+            crate::config::Auth::Token(token) => token.refresh,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refresh_of(with(token(false))), None);
+        assert!(refresh_of(with(token(true))).is_some());
     }
 
     #[test]
