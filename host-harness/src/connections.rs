@@ -68,7 +68,7 @@ pub fn save(
 
 /// A name for secret-store entries from a connection's name: lower-case
 /// letters, digits and dashes.
-fn slug(name: &str) -> String {
+pub fn slug(name: &str) -> String {
     let mut slug = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

@@ -3,6 +3,7 @@
 //! server's logs and the demo print the same words, so they share this one
 //! place rather than each spelling them.
 
+use crate::inbox::Inbox;
 use crate::runtime::bindings::as2::connector::types::{
     DispositionType, ModifierKind, SignatureVerdict,
 };
@@ -138,6 +139,46 @@ pub fn direction_text(direction: api::Direction) -> &'static str {
         api::Direction::Outbound => "out",
         api::Direction::Inbound => "in",
     }
+}
+
+/// A message's status as one JSON object (`messages`, the console).
+pub fn message_json(status: &api::MessageStatus, inbox: &Inbox) -> serde_json::Value {
+    let inbound = matches!(status.direction, api::Direction::Inbound);
+    serde_json::json!({
+        "message_id": status.message_id,
+        "direction": direction_text(status.direction),
+        "partner": status.partner,
+        "file_name": status.file_name,
+        "created": status.created,
+        "state": state_text(status.state),
+        "attempts": status.attempts,
+        "mic": format!("{}, {}", status.mic.digest, status.mic.algorithm),
+        "mdn": status.mdn.as_ref().map(|mdn| serde_json::json!({
+            "disposition": disposition_text(&mdn.disposition),
+            "signature": signature_code(mdn.signature),
+            "received_mic": mdn.received_mic.as_ref().map(|mic| format!("{}, {}", mic.digest, mic.algorithm)),
+        })),
+        "answered": status.answered.as_ref().map(disposition_text),
+        "stored_at": inbound.then(|| inbox.stored_path(&status.partner, &status.message_id)).flatten().map(|p| p.display().to_string()),
+        "async_mdn_delivery": inbound.then(|| inbox.mdn_delivery(&status.partner, &status.message_id)).flatten(),
+        "reason": status.reason,
+    })
+}
+
+/// One JSON line for a sent message's outcome (`send`, `resume`, the console).
+pub fn sent_json(file: Option<&str>, outcome: &api::SendOutcome) -> serde_json::Value {
+    serde_json::json!({
+        "file": file,
+        "message_id": outcome.message_id,
+        "state": state_text(outcome.state),
+        "attempts": outcome.attempts,
+        "events": outcome.events,
+        "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
+        "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
+        "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, SignatureVerdict::Verified)),
+        "mic_matched": outcome.mic_matched,
+        "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

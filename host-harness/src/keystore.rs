@@ -241,6 +241,12 @@ impl KeyStore {
     }
 }
 
+/// Whether `key_pem` (unencrypted PKCS#8) and `cert_pem` make a key store
+/// entry: both parse and the certificate belongs to the key.
+pub fn check_pair(key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
+    load_pair(key_pem, cert_pem).map(drop)
+}
+
 fn load_pair(key_pem: &str, cert_pem: &str) -> anyhow::Result<HostKey> {
     let (label, der) =
         der::pem::decode_vec(key_pem.trim().as_bytes()).context("the private key is not PEM")?;

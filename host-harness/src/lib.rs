@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod client;
 pub mod connections;
 pub mod connector;
+pub mod console;
 pub mod demo;
 pub mod describe;
 pub mod endpoint_info;

@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets { command } => cli::secrets::run(&cli.data_dir, command),
         Command::Keys { command } => cli::keys::run(&cli.data_dir, command),
         Command::Serve(args) => cli::serve::serve(&cli, args).await,
+        Command::Console(args) => cli::console::console(&cli, args).await,
         Command::Send {
             config,
             files,

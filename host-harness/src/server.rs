@@ -49,12 +49,40 @@ impl Route {
     }
 }
 
+/// The connections an endpoint serves, replaced whole while it serves
+/// (a request works with the set it started with).
+pub struct Routes(std::sync::RwLock<Arc<Vec<Route>>>);
+
+impl Routes {
+    /// The set `routes`.
+    pub fn new(routes: Vec<Route>) -> Self {
+        Routes(std::sync::RwLock::new(Arc::new(routes)))
+    }
+
+    /// The connections served now.
+    pub fn current(&self) -> Arc<Vec<Route>> {
+        match self.0.read() {
+            Ok(routes) => routes.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves `routes` from now on.
+    pub fn replace(&self, routes: Vec<Route>) {
+        let routes = Arc::new(routes);
+        match self.0.write() {
+            Ok(mut slot) => *slot = routes,
+            Err(poisoned) => *poisoned.into_inner() = routes,
+        }
+    }
+}
+
 /// The endpoint's settings and state.
 pub struct Endpoint {
     /// The component for this station.
     pub connector: Connector,
-    /// The connections served.
-    pub routes: Vec<Route>,
+    /// The connections served; the console replaces them when it saves one.
+    pub routes: Routes,
     /// Largest request body accepted.
     pub max_body: usize,
     /// Where received documents go, and the MDNs owed.
@@ -74,7 +102,7 @@ impl Endpoint {
         Endpoint {
             inbox: Inbox::new(connector.station.clone()),
             connector,
-            routes,
+            routes: Routes::new(routes),
             max_body,
             resume_every: Duration::from_secs(10),
             mdn_owed: Notify::new(),
@@ -284,6 +312,7 @@ async fn receive(
     let (from, to) = (header("as2-from"), header("as2-to"));
     let Some(route) = endpoint
         .routes
+        .current()
         .iter()
         .find(|route| {
             Some(&route.partner_id) == from.as_ref() && Some(&route.station_id) == to.as_ref()
@@ -550,8 +579,10 @@ fn mdn_tls(
     }
     let route = endpoint
         .routes
+        .current()
         .iter()
-        .find(|route| route.partner_id == mdn.partner);
+        .find(|route| route.partner_id == mdn.partner)
+        .cloned();
     let tls = match route {
         Some(route) => crate::tls::ClientTls::from_config_json(&route.config_json),
         None => crate::tls::ClientTls::default(),
@@ -565,7 +596,7 @@ fn mdn_tls(
 /// partners: sends a stop interrupted, messages whose MDN is overdue.
 async fn resume_sends(endpoint: Arc<Endpoint>) {
     loop {
-        for route in &endpoint.routes {
+        for route in endpoint.routes.current().iter() {
             let (connector, config) = (endpoint.connector.clone(), route.config_json.clone());
             let outcome = tokio::task::spawn_blocking(move || connector.resume(&config)).await;
             match outcome {

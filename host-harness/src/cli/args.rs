@@ -67,6 +67,11 @@ pub enum Command {
     },
     /// Receive AS2 messages for one or more connections on one URL.
     Serve(ServeArgs),
+    /// Configure, test and use connections in a web page: the form made
+    /// from the component's schema, test-connection, documents received
+    /// and sent, message status. Receiving needs `serve` on the same
+    /// --data-dir (or `serve --console`, which runs both).
+    Console(ConsoleArgs),
     /// Send files to the partner; prints one JSON line per file.
     Send {
         /// The configuration file (JSON).
@@ -110,12 +115,20 @@ pub enum Command {
 /// The options of `serve` (only its function reads them).
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Configuration files of the connections to receive for.
-    #[arg(required = true)]
+    /// Configuration files of the connections to receive for, besides
+    /// the connections saved in <data-dir>/connections/ (by `console`),
+    /// which are served too and followed as they change.
     pub(super) configs: Vec<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4080")]
     pub(super) listen: String,
+    /// Run the web console in this process too, on this address
+    /// (127.0.0.1:4090 when given without one).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:4090")]
+    pub(super) console: Option<String>,
+    /// Largest file the console takes for sending, in MiB.
+    #[arg(long, default_value_t = 100)]
+    pub(super) max_upload_mib: usize,
     /// Address to listen on for HTTPS as well (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     pub(super) tls_listen: Option<String>,
@@ -136,6 +149,18 @@ pub struct ServeArgs {
     /// (interrupted sends, overdue asynchronous MDNs), in seconds.
     #[arg(long, default_value_t = 10)]
     pub(super) resume_every_secs: u64,
+}
+
+/// The options of `console` (only its function reads them).
+#[derive(clap::Args)]
+pub struct ConsoleArgs {
+    /// Address to listen on. Keep it on loopback: the console has no
+    /// login of its own (docs/console.md).
+    #[arg(long, default_value = "127.0.0.1:4090")]
+    pub(super) listen: String,
+    /// Largest file the console takes for sending, in MiB.
+    #[arg(long, default_value_t = 100)]
+    pub(super) max_upload_mib: usize,
 }
 
 /// The options of `messages` (only its function reads them).

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod demo;
 pub mod keys;
 pub mod secrets;

@@ -11,8 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use as2_harness::connector::{Connector, Content, SendDocument, describe, error_code};
-use as2_harness::describe::{disposition_text, state_text};
-use as2_harness::runtime::bindings::as2::connector::types::SignatureVerdict;
+use as2_harness::describe::{sent_json, state_text};
 use as2_harness::runtime::{ConnectorError, api};
 
 use super::args::Cli;
@@ -75,7 +74,7 @@ async fn resume_first(connector: &Connector, config: &str) -> anyhow::Result<()>
                 outcome.message_id,
                 state_text(outcome.state)
             );
-            let mut line = sent_line(None, &outcome);
+            let mut line = sent_json(None, &outcome);
             line["resumed"] = true.into();
             println!("{line}");
         }
@@ -99,7 +98,10 @@ async fn report_sent(mut tasks: JoinSet<Sent>, total: usize) -> anyhow::Result<b
             Ok(outcome) => {
                 all_ok &= !failed(&outcome);
                 let state = state_text(outcome.state);
-                (sent_line(Some(&path), &outcome), state.to_string())
+                (
+                    sent_json(Some(&path.display().to_string()), &outcome),
+                    state.to_string(),
+                )
             }
             Err(e) => {
                 all_ok = false;
@@ -139,7 +141,7 @@ pub async fn resume(cli: &Cli, config: &Path) -> anyhow::Result<ExitCode> {
         let line = match outcome {
             Ok(outcome) => {
                 all_ok &= !failed(&outcome);
-                sent_line(None, &outcome)
+                sent_json(None, &outcome)
             }
             Err(e) => {
                 all_ok = false;
@@ -161,20 +163,4 @@ fn failed(outcome: &api::SendOutcome) -> bool {
 /// The `error` member of a line whose send failed.
 fn error_json(error: &ConnectorError) -> serde_json::Value {
     serde_json::json!({ "code": error_code(error), "message": error.message })
-}
-
-/// One JSON line for a sent message's outcome (`send`, `resume`).
-fn sent_line(file: Option<&Path>, outcome: &api::SendOutcome) -> serde_json::Value {
-    serde_json::json!({
-        "file": file.map(|path| path.display().to_string()),
-        "message_id": outcome.message_id,
-        "state": state_text(outcome.state),
-        "attempts": outcome.attempts,
-        "events": outcome.events,
-        "mic": format!("{}, {}", outcome.mic.digest, outcome.mic.algorithm),
-        "disposition": outcome.mdn.as_ref().map(|mdn| disposition_text(&mdn.disposition)),
-        "mdn_signed": outcome.mdn.as_ref().map(|mdn| matches!(mdn.signature, SignatureVerdict::Verified)),
-        "mic_matched": outcome.mic_matched,
-        "warnings": outcome.mdn.as_ref().map(|mdn| mdn.warnings.clone()).unwrap_or_default(),
-    })
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use as2_harness::connector::{Connector, describe_problem, has_errors};
+use as2_harness::console::{self, Console};
 use as2_harness::endpoint_info::EndpointInfo;
 use as2_harness::server::{self, Endpoint, Route};
 
@@ -21,7 +22,17 @@ use super::{blocking, connector, read_config};
 /// `serve CONFIG… [--listen] [--tls-listen --tls-key …]`.
 pub async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let connector = connector(cli)?;
-    let routes = routes(&connector, &args.configs).await?;
+    let fixed = routes(&connector, &args.configs).await?;
+    let routes = console::saved_routes(&cli.data_dir, &fixed);
+    if routes.is_empty() && args.console.is_none() {
+        bail!(
+            "nothing to receive for: give connection files, or save connections with `as2-harness console` (or `serve --console`)"
+        );
+    }
+    let console_listener = match &args.console {
+        Some(address) => Some(super::console::bind(address).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -41,10 +52,64 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let client_certificates = args.tls_client_ca.is_some();
     announce(&routes, address, tls_address, client_certificates);
-    let mut endpoint = Endpoint::new(connector, routes, args.max_body_mib << 20);
+    let mut endpoint = Endpoint::new(connector.clone(), routes, args.max_body_mib << 20);
     endpoint.resume_every = Duration::from_secs(args.resume_every_secs.max(1));
-    run(Arc::new(endpoint), listener, tls).await?;
+    let endpoint = Arc::new(endpoint);
+    tokio::spawn(follow_saved_connections(
+        endpoint.clone(),
+        cli.data_dir.clone(),
+        fixed.clone(),
+    ));
+    let console = match console_listener {
+        Some(console_listener) => {
+            let console = Console::new(
+                connector,
+                console_listener.local_addr()?,
+                args.max_upload_mib << 20,
+            )?
+            .with_endpoint(endpoint.clone(), fixed);
+            super::console::announce(&console_listener)?;
+            Some((console_listener, Arc::new(console)))
+        }
+        None => None,
+    };
+    run(endpoint, listener, tls, console).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the connections saved in `<data-dir>/connections/` as they
+/// change there (a `console` in another process saves them), checking
+/// every two seconds.
+async fn follow_saved_connections(endpoint: Arc<Endpoint>, data_dir: PathBuf, fixed: Vec<Route>) {
+    let folder = data_dir.join("connections");
+    let mut seen = folder_signature(&folder);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = folder_signature(&folder);
+        if now != seen {
+            seen = now;
+            let routes = console::saved_routes(&data_dir, &fixed);
+            tracing::info!(connections = routes.len(), "the saved connections changed");
+            endpoint.routes.replace(routes);
+        }
+    }
+}
+
+/// The names, sizes and times of the files in `folder`: what changes when one is saved.
+fn folder_signature(
+    folder: &Path,
+) -> Vec<(std::ffi::OsString, u64, Option<std::time::SystemTime>)> {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let metadata = entry.metadata().ok()?;
+            Some((entry.file_name(), metadata.len(), metadata.modified().ok()))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// The route of each configuration file, refusing to start while any has
@@ -122,11 +187,12 @@ fn announce(
     }
 }
 
-/// Both listeners until Ctrl-C; either failing stops the harness.
+/// The listeners until Ctrl-C; any failing stops the harness.
 async fn run(
     endpoint: Arc<Endpoint>,
     listener: TcpListener,
     tls: Option<(TcpListener, TlsAcceptor)>,
+    console: Option<(TcpListener, Arc<Console>)>,
 ) -> anyhow::Result<()> {
     let http = server::serve(listener, endpoint.clone(), std::future::pending());
     let https = async {
@@ -137,9 +203,18 @@ async fn run(
             None => std::future::pending().await,
         }
     };
+    let console = async {
+        match console {
+            Some((console_listener, console)) => {
+                console::serve(console_listener, console, std::future::pending()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         result = http => result?,
         result = https => result.context("the HTTPS listener")?,
+        result = console => result.context("the console")?,
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use as2_harness::connector::describe;
 use as2_harness::describe::{
-    direction_text, disposition_text, signature_code, signature_text, state_text, time_text,
+    disposition_text, message_json, signature_text, state_text, time_text,
 };
 use as2_harness::inbox::Inbox;
 use as2_harness::runtime::api;
@@ -63,7 +63,7 @@ pub async fn messages(cli: &Cli, args: &MessagesArgs) -> anyhow::Result<ExitCode
             }
         };
         for status in &statuses {
-            println!("{}", status_json(status, &inbox));
+            println!("{}", message_json(status, &inbox));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -86,30 +86,6 @@ fn filter(args: &MessagesArgs) -> api::MessageFilter {
         until: args.until,
         limit: args.limit,
     }
-}
-
-/// A message's status as one JSON object (`messages`).
-fn status_json(status: &api::MessageStatus, inbox: &Inbox) -> serde_json::Value {
-    let inbound = matches!(status.direction, api::Direction::Inbound);
-    serde_json::json!({
-        "message_id": status.message_id,
-        "direction": direction_text(status.direction),
-        "partner": status.partner,
-        "file_name": status.file_name,
-        "created": status.created,
-        "state": state_text(status.state),
-        "attempts": status.attempts,
-        "mic": format!("{}, {}", status.mic.digest, status.mic.algorithm),
-        "mdn": status.mdn.as_ref().map(|mdn| serde_json::json!({
-            "disposition": disposition_text(&mdn.disposition),
-            "signature": signature_code(mdn.signature),
-            "received_mic": mdn.received_mic.as_ref().map(|mic| format!("{}, {}", mic.digest, mic.algorithm)),
-        })),
-        "answered": status.answered.as_ref().map(disposition_text),
-        "stored_at": inbound.then(|| inbox.stored_path(&status.partner, &status.message_id)).flatten().map(|p| p.display().to_string()),
-        "async_mdn_delivery": inbound.then(|| inbox.mdn_delivery(&status.partner, &status.message_id)).flatten(),
-        "reason": status.reason,
-    })
 }
 
 /// A message's status for a person (`status`).
