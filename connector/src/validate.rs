@@ -98,18 +98,85 @@ pub fn validate(text: &str, now: SystemTime) -> Report {
     };
     let schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
     remove_unknown_fields(&mut value, &schema, &schema, "", &mut problems);
-    let connection = match Connection::from_value(&value) {
-        Ok(connection) => connection,
-        Err(error) => {
-            let field = error.field().unwrap_or_default().to_string();
-            problems.push(Problem::error(field, error));
-            return Report {
-                checked: None,
-                problems,
-            };
+    // Each missing required field is reported and stood in for, so the
+    // rules of every field that is there are checked too: a form being
+    // filled in sees all its problems at once, not the first one.
+    let mut stand_ins = Vec::new();
+    let connection = loop {
+        let error = match Connection::from_value(&value) {
+            Ok(connection) => break connection,
+            Err(error) => error,
+        };
+        let at = error.field().unwrap_or_default().to_string();
+        let missing = missing_field(&error.to_string()).map(|name| format!("{at}/{name}"));
+        match missing {
+            Some(field)
+                if stand_ins.len() < 64
+                    && !stand_ins.contains(&field)
+                    && stand_in(&mut value, &schema, &field) =>
+            {
+                problems.push(Problem::config(
+                    &field,
+                    "fill in this field: it is required",
+                ));
+                stand_ins.push(field);
+            }
+            _ => {
+                problems.push(Problem::error(at, error));
+                return Report {
+                    checked: None,
+                    problems,
+                };
+            }
         }
     };
-    report(connection, &value, now, problems)
+    let mut report = report(connection, &value, now, problems);
+    // A stand-in's own problems are not the person's: the field is empty.
+    report.problems.retain(|problem| {
+        !stand_ins.contains(&problem.field) || problem.message().ends_with("it is required")
+    });
+    report
+}
+
+/// The field serde's "missing field `name`" error names.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.split("missing field `").nth(1)?;
+    rest.split('`').next()
+}
+
+/// Puts a value of the schema's type at `pointer` of `value` (an empty
+/// object, an empty string, the first choice, the minimum); whether the
+/// schema knows the field.
+fn stand_in(value: &mut Value, root: &Value, pointer: &str) -> bool {
+    let mut node = root.clone();
+    for name in pointer.split('/').skip(1) {
+        match known_properties(&node, root).and_then(|properties| properties.get(name).cloned()) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    let node = resolve(&node, root);
+    let first_choice = node
+        .get("enum")
+        .and_then(|e| e.get(0))
+        .or_else(|| node.pointer("/oneOf/0/const"))
+        .cloned();
+    let placeholder = match (first_choice, node.get("type").and_then(Value::as_str)) {
+        (Some(choice), _) => choice,
+        (None, Some("string")) => Value::String(String::new()),
+        (None, Some("integer" | "number")) => node.get("minimum").cloned().unwrap_or(1.into()),
+        (None, Some("boolean")) => Value::Bool(false),
+        (None, Some("array")) => Value::Array(Vec::new()),
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    let (parent, name) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+    match value.pointer_mut(parent).and_then(Value::as_object_mut) {
+        Some(object) => {
+            object.insert(name.to_string(), placeholder);
+            true
+        }
+        None => false,
+    }
 }
 
 /// The field rules checked on a parsed `connection` (and its JSON `value`),
@@ -527,6 +594,37 @@ mod tests {
             config["partner"][key] = value.clone();
         }
         config.to_string()
+    }
+
+    #[test]
+    fn a_form_half_filled_in_gets_every_problem_at_once() {
+        let report = validate(
+            r#"{"name":"x","station":{"as2_id":"ACMÉ"},"partner":{"url":"ftp://x"}}"#,
+            SystemTime::now(),
+        );
+        let fields: Vec<&str> = report.problems.iter().map(|p| p.field.as_str()).collect();
+        for field in [
+            "/station/as2_id",
+            "/partner/as2_id",
+            "/partner/url",
+            "/partner/certificate",
+        ] {
+            assert!(fields.contains(&field), "{field} in {:#?}", report.problems);
+        }
+        let required = |field: &str| {
+            report
+                .problems
+                .iter()
+                .filter(|p| p.field == field)
+                .map(|p| p.message())
+                .collect::<Vec<_>>()
+        };
+        // One problem for an empty field: that it is required.
+        assert_eq!(
+            required("/partner/certificate"),
+            ["fill in this field: it is required"]
+        );
+        assert!(report.checked.is_none());
     }
 
     #[test]
