@@ -12,6 +12,11 @@
 const TOKEN = document.querySelector('meta[name="console-token"]').content;
 const POLL_MS = 2000;
 
+// Script errors, kept for whoever drives the page (the browser test reads them).
+window.consoleErrors = [];
+window.addEventListener("error", (e) => window.consoleErrors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.consoleErrors.push(String(e.reason)));
+
 // ---------------------------------------------------------------- helpers
 
 function el(tag, attrs, ...children) {
@@ -23,7 +28,7 @@ function el(tag, attrs, ...children) {
     else if (key in node && typeof value !== "string") node[key] = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }

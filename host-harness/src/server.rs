@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -250,12 +251,73 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match request.method().as_str() {
         "POST" => receive(&endpoint, peer, request).await,
-        "GET" | "HEAD" => text(StatusCode::OK, "AS2 endpoint: POST AS2 messages here."),
+        "GET" | "HEAD" => probe(&endpoint, &request),
         _ => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "AS2 messages are sent with POST.",
         ),
     })
+}
+
+/// The answer to a GET (a partner's `test-connection`, a monitor): 200,
+/// unless the connections served require HTTP Basic credentials and the
+/// request carries none of theirs, then 401, as for a message.
+fn probe(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let required: Vec<(String, Option<String>)> = endpoint
+        .routes
+        .current()
+        .iter()
+        .filter_map(|route| {
+            Connection::from_json(&route.config_json)
+                .ok()?
+                .station
+                .basic_auth
+        })
+        .map(|basic| (basic.username, basic.password.secret))
+        .collect();
+    if required.is_empty() {
+        return text(StatusCode::OK, "AS2 endpoint: POST AS2 messages here.");
+    }
+    let given = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .and_then(|v| String::from_utf8(v).ok());
+    let accepted = given
+        .as_deref()
+        .and_then(|v| v.split_once(':'))
+        .is_some_and(|(user, password)| {
+            required.iter().any(|(username, secret)| {
+                let stored = secret
+                    .as_deref()
+                    .and_then(|name| endpoint.connector.station.secrets.get(name).ok());
+                username == user
+                    && stored.is_some_and(|stored| {
+                        bool::from(subtle::ConstantTimeEq::ct_eq(
+                            stored.as_bytes(),
+                            password.as_bytes(),
+                        ))
+                    })
+            })
+        });
+    if accepted {
+        return text(StatusCode::OK, "AS2 endpoint: POST AS2 messages here.");
+    }
+    let mut response = text(
+        StatusCode::UNAUTHORIZED,
+        "AUTH_FAILED: this AS2 endpoint requires the HTTP Basic credentials of a partner connection",
+    );
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"AS2\", charset=\"UTF-8\""),
+    );
+    response
 }
 
 /// Why a request body was not read whole.

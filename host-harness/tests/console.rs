@@ -1,0 +1,563 @@
+//! The web console, as a person uses it, in Debian's Chromium driven over
+//! WebDriver (chromedriver): create a connection by typing into the form
+//! rendered from the component's schema, see a validation error appear and
+//! go away, save, reopen (the secret field empty), test the connection (OK,
+//! then AUTH_FAILED against a partner that refuses the password), send a
+//! file and see it acknowledged, see a received document in the source
+//! list and download it, look a message up. And the API's answers to bad
+//! requests: malformed JSON, a name that exists, an oversized upload,
+//! another origin, no token, another host name.
+//!
+//! `UPDATE_CONSOLE_SCREENSHOTS=1` writes the browser's screenshots into
+//! `docs/console/` (always into `target/console-screenshots/`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{DOCUMENT, Running, World, free_port, register_secret};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const PASSWORD: &str = "console-test-pw-7f3a";
+const WRONG_PASSWORD: &str = "console-test-wrong-2b9c";
+
+/// Both stations and ACME's console; GLOBEX requires HTTP Basic credentials.
+struct Stations {
+    world: World,
+    master_key: String,
+    console_port: u16,
+    _globex: Running,
+    _acme: Running,
+}
+
+impl Stations {
+    fn start(name: &str) -> Stations {
+        let world = World::new(name, json!({}));
+        let master_key = {
+            let output = world.run("acme", &["secrets", "new-master-key"]);
+            String::from_utf8(output.stdout).unwrap().trim().to_string()
+        };
+        register_secret(&master_key);
+        register_secret(PASSWORD);
+        register_secret(WRONG_PASSWORD);
+        // GLOBEX takes messages only with ACME's password, and sends back to ACME's endpoint.
+        let acme_url = format!("http://127.0.0.1:{}/as2", world.acme_port);
+        world.edit_config("globex.json", |config| {
+            config["station"]["basic_auth"] =
+                json!({ "username": "acme", "password": { "secret": "acme-in" } });
+            config["partner"]["url"] = json!(acme_url);
+        });
+        let mut set = with_key(
+            world.command("globex", &["secrets", "set", "acme-in"]),
+            &master_key,
+        );
+        let mut child = set.stdin(Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PASSWORD.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+
+        let globex_listen = format!("127.0.0.1:{}", world.globex_port);
+        let mut globex = Running::spawn(with_key(
+            world.command(
+                "globex",
+                &["serve", "globex.json", "--listen", &globex_listen],
+            ),
+            &master_key,
+        ));
+        globex.wait_for("receiving for", Duration::from_secs(60));
+        let console_port = free_port();
+        let (acme_listen, console_listen) = (
+            format!("127.0.0.1:{}", world.acme_port),
+            format!("127.0.0.1:{console_port}"),
+        );
+        let mut acme = Running::spawn(with_key(
+            world.command(
+                "acme",
+                &[
+                    "serve",
+                    "--listen",
+                    &acme_listen,
+                    "--console",
+                    &console_listen,
+                ],
+            ),
+            &master_key,
+        ));
+        acme.wait_for("console at http://", Duration::from_secs(60));
+        Stations {
+            world,
+            master_key,
+            console_port,
+            _globex: globex,
+            _acme: acme,
+        }
+    }
+
+    fn console_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.console_port)
+    }
+}
+
+fn with_key(mut command: Command, master_key: &str) -> Command {
+    command.env("AS2_MASTER_KEY", master_key);
+    command
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's chromium and chromedriver, when installed; CI must have them.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let find = |name: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    };
+    match (find("chromium"), find("chromedriver")) {
+        (Some(chromium), Some(driver)) => Some((chromium, driver)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("chromium and chromedriver are missing: apt install chromium chromium-driver")
+        }
+        _ => {
+            eprintln!(
+                "skipped: chromium and chromedriver are not installed (apt install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+async fn start_browser(chromium: &Path, chromedriver: &Path) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver { child, port };
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000", "--disable-dev-shm-usage"],
+        }
+    });
+    let capabilities = capabilities.as_object().unwrap().clone();
+    let start = Instant::now();
+    let client = loop {
+        match ClientBuilder::native()
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
+            Ok(client) => break client,
+            Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a browser: {e}"),
+        }
+    };
+    (driver, client)
+}
+
+/// Waits until the JavaScript expression `condition` is true in the page.
+async fn wait_until(client: &Client, condition: &str, what: &str) {
+    let start = Instant::now();
+    loop {
+        let value = client
+            .execute(&format!("return !!({condition});"), vec![])
+            .await
+            .unwrap();
+        if value == json!(true) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let page = client
+                .execute("return document.querySelector('main').innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!(
+                "{what}: not within 60 s; the page shows:\n{}",
+                page.as_str().unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn field(client: &Client, pointer: &str) -> fantoccini::elements::Element {
+    client
+        .find(Locator::Css(&format!(
+            "[data-pointer=\"{pointer}\"] input:not([type=file]), [data-pointer=\"{pointer}\"] textarea, [data-pointer=\"{pointer}\"] select"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no field {pointer}: {e}"))
+}
+
+async fn type_into(client: &Client, pointer: &str, text: &str) {
+    let input = field(client, pointer).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn tab(client: &Client, label: &str) {
+    client
+        .find(Locator::Css(&format!(
+            ".category-tab[data-category=\"{label}\"]"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn view(client: &Client, name: &str) {
+    client
+        .find(Locator::Css(&format!(".view-tab[data-view=\"{name}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    if std::env::var_os("UPDATE_CONSOLE_SCREENSHOTS").is_some() {
+        let docs = root.join("docs/console");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+async fn save_and_wait(client: &Client) {
+    client
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "document.querySelector('#save-state').textContent === 'saved'",
+        "the connection saved",
+    )
+    .await;
+}
+
+async fn test_verdict(client: &Client) -> String {
+    client
+        .execute(
+            "document.querySelector('#test-result').replaceChildren();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("test"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "document.querySelector('#verdict')",
+        "a test-connection verdict",
+    )
+    .await;
+    text_of(client, "#test-result").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let stations = Stations::start("console-ui");
+    let world = &stations.world;
+    let (_driver, client) = start_browser(&chromium, &chromedriver).await;
+    client.goto(&stations.console_url()).await.unwrap();
+    wait_until(
+        &client,
+        "document.body.dataset.ready === 'true'",
+        "the console loaded",
+    )
+    .await;
+
+    // A new connection, typed in. A wrong AS2 identifier is refused as it is typed.
+    client
+        .find(Locator::Id("new-connection"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(&client, "/name", "ACME to GLOBEX").await;
+    tab(&client, "Your AS2 station").await;
+    type_into(&client, "/station/as2_id", "ACMÉ").await;
+    let as2_id_problem =
+        "!document.querySelector('[data-pointer=\"/station/as2_id\"] .problem').hidden";
+    wait_until(&client, as2_id_problem, "a problem at the AS2 identifier").await;
+    let problem = text_of(&client, "[data-pointer=\"/station/as2_id\"] .problem").await;
+    assert!(problem.contains("INVALID_CONFIG"), "{problem}");
+    screenshot(&client, "validation").await;
+    type_into(&client, "/station/as2_id", &world.acme_id).await;
+    wait_until(&client, &format!("!({as2_id_problem})"), "the problem gone").await;
+    type_into(
+        &client,
+        "/station/url",
+        &format!("http://127.0.0.1:{}/as2", world.acme_port),
+    )
+    .await;
+    type_into(&client, "/station/private_key", "acme").await;
+
+    tab(&client, "Partner AS2 station").await;
+    type_into(
+        &client,
+        "/partner/url",
+        &format!("http://127.0.0.1:{}/as2", world.globex_port),
+    )
+    .await;
+    type_into(&client, "/partner/as2_id", &world.globex_id).await;
+    // The partner's certificate from a file, as a person uploads it.
+    let globex_cert = world.dir.join("globex.cert.pem");
+    let acme_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(world.dir.join("acme.json")).unwrap())
+            .unwrap();
+    let certificate = acme_json["partner"]["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&globex_cert, &certificate).unwrap();
+    client
+        .find(Locator::Css(
+            "[data-pointer=\"/partner/certificate\"] input[type=file]",
+        ))
+        .await
+        .unwrap()
+        .send_keys(globex_cert.to_str().unwrap())
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "document.querySelector('[data-pointer=\"/partner/certificate\"] textarea').value.includes('BEGIN CERTIFICATE')",
+        "the certificate read from its file",
+    )
+    .await;
+    // The async MDN URL shows only with "Partner requires asynchronous MDNs".
+    let async_url_shown =
+        "!document.querySelector('[data-pointer=\"/partner/async_mdn_url\"]').hidden";
+    let js = |condition: &str| format!("return {condition};");
+    assert_eq!(
+        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
+        json!(false)
+    );
+    field(&client, "/partner/requires_async_mdn")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
+        json!(true)
+    );
+    field(&client, "/partner/requires_async_mdn")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
+        json!(false)
+    );
+
+    tab(&client, "Authentication").await;
+    field(&client, "/auth/type")
+        .await
+        .select_by_label("HTTP Basic authentication (RFC 7617)")
+        .await
+        .unwrap();
+    type_into(&client, "/auth/username", "acme").await;
+    type_into(&client, "/auth/password/value", PASSWORD).await;
+    screenshot(&client, "form").await;
+    save_and_wait(&client).await;
+
+    // Saved: the password is in the secret store, never in the page.
+    let saved =
+        std::fs::read_to_string(world.dir.join("acme/connections/acme-to-globex.json")).unwrap();
+    assert!(!saved.contains(PASSWORD), "{saved}");
+    assert!(!client.source().await.unwrap().contains(PASSWORD));
+    // Reopened: the secret field is empty and says it is stored.
+    client.refresh().await.unwrap();
+    wait_until(&client, "document.body.dataset.ready === 'true' && document.querySelector('[data-pointer=\"/auth/password/value\"] input')", "the connection reopened").await;
+    tab(&client, "Authentication").await;
+    let password = field(&client, "/auth/password/value").await;
+    assert_eq!(password.prop("value").await.unwrap().as_deref(), Some(""));
+    assert_eq!(
+        password.attr("placeholder").await.unwrap().as_deref(),
+        Some("stored — enter again to change")
+    );
+    assert!(!client.source().await.unwrap().contains(PASSWORD));
+
+    // Test connection: OK with the stored password, AUTH_FAILED with a wrong one.
+    let verdict = test_verdict(&client).await;
+    assert!(verdict.starts_with("OK"), "{verdict}");
+    screenshot(&client, "test-ok").await;
+    type_into(&client, "/auth/password/value", WRONG_PASSWORD).await;
+    save_and_wait(&client).await;
+    let verdict = test_verdict(&client).await;
+    assert!(verdict.starts_with("AUTH_FAILED"), "{verdict}");
+    assert!(verdict.contains("401"), "the fail status shows: {verdict}");
+    screenshot(&client, "test-auth-failed").await;
+    tab(&client, "Authentication").await;
+    type_into(&client, "/auth/password/value", PASSWORD).await;
+    save_and_wait(&client).await;
+
+    // Destination: a file sent, with its progress, and the MDN's verdict.
+    view(&client, "destination").await;
+    let document = world.dir.join("po-4711.x12");
+    client
+        .find(Locator::Id("send-files"))
+        .await
+        .unwrap()
+        .send_keys(document.to_str().unwrap())
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "document.querySelector('#send-progress li .done, #send-progress li .failed')",
+        "the send's verdict",
+    )
+    .await;
+    let sent = text_of(&client, "#send-progress li").await;
+    assert!(
+        sent.contains("acknowledged")
+            && sent.contains("MDN processed")
+            && sent.contains("MIC matched"),
+        "{sent}"
+    );
+    screenshot(&client, "destination").await;
+    let delivered = std::fs::read_dir(world.dir.join("globex/inbox").join(&world.acme_id))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(delivered, vec![DOCUMENT.to_vec()]);
+
+    // Source: GLOBEX sends to ACME; the document shows up without a reload.
+    view(&client, "source").await;
+    let invoice = world.dir.join("invoice-810.x12");
+    std::fs::write(&invoice, b"ISA*00*invoice~\nST*810*0001~\nSE*2*0001~\n").unwrap();
+    let output = common::output_of(&mut with_key(
+        world.command(
+            "globex",
+            &["send", "globex.json", invoice.to_str().unwrap()],
+        ),
+        &stations.master_key,
+    ));
+    assert!(output.status.success(), "{}", common::text(&output));
+    wait_until(
+        &client,
+        "document.querySelector('#received tr[data-message-id]')",
+        "the received document listed",
+    )
+    .await;
+    let row = text_of(&client, "#received tr[data-message-id]").await;
+    assert!(
+        row.contains("invoice-810.x12")
+            && row.contains("processed")
+            && row.contains(&world.globex_id),
+        "{row}"
+    );
+    let downloaded = client
+        .execute(
+            "const a = document.querySelector('#received a[download]'); return fetch(a.href).then(r => r.text());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        downloaded,
+        json!("ISA*00*invoice~\nST*810*0001~\nSE*2*0001~\n")
+    );
+    screenshot(&client, "source").await;
+
+    // Lookup: the sent message's state, attempts and MDN.
+    view(&client, "destination").await;
+    wait_until(
+        &client,
+        "document.querySelector('#sent tr[data-message-id] a')",
+        "the sent list",
+    )
+    .await;
+    client
+        .find(Locator::Css("#sent tr[data-message-id] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "document.querySelector('#status')",
+        "the message's status",
+    )
+    .await;
+    let status = text_of(&client, "#status").await;
+    assert!(
+        status.contains("acknowledged")
+            && status.contains("matches")
+            && status.contains("verified"),
+        "{status}"
+    );
+    screenshot(&client, "lookup").await;
+
+    let errors = client
+        .execute("return window.consoleErrors || [];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(errors, json!([]));
+    client.close().await.unwrap();
+}
