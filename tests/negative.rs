@@ -245,7 +245,7 @@ async fn validate_config_through_the_component_reports_every_problem_with_its_po
         text,
         vec![
             "error INVALID_CONFIG at /partner/url: \"ftp://127.0.0.1:9/\" is not an http:// or https:// URL",
-            "error INVALID_CONFIG at /colour: unknown field \"colour\"; remove it (fields here: advanced, auth, name, partner, rate_limit, station)",
+            "error INVALID_CONFIG at /colour: unknown field \"colour\"; remove it (fields here: advanced, auth, configure_rate_limits, name, partner, rate_limit, station)",
         ]
     );
 }

@@ -819,6 +819,7 @@ pub fn schema_json() -> String {
     let mut schema = serde_json::to_value(schemars::schema_for!(Connection)).unwrap_or_default();
     label_enum_choices(&mut schema);
     drop_nonstandard_formats(&mut schema);
+    optional_as_its_type(&mut schema);
     if let Some(object) = schema.as_object_mut() {
         object.insert("allOf".into(), conditional_rules());
     }
@@ -826,10 +827,24 @@ pub fn schema_json() -> String {
 }
 
 /// Each enum choice's description, without its final period, as its title,
-/// which form renderers show as the choice's label.
+/// which form renderers show as the choice's label; the enum itself typed
+/// `string`.
 fn label_enum_choices(node: &mut serde_json::Value) {
     match node {
         serde_json::Value::Object(object) => {
+            // A choice among strings says so at its top, as renderers
+            // that pick a widget by `type` (react-jsonschema-form) need.
+            let string_choices = object
+                .get("oneOf")
+                .and_then(|choices| choices.as_array())
+                .is_some_and(|choices| {
+                    choices
+                        .iter()
+                        .all(|c| c.get("const").is_some_and(|v| v.is_string()))
+                });
+            if string_choices && !object.contains_key("type") {
+                object.insert("type".into(), "string".into());
+            }
             if object.contains_key("const")
                 && !object.contains_key("title")
                 && let Some(description) = object.get("description").and_then(|d| d.as_str())
@@ -842,6 +857,38 @@ fn label_enum_choices(node: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(label_enum_choices),
+        _ => {}
+    }
+}
+
+/// Writes an optional field (`anyOf: [T, null]`) as `T`: a form leaves an
+/// unset field out rather than sending null, and form renderers draw `T`'s
+/// own widget (a choice, a group of fields) instead of a choice between
+/// `T` and nothing. The connector still reads an explicit null as unset.
+fn optional_as_its_type(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(object) => {
+            let inner = object
+                .get("anyOf")
+                .and_then(|choices| choices.as_array())
+                .filter(|choices| choices.len() == 2)
+                .and_then(|choices| {
+                    let null = serde_json::json!({ "type": "null" });
+                    match (choices[0] == null, choices[1] == null) {
+                        (false, true) => Some(choices[0].clone()),
+                        (true, false) => Some(choices[1].clone()),
+                        _ => None,
+                    }
+                });
+            if let Some(serde_json::Value::Object(inner)) = inner {
+                object.remove("anyOf");
+                for (key, value) in inner {
+                    object.entry(key).or_insert(value);
+                }
+            }
+            object.values_mut().for_each(optional_as_its_type);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(optional_as_its_type),
         _ => {}
     }
 }

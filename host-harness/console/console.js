@@ -373,7 +373,7 @@ function renderControl(element) {
     if (value === undefined && defaultOf(found) === undefined && schema.examples) input.placeholder = String(schema.examples[0]);
     if (secretParent) {
       const storedName = getAt(form.stored, secretParent + "/secret");
-      if (storedName || (pointer.endsWith("private_key_pem/value") && getAt(form.stored, "/station/private_key"))) {
+      if (storedName) {
         input.placeholder = "stored — enter again to change";
       }
     }

@@ -13,12 +13,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::browser::{browser, start_browser, wait_until};
 use common::{DOCUMENT, Running, World, free_port, register_secret};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 const PASSWORD: &str = "console-test-pw-7f3a";
@@ -109,99 +110,6 @@ impl Stations {
 fn with_key(mut command: Command, master_key: &str) -> Command {
     command.env("AS2_MASTER_KEY", master_key);
     command
-}
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Debian's chromium and chromedriver, when installed; CI must have them.
-fn browser() -> Option<(PathBuf, PathBuf)> {
-    let find = |name: &str| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    };
-    match (find("chromium"), find("chromedriver")) {
-        (Some(chromium), Some(driver)) => Some((chromium, driver)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("chromium and chromedriver are missing: apt install chromium chromium-driver")
-        }
-        _ => {
-            eprintln!(
-                "skipped: chromium and chromedriver are not installed (apt install chromium chromium-driver)"
-            );
-            None
-        }
-    }
-}
-
-async fn start_browser(chromium: &Path, chromedriver: &Path) -> (Driver, Client) {
-    let port = free_port();
-    let child = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let driver = Driver { child, port };
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000", "--disable-dev-shm-usage"],
-        }
-    });
-    let capabilities = capabilities.as_object().unwrap().clone();
-    let start = Instant::now();
-    let client = loop {
-        match ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{}", driver.port))
-            .await
-        {
-            Ok(client) => break client,
-            Err(e) if start.elapsed() < Duration::from_secs(30) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("chromedriver did not start a browser: {e}"),
-        }
-    };
-    (driver, client)
-}
-
-/// Waits until the JavaScript expression `condition` is true in the page.
-async fn wait_until(client: &Client, condition: &str, what: &str) {
-    let start = Instant::now();
-    loop {
-        let value = client
-            .execute(&format!("return !!({condition});"), vec![])
-            .await
-            .unwrap();
-        if value == json!(true) {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let page = client
-                .execute("return document.querySelector('main').innerText;", vec![])
-                .await
-                .unwrap_or_default();
-            panic!(
-                "{what}: not within 60 s; the page shows:\n{}",
-                page.as_str().unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -560,4 +468,324 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
         .unwrap();
     assert_eq!(errors, json!([]));
     client.close().await.unwrap();
+}
+
+/// One HTTP/1.1 request to the console; its status and JSON body.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A refused upload may be answered before it is all written.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_console_api_answers_bad_requests_with_typed_errors_and_saves_nothing_half() {
+    let world = World::new("console-api", json!({}));
+    let master_key = {
+        let output = world.run("acme", &["secrets", "new-master-key"]);
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    register_secret(&master_key);
+    register_secret(PASSWORD);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut console = Running::spawn(with_key(
+        world.command(
+            "acme",
+            &["console", "--listen", &listen, "--max-upload-mib", "1"],
+        ),
+        &master_key,
+    ));
+    console.wait_for("console at http://", Duration::from_secs(60));
+
+    let (status, _) = request(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    let page = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET / HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        page
+    };
+    let token = page
+        .split("name=\"console-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let origin = format!("http://{listen}");
+    let ours = [
+        ("Origin", origin.as_str()),
+        ("X-Console-Token", token.as_str()),
+    ];
+    let code = |answer: &serde_json::Value| {
+        answer["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // Requests that do not come from the console's own page.
+    let (status, answer) = request(
+        port,
+        "POST",
+        "/api/connections",
+        &[("X-Console-Token", &token)],
+        b"{}",
+    );
+    assert_eq!((status, code(&answer)), (403, "FORBIDDEN_ORIGIN".into()));
+    let (status, answer) = request(
+        port,
+        "POST",
+        "/api/connections",
+        &[
+            ("Origin", "http://evil.example"),
+            ("X-Console-Token", &token),
+        ],
+        b"{}",
+    );
+    assert_eq!((status, code(&answer)), (403, "FORBIDDEN_ORIGIN".into()));
+    let (status, answer) = request(
+        port,
+        "POST",
+        "/api/connections",
+        &[("Origin", &origin)],
+        b"{}",
+    );
+    assert_eq!((status, code(&answer)), (403, "BAD_TOKEN".into()));
+    let (status, answer) = request(
+        port,
+        "GET",
+        "/api/connections",
+        &[("Host", &format!("evil.example:{port}"))],
+        b"",
+    );
+    assert_eq!((status, code(&answer)), (421, "WRONG_HOST".into()));
+    // Malformed JSON.
+    let (status, answer) = request(port, "POST", "/api/connections", &ours, b"{\"config\": ");
+    assert_eq!((status, code(&answer)), (400, "BAD_JSON".into()));
+
+    // A connection with a typed password and a pasted key: both go into the stores.
+    let acme_key = std::fs::read_to_string(world.dir.join("acme/keys/acme.key.pem")).unwrap();
+    let globex: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(world.dir.join("globex.json")).unwrap())
+            .unwrap();
+    let acme: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(world.dir.join("acme.json")).unwrap())
+            .unwrap();
+    let acme_cert = globex["partner"]["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let globex_cert = acme["partner"]["certificate"].as_str().unwrap().to_string();
+    let form = |station: serde_json::Value, partner_cert: &str| {
+        let mut config = json!({
+            "name": "Pasted key",
+            "station": { "as2_id": world.acme_id, "certificate": acme_cert, "private_key_pem": { "value": acme_key } },
+            "partner": { "as2_id": world.globex_id, "url": "http://127.0.0.1:9/as2", "certificate": partner_cert },
+            "auth": { "type": "basic", "username": "acme", "password": { "value": PASSWORD } },
+        });
+        for (key, value) in station.as_object().unwrap() {
+            config["station"][key] = value.clone();
+        }
+        json!({ "config": config })
+    };
+    let post = |body: &serde_json::Value| {
+        request(
+            port,
+            "POST",
+            "/api/connections",
+            &ours,
+            body.to_string().as_bytes(),
+        )
+    };
+    let validate = |body: &serde_json::Value| {
+        let (status, answer) = request(
+            port,
+            "POST",
+            "/api/validate",
+            &ours,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["problems"].as_array().unwrap().clone()
+    };
+    let problem_at = |problems: &[serde_json::Value], field: &str| {
+        problems
+            .iter()
+            .find(|p| p["field"] == field)
+            .map(|p| p["code"].as_str().unwrap().to_string())
+    };
+
+    // Certificate problems, each at its field, all at once.
+    let expired = as2_connector::crypto::rustcrypto::generate_station_key(
+        "OLD",
+        std::time::SystemTime::now() - Duration::from_secs(3 * 86400),
+        Duration::from_secs(86400),
+    )
+    .unwrap()
+    .certificate_pem;
+    let problems = validate(&form(json!({}), &expired));
+    assert_eq!(
+        problem_at(&problems, "/partner/certificate").as_deref(),
+        Some("CERT_HAS_EXPIRED"),
+        "{problems:?}"
+    );
+    let problems = validate(&form(
+        json!({ "certificate": globex_cert }),
+        "not a certificate",
+    ));
+    assert_eq!(
+        problem_at(&problems, "/partner/certificate").as_deref(),
+        Some("INVALID_CONFIG"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        problem_at(&problems, "/station/private_key_pem/value").as_deref(),
+        Some("INVALID_KEY"),
+        "{problems:?}"
+    );
+    // With errors nothing is written: no file, no secret.
+    let (status, answer) = post(&form(json!({ "certificate": globex_cert }), &globex_cert));
+    assert_eq!((status, code(&answer)), (422, "INVALID_CONFIG".into()));
+    assert!(
+        answer["error"]["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    assert!(
+        !world.dir.join("acme/connections").exists()
+            || std::fs::read_dir(world.dir.join("acme/connections"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    assert!(
+        !world
+            .dir
+            .join("acme/keys/pasted-key-key.key.sealed")
+            .exists()
+    );
+
+    let (status, answer) = post(&form(json!({}), &globex_cert));
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    assert_eq!(id, "pasted-key");
+    assert!(
+        world
+            .dir
+            .join("acme/keys/pasted-key-key.key.sealed")
+            .exists()
+    );
+    let (status, view) = request(port, "GET", &format!("/api/connections/{id}"), &[], b"");
+    assert_eq!(status, 200);
+    let view_text = view.to_string();
+    let key_line = acme_key.lines().nth(1).unwrap();
+    assert!(
+        !view_text.contains(PASSWORD) && !view_text.contains(key_line),
+        "{view_text}"
+    );
+    assert_eq!(
+        view["config"]["auth"]["password"],
+        json!({ "secret": "pasted-key-password" })
+    );
+    let file = std::fs::read_to_string(world.dir.join("acme/connections/pasted-key.json")).unwrap();
+    assert!(
+        !file.contains(PASSWORD) && !file.contains(key_line),
+        "{file}"
+    );
+
+    // The same name again is refused, and the saved one stays as it was.
+    let (status, answer) = post(&form(json!({}), &globex_cert));
+    assert_eq!((status, code(&answer)), (409, "NAME_TAKEN".into()));
+    assert_eq!(
+        std::fs::read_to_string(world.dir.join("acme/connections/pasted-key.json")).unwrap(),
+        file
+    );
+    // Saving the view back unchanged keeps the stored password and key.
+    let (status, answer) = request(
+        port,
+        "PUT",
+        &format!("/api/connections/{id}"),
+        &ours,
+        json!({ "config": view["config"] }).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let resaved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(world.dir.join("acme/connections/pasted-key.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        resaved["auth"]["password"],
+        json!({ "secret": "pasted-key-password" })
+    );
+    assert_eq!(resaved["station"]["private_key"], "pasted-key-key");
+    assert!(resaved["station"].get("private_key_pem").is_none());
+
+    // An upload over the console's limit is refused before it is sent.
+    let big = vec![b'x'; 2 << 20];
+    let (status, answer) = request(
+        port,
+        "POST",
+        &format!("/api/connections/{id}/send?name=big.x12"),
+        &ours,
+        &big,
+    );
+    assert_eq!((status, code(&answer)), (413, "TOO_LARGE".into()));
+    let (status, sent) = request(
+        port,
+        "GET",
+        &format!("/api/connections/{id}/messages?direction=out"),
+        &[],
+        b"",
+    );
+    assert_eq!((status, sent), (200, json!([])));
+    // Unknown connections and messages.
+    let (status, answer) = request(port, "GET", "/api/connections/nobody", &[], b"");
+    assert_eq!((status, code(&answer)), (404, "NOT_FOUND".into()));
+    let (status, answer) = request(port, "GET", "/api/connections/..%2Fkeys", &[], b"");
+    assert_eq!((status, code(&answer)), (404, "NOT_FOUND".into()));
+    let _ = console.kill();
 }

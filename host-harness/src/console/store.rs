@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use as2_connector::config::Connection;
 use as2_connector::validate::secret_fields;
@@ -139,8 +139,18 @@ fn valid_id(id: &str) -> bool {
 pub fn write_only_view(saved: &str) -> anyhow::Result<Value> {
     let mut value: Value =
         serde_json::from_str(saved).context("the saved connection is not JSON")?;
+    // The station key is in the key store: the form shows its field as a
+    // stored secret, named by its entry, like a password.
     if let Some(station) = value.get_mut("station").and_then(Value::as_object_mut) {
         station.remove("private_key_pem");
+        if let Some(name) = station
+            .get("private_key")
+            .and_then(Value::as_str)
+            .filter(|name| !name.trim().is_empty())
+        {
+            let stored = json!({ "secret": name });
+            station.insert("private_key_pem".into(), stored);
+        }
     }
     if let Ok(connection) = Connection::from_json(saved) {
         for (pointer, _) in secret_fields(&connection) {
@@ -165,6 +175,14 @@ pub fn write_only_view(saved: &str) -> anyhow::Result<Value> {
 /// entry. Typed values stay for [`crate::connections::save`] to move.
 pub fn keep_stored_secrets(form: &mut Value, stored: Option<&str>) {
     drop_empty_secret_values(form);
+    // A key field left as the view showed it (the entry's name) pastes nothing.
+    if let Some(station) = form.get_mut("station").and_then(Value::as_object_mut)
+        && station
+            .get("private_key_pem")
+            .is_some_and(|pem| pem.get("value").is_none_or(|v| !v.is_string()))
+    {
+        station.remove("private_key_pem");
+    }
     let Some(stored) = stored.and_then(|s| Connection::from_json(s).ok()) else {
         return;
     };
@@ -235,9 +253,11 @@ mod tests {
             "auth": { "type": "basic", "username": "u", "password": { "secret": "n-password", "value": "PW" } }
         })
         .to_string();
-        let view = write_only_view(&saved).unwrap().to_string();
-        assert!(!view.contains("KEY") && !view.contains("PW"), "{view}");
-        assert!(view.contains("n-password"), "{view}");
+        let view = write_only_view(&saved).unwrap();
+        let text = view.to_string();
+        assert!(!text.contains("KEY") && !text.contains("PW"), "{text}");
+        assert_eq!(view["auth"]["password"], json!({ "secret": "n-password" }));
+        assert_eq!(view["station"]["private_key_pem"], json!({ "secret": "k" }));
     }
 
     #[test]
@@ -249,7 +269,7 @@ mod tests {
             "auth": { "type": "basic", "username": "u", "password": { "secret": "n-password" } }
         })
         .to_string();
-        let mut form: Value = serde_json::from_str(&stored).unwrap();
+        let mut form = write_only_view(&stored).unwrap();
         form["auth"]["password"] = serde_json::json!({ "value": "" });
         form["station"]["private_key"] = "".into();
         keep_stored_secrets(&mut form, Some(&stored));
@@ -258,6 +278,7 @@ mod tests {
             serde_json::json!({ "secret": "n-password" })
         );
         assert_eq!(form["station"]["private_key"], "k");
+        assert!(form["station"].get("private_key_pem").is_none(), "{form}");
         form["auth"]["password"] = serde_json::json!({ "value": "new" });
         keep_stored_secrets(&mut form, Some(&stored));
         assert_eq!(
