@@ -533,10 +533,12 @@ function showProblems(problems) {
   summary.replaceChildren();
   const listed = el("ul", {});
   let errors = 0;
+  let untouched = 0;
   for (const problem of problems) {
     const control = controlFor(problem.field);
     const visible = form.showAll || !control || form.touched.has(control.pointer) || form.id !== null;
-    if (problem.severity === "error") errors++;
+    if (problem.severity === "error" && visible) errors++;
+    if (problem.severity === "error" && !visible) untouched++;
     if (control && visible) {
       control.problemNode.append(el("div", { class: "problem " + problem.severity, "data-code": problem.code }, problem.message + " (" + problem.code + ")"));
       control.problemNode.hidden = false;
@@ -557,7 +559,8 @@ function showProblems(problems) {
     }
   }
   if (listed.childElementCount) {
-    summary.append(el("b", {}, errors ? errors + " to fix before saving" : "warnings"), listed);
+    const more = untouched ? " (and " + untouched + " in fields not filled in yet: Save lists them)" : "";
+    summary.append(el("b", {}, errors ? errors + " to fix before saving" + more : "warnings"), listed);
     summary.hidden = false;
   } else {
     summary.hidden = true;

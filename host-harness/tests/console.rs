@@ -316,11 +316,7 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     );
 
     tab(&client, "Authentication").await;
-    field(&client, "/auth/type")
-        .await
-        .select_by_label("HTTP Basic authentication (RFC 7617)")
-        .await
-        .unwrap();
+    select(&client, "/auth/type", "basic").await;
     type_into(&client, "/auth/username", "acme").await;
     type_into(&client, "/auth/password/value", PASSWORD).await;
     screenshot(&client, "form").await;
@@ -788,4 +784,194 @@ fn the_console_api_answers_bad_requests_with_typed_errors_and_saves_nothing_half
     let (status, answer) = request(port, "GET", "/api/connections/..%2Fkeys", &[], b"");
     assert_eq!((status, code(&answer)), (404, "NOT_FOUND".into()));
     let _ = console.kill();
+}
+
+/// Whether the console's control for `pointer` is shown (it and every
+/// group around it).
+async fn shown(client: &Client, pointer: &str) -> bool {
+    let script = "let n = document.querySelector('[data-pointer=\"' + arguments[0] + '\"]'); \
+        if (!n) throw new Error('no control ' + arguments[0]); \
+        for (; n && n !== document.body; n = n.parentElement) { if (n.hidden && !n.classList.contains('category')) return false; } return true;";
+    client.execute(script, vec![json!(pointer)]).await.unwrap() == json!(true)
+}
+
+/// Chooses `value` (the configuration's word for it) in the select of `pointer`.
+async fn select(client: &Client, pointer: &str, value: &str) {
+    let option = format!("\"{value}\"");
+    field(client, pointer)
+        .await
+        .select_by_value(&option)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_forms_rules_show_and_hide_fields_as_the_ui_schema_says() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let world = World::new("console-rules", json!({}));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut console = Running::spawn(world.command("acme", &["console", "--listen", &listen]));
+    console.wait_for("console at http://", Duration::from_secs(60));
+    let (_driver, client) = start_browser(&chromium, &chromedriver).await;
+    client.goto(&format!("http://{listen}/")).await.unwrap();
+    wait_until(
+        &client,
+        "document.body.dataset.ready === 'true'",
+        "the console loaded",
+    )
+    .await;
+    client
+        .find(Locator::Id("new-connection"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Every field of the UI schema is on the page, in its category.
+    let ui: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/connection.uischema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for category in ui["elements"].as_array().unwrap() {
+        let label = category["label"].as_str().unwrap();
+        let mut scopes = Vec::new();
+        collect_scopes(category, &mut scopes);
+        for scope in scopes {
+            let pointer = scope.trim_start_matches('#').replace("/properties/", "/");
+            let in_category = client
+                .execute(
+                    "return !!document.querySelector('.category[data-category=\"' + arguments[0] + '\"] [data-pointer=\"' + arguments[1] + '\"]');",
+                    vec![json!(label), json!(pointer)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(in_category, json!(true), "{pointer} in {label}");
+        }
+    }
+
+    // "Require MDNs from partners": checked, and cannot be changed.
+    tab(&client, "Your AS2 station").await;
+    let require_mdn = field(&client, "/station/require_mdn").await;
+    assert_eq!(
+        require_mdn.prop("checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        require_mdn.prop("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+
+    tab(&client, "Partner AS2 station").await;
+    // The MDN verification algorithm only with a signed MDN.
+    assert!(shown(&client, "/partner/mdn_micalg").await);
+    select(&client, "/partner/mdn", "unsigned").await;
+    assert!(!shown(&client, "/partner/mdn_micalg").await);
+    select(&client, "/partner/mdn", "signed").await;
+    assert!(shown(&client, "/partner/mdn_micalg").await);
+    // The signature encoding only without encryption.
+    assert!(!shown(&client, "/partner/signature_encoding").await);
+    select(&client, "/partner/encryption", "none").await;
+    assert!(shown(&client, "/partner/signature_encoding").await);
+    assert!(!shown(&client, "/partner/key_transport").await);
+
+    tab(&client, "Authentication").await;
+    let basic = ["/auth/username", "/auth/password/value"];
+    let token = ["/auth/token/value", "/auth/location"];
+    let all = [
+        "/auth/username",
+        "/auth/password/value",
+        "/auth/token/value",
+        "/auth/location",
+        "/auth/header_name",
+        "/auth/scheme",
+        "/auth/parameter_name",
+        "/auth/configure_refresh",
+        "/auth/refresh/relative_uri",
+        "/auth/refresh/refresh_token/value",
+    ];
+    let visible = async |client: &Client| {
+        let mut on = Vec::new();
+        for pointer in all {
+            if shown(client, pointer).await {
+                on.push(pointer);
+            }
+        }
+        on
+    };
+    assert_eq!(
+        visible(&client).await,
+        Vec::<&str>::new(),
+        "no authentication: none of its fields"
+    );
+    select(&client, "/auth/type", "basic").await;
+    assert_eq!(visible(&client).await, basic.to_vec());
+    select(&client, "/auth/type", "token").await;
+    let mut header = token.to_vec();
+    header.extend([
+        "/auth/header_name",
+        "/auth/scheme",
+        "/auth/configure_refresh",
+    ]);
+    assert_eq!(visible(&client).await, header, "a token in a header");
+    select(&client, "/auth/location", "url").await;
+    let mut url = token.to_vec();
+    url.extend(["/auth/parameter_name", "/auth/configure_refresh"]);
+    assert_eq!(visible(&client).await, url, "a token in a URL parameter");
+    select(&client, "/auth/location", "body").await;
+    let mut body = token.to_vec();
+    body.push("/auth/configure_refresh");
+    assert_eq!(
+        visible(&client).await,
+        body,
+        "a token in the body: nothing more"
+    );
+    field(&client, "/auth/configure_refresh")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(shown(&client, "/auth/refresh/relative_uri").await);
+    assert!(shown(&client, "/auth/refresh/refresh_token/value").await);
+    field(&client, "/auth/configure_refresh")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(!shown(&client, "/auth/refresh/relative_uri").await);
+
+    tab(&client, "Rate limits").await;
+    assert!(!shown(&client, "/rate_limit/limit").await);
+    field(&client, "/configure_rate_limits")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(shown(&client, "/rate_limit/limit").await);
+    assert!(shown(&client, "/rate_limit/interval_seconds").await);
+
+    let errors = client
+        .execute("return window.consoleErrors;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(errors, json!([]));
+    client.close().await.unwrap();
+    let _ = console.kill();
+}
+
+fn collect_scopes(element: &serde_json::Value, out: &mut Vec<String>) {
+    if let Some(scope) = element["scope"].as_str()
+        && element["type"] == "Control"
+    {
+        out.push(scope.to_string());
+    }
+    for child in element["elements"].as_array().into_iter().flatten() {
+        collect_scopes(child, out);
+    }
 }

@@ -720,3 +720,74 @@ async fn send(
         &sent_json(file_name.as_deref(), &outcome),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every property name of the connection schema, at any depth.
+    fn property_names(node: &Value, out: &mut Vec<String>) {
+        match node {
+            Value::Object(object) => {
+                if let Some(Value::Object(properties)) = object.get("properties") {
+                    out.extend(properties.keys().cloned());
+                }
+                object.values().for_each(|child| property_names(child, out));
+            }
+            Value::Array(items) => items.iter().for_each(|child| property_names(child, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_page_names_no_configuration_field() {
+        let schema: Value = serde_json::from_str(&as2_connector::config::schema_json()).unwrap();
+        let mut names = Vec::new();
+        property_names(&schema, &mut names);
+        // Words JavaScript, HTML and JSON Forms use themselves (an input's
+        // `type: "password"`, the `format: "password"` option), and the
+        // secret's two members (the convention for write-only fields).
+        let generic = [
+            "type", "name", "value", "secret", "url", "path", "method", "headers", "password",
+        ];
+        // The form's part of the script; the views after it read the API's
+        // own answers (a message's `partner`, its `mdn`).
+        let form_part = SCRIPT
+            .split("// -------------------------------------------------- connections and views")
+            .next()
+            .unwrap();
+        let named: Vec<&String> = names
+            .iter()
+            .filter(|name| !generic.contains(&name.as_str()))
+            .filter(|name| {
+                let quoted = [
+                    format!("\"{name}\""),
+                    format!("'{name}'"),
+                    format!("/{name}"),
+                    format!(".{name}"),
+                ];
+                quoted.iter().any(|form| form_part.contains(form.as_str()))
+            })
+            .collect();
+        assert!(
+            named.is_empty(),
+            "console.js names configuration fields: {named:?}"
+        );
+        assert!(names.len() > 40, "{names:?}");
+        assert!(form_part.len() * 2 > SCRIPT.len(), "the marker moved");
+    }
+
+    #[test]
+    fn url_segments_and_query_parameters_are_decoded() {
+        assert_eq!(percent_decode("%3Cid%40ACME%3E").unwrap(), "<id@ACME>");
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%").is_err());
+        assert_eq!(
+            query_param("a=1&name=po%204711.x12", "name")
+                .unwrap()
+                .as_deref(),
+            Some("po 4711.x12")
+        );
+        assert_eq!(query_param("a=1", "name").unwrap(), None);
+    }
+}
