@@ -24,17 +24,26 @@ pub fn error_code(error: &ConnectorError) -> String {
     code
 }
 
-/// `error INVALID_CONFIG at /partner/url: …`, for people.
-pub fn describe_problem(problem: &api::Problem) -> String {
-    let severity = match problem.severity {
+/// `error` or `warning`.
+pub fn severity_text(severity: api::Severity) -> &'static str {
+    match severity {
         api::Severity::Error => "error",
         api::Severity::Warning => "warning",
-    };
-    let code = error_code(&ConnectorError {
+    }
+}
+
+/// The stable text code of a problem, e.g. `CERT_HAS_EXPIRED`.
+pub fn problem_code(problem: &api::Problem) -> String {
+    error_code(&ConnectorError {
         code: problem.code,
         message: String::new(),
         field: None,
-    });
+    })
+}
+
+/// `error INVALID_CONFIG at /partner/url: …`, for people.
+pub fn describe_problem(problem: &api::Problem) -> String {
+    let (severity, code) = (severity_text(problem.severity), problem_code(problem));
     let at = if problem.field.is_empty() {
         String::new()
     } else {

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{browser, start_browser, wait_until};
+use common::browser::{browser, choose_file, click, start_browser, wait_until};
 use common::{DOCUMENT, Running, World, free_port, register_secret};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -138,25 +138,19 @@ async fn type_into(client: &Client, pointer: &str, text: &str) {
 }
 
 async fn tab(client: &Client, label: &str) {
-    client
-        .find(Locator::Css(&format!(
-            ".category-tab[data-category=\"{label}\"]"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        client,
+        Locator::Css(&format!(".category-tab[data-category=\"{label}\"]")),
+    )
+    .await;
 }
 
 async fn view(client: &Client, name: &str) {
-    client
-        .find(Locator::Css(&format!(".view-tab[data-view=\"{name}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        client,
+        Locator::Css(&format!(".view-tab[data-view=\"{name}\"]")),
+    )
+    .await;
 }
 
 async fn screenshot(client: &Client, name: &str) {
@@ -173,13 +167,7 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 async fn save_and_wait(client: &Client) {
-    client
-        .find(Locator::Id("save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("save")).await;
     wait_until(
         client,
         "document.querySelector('#save-state').textContent === 'saved'",
@@ -196,13 +184,7 @@ async fn test_verdict(client: &Client) -> String {
         )
         .await
         .unwrap();
-    client
-        .find(Locator::Id("test"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("test")).await;
     wait_until(
         client,
         "document.querySelector('#verdict')",
@@ -229,13 +211,7 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     .await;
 
     // A new connection, typed in. A wrong AS2 identifier is refused as it is typed.
-    client
-        .find(Locator::Id("new-connection"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("new-connection")).await;
     type_into(&client, "/name", "ACME to GLOBEX").await;
     tab(&client, "Your AS2 station").await;
     type_into(&client, "/station/as2_id", "ACMÉ").await;
@@ -273,15 +249,12 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
         .unwrap()
         .to_string();
     std::fs::write(&globex_cert, &certificate).unwrap();
-    client
-        .find(Locator::Css(
-            "[data-pointer=\"/partner/certificate\"] input[type=file]",
-        ))
-        .await
-        .unwrap()
-        .send_keys(globex_cert.to_str().unwrap())
-        .await
-        .unwrap();
+    choose_file(
+        &client,
+        Locator::Css("[data-pointer=\"/partner/certificate\"] input[type=file]"),
+        globex_cert.to_str().unwrap(),
+    )
+    .await;
     wait_until(
         &client,
         "document.querySelector('[data-pointer=\"/partner/certificate\"] textarea').value.includes('BEGIN CERTIFICATE')",
@@ -289,31 +262,11 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     )
     .await;
     // The async MDN URL shows only with "Partner requires asynchronous MDNs".
-    let async_url_shown =
-        "!document.querySelector('[data-pointer=\"/partner/async_mdn_url\"]').hidden";
-    let js = |condition: &str| format!("return {condition};");
-    assert_eq!(
-        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
-        json!(false)
-    );
-    field(&client, "/partner/requires_async_mdn")
-        .await
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(
-        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
-        json!(true)
-    );
-    field(&client, "/partner/requires_async_mdn")
-        .await
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(
-        client.execute(&js(async_url_shown), vec![]).await.unwrap(),
-        json!(false)
-    );
+    assert!(!shown(&client, "/partner/async_mdn_url").await);
+    toggle(&client, "/partner/requires_async_mdn").await;
+    assert!(shown(&client, "/partner/async_mdn_url").await);
+    toggle(&client, "/partner/requires_async_mdn").await;
+    assert!(!shown(&client, "/partner/async_mdn_url").await);
 
     tab(&client, "Authentication").await;
     select(&client, "/auth/type", "basic").await;
@@ -356,20 +309,13 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     // Destination: a file sent, with its progress, and the MDN's verdict.
     view(&client, "destination").await;
     let document = world.dir.join("po-4711.x12");
-    client
-        .find(Locator::Id("send-files"))
-        .await
-        .unwrap()
-        .send_keys(document.to_str().unwrap())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    choose_file(
+        &client,
+        Locator::Id("send-files"),
+        document.to_str().unwrap(),
+    )
+    .await;
+    click(&client, Locator::Id("send")).await;
     wait_until(
         &client,
         "document.querySelector('#send-progress li .done, #send-progress li .failed')",
@@ -436,13 +382,7 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
         "the sent list",
     )
     .await;
-    client
-        .find(Locator::Css("#sent tr[data-message-id] a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#sent tr[data-message-id] a")).await;
     wait_until(
         &client,
         "document.querySelector('#status')",
@@ -795,6 +735,11 @@ async fn shown(client: &Client, pointer: &str) -> bool {
     client.execute(script, vec![json!(pointer)]).await.unwrap() == json!(true)
 }
 
+/// Clicks the checkbox of `pointer`.
+async fn toggle(client: &Client, pointer: &str) {
+    field(client, pointer).await.click().await.unwrap();
+}
+
 /// Chooses `value` (the configuration's word for it) in the select of `pointer`.
 async fn select(client: &Client, pointer: &str, value: &str) {
     let option = format!("\"{value}\"");
@@ -823,13 +768,7 @@ async fn the_forms_rules_show_and_hide_fields_as_the_ui_schema_says() {
         "the console loaded",
     )
     .await;
-    client
-        .find(Locator::Id("new-connection"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("new-connection")).await;
 
     // Every field of the UI schema is on the page, in its category.
     let ui: serde_json::Value = serde_json::from_str(
@@ -932,27 +871,15 @@ async fn the_forms_rules_show_and_hide_fields_as_the_ui_schema_says() {
         body,
         "a token in the body: nothing more"
     );
-    field(&client, "/auth/configure_refresh")
-        .await
-        .click()
-        .await
-        .unwrap();
+    toggle(&client, "/auth/configure_refresh").await;
     assert!(shown(&client, "/auth/refresh/relative_uri").await);
     assert!(shown(&client, "/auth/refresh/refresh_token/value").await);
-    field(&client, "/auth/configure_refresh")
-        .await
-        .click()
-        .await
-        .unwrap();
+    toggle(&client, "/auth/configure_refresh").await;
     assert!(!shown(&client, "/auth/refresh/relative_uri").await);
 
     tab(&client, "Rate limits").await;
     assert!(!shown(&client, "/rate_limit/limit").await);
-    field(&client, "/configure_rate_limits")
-        .await
-        .click()
-        .await
-        .unwrap();
+    toggle(&client, "/configure_rate_limits").await;
     assert!(shown(&client, "/rate_limit/limit").await);
     assert!(shown(&client, "/rate_limit/interval_seconds").await);
 

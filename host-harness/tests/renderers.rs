@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::browser::{browser, start_browser, wait_until};
+use common::browser::{browser, click, start_browser, wait_until};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
@@ -172,26 +172,14 @@ async fn json_forms_and_rjsf_render_the_connection_form() {
         !displayed(&client, async_url).await,
         "shown before the box is checked"
     );
-    client
-        .find(Locator::Id(checkbox))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id(checkbox)).await;
     wait_until(
         &client,
         &format!("document.getElementById('{async_url}') && document.getElementById('{async_url}').offsetParent !== null"),
         "the async MDN URL shown",
     )
     .await;
-    client
-        .find(Locator::Id(checkbox))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id(checkbox)).await;
     wait_until(
         &client,
         &format!("!document.getElementById('{async_url}') || document.getElementById('{async_url}').offsetParent === null"),

@@ -17,8 +17,8 @@ use super::store::{ConnectionStore, keep_stored_secrets, write_only_view};
 use super::{ApiError, Console, json_response};
 use crate::connector::{Content, SendDocument};
 use crate::describe::{
-    describe, disposition_text, error_code, message_json, sent_json, signature_text, time_text,
-    verdict_text,
+    describe, disposition_text, error_code, message_json, problem_code, sent_json, severity_text,
+    signature_text, time_text, verdict_text,
 };
 use crate::endpoint_info::EndpointInfo;
 use crate::runtime::{CallError, ConnectorError, api};
@@ -418,16 +418,7 @@ async fn problems(
         .iter()
         .filter(|p| !(pasted_key.is_some() && p.field == "/station/private_key"))
         .map(|p| {
-            let severity = match p.severity {
-                api::Severity::Error => "error",
-                api::Severity::Warning => "warning",
-            };
-            let code = error_code(&ConnectorError {
-                code: p.code,
-                message: String::new(),
-                field: None,
-            });
-            json!({ "severity": severity, "code": code, "field": p.field, "message": p.message })
+            json!({ "severity": severity_text(p.severity), "code": problem_code(p), "field": p.field, "message": p.message })
         })
         .collect();
     all.extend(host_problems);

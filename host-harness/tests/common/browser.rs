@@ -103,3 +103,20 @@ pub async fn wait_until(client: &Client, condition: &str, what: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Clicks the element `locator` finds.
+pub async fn click(client: &Client, locator: fantoccini::Locator<'_>) {
+    client.find(locator).await.unwrap().click().await.unwrap();
+}
+
+/// Puts the file at `path` into the file input `locator` finds, as a
+/// person choosing it would.
+pub async fn choose_file(client: &Client, locator: fantoccini::Locator<'_>, path: &str) {
+    client
+        .find(locator)
+        .await
+        .unwrap()
+        .send_keys(path)
+        .await
+        .unwrap();
+}
