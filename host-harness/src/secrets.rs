@@ -140,6 +140,11 @@ impl SecretStore {
         }
     }
 
+    /// Whether the store has no master key, so it can neither read nor keep a secret.
+    pub fn is_locked(&self) -> bool {
+        self.key.is_none()
+    }
+
     fn key(&self) -> Result<&MasterKey, SecretError> {
         self.key.as_ref().ok_or(SecretError::Locked)
     }

@@ -851,6 +851,14 @@ async fn the_forms_rules_show_and_hide_fields_as_the_ui_schema_says() {
     );
     select(&client, "/auth/type", "basic").await;
     assert_eq!(visible(&client).await, basic.to_vec());
+    // This console runs without a master key: a typed password could not be kept.
+    type_into(&client, "/auth/password/value", "typed").await;
+    wait_until(
+        &client,
+        "document.querySelector('[data-pointer=\"/auth/password/value\"] [data-code=SECRETS_LOCKED]')",
+        "the locked secret store named at the password",
+    )
+    .await;
     select(&client, "/auth/type", "token").await;
     let mut header = token.to_vec();
     header.extend([

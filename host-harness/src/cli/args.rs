@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
-    /// The station's data folder: keys/, state.sqlite, inbox/, staging/, cache/.
+    /// The station's data folder: keys/, state.sqlite, inbox/, staging/, connections/, cache/.
     #[arg(long, global = true, default_value = "as2-data", env = "AS2_DATA_DIR")]
     pub data_dir: PathBuf,
     /// Memory cap of one component call, in MiB.

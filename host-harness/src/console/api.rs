@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use as2_connector::config::Connection;
-use as2_connector::validate::secret_fields;
 
 use super::store::{ConnectionStore, keep_stored_secrets, write_only_view};
 use super::{ApiError, Console, json_response};
@@ -125,7 +124,7 @@ fn check_host(console: &Console, parts: &Parts) -> Result<(), ApiError> {
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if console.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+    if console.answers_host(host) {
         return Ok(());
     }
     Err(ApiError::new(
@@ -148,11 +147,9 @@ fn check_origin_and_token(console: &Console, parts: &Parts) -> Result<(), ApiErr
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default()
     };
+    // The Host was checked to be the console's own: the page's origin is it.
     let origin = header("origin");
-    let same_origin = console
-        .hosts
-        .iter()
-        .any(|host| origin.eq_ignore_ascii_case(&format!("http://{host}")));
+    let same_origin = origin.eq_ignore_ascii_case(&format!("http://{}", header("host")));
     if !same_origin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -388,14 +385,19 @@ async fn problems(
             }
         }
     }
-    // Typed secrets are checked for being there; their values stay here.
-    if let Ok(connection) = Connection::from_value(&seen) {
-        for (pointer, secret) in secret_fields(&connection) {
-            if secret.value.is_some()
-                && let Some(slot) = seen.pointer_mut(pointer)
-            {
-                *slot = json!({ "secret": "typed-in" });
-            }
+    // Typed secrets stay here: the component sees a stand-in name.
+    let locked = console.connector.station.secrets.is_locked();
+    for pointer in typed_secrets(&seen) {
+        if let Some(slot) = seen.pointer_mut(&pointer) {
+            *slot = json!({ "secret": "typed-in" });
+        }
+        if locked {
+            host_problems.push(problem(
+                "error",
+                "SECRETS_LOCKED",
+                &format!("{pointer}/value"),
+                "the secret store has no master key, so this cannot be kept: start the console with AS2_MASTER_KEY set (`as2-harness secrets new-master-key` makes one)",
+            ));
         }
     }
     if let Some(name) = config.get("name").and_then(Value::as_str) {
@@ -423,6 +425,29 @@ async fn problems(
         .collect();
     all.extend(host_problems);
     Ok(all)
+}
+
+/// The JSON pointers of the secrets typed into `form`, found by their
+/// shape (a `SecretRef` holding a `value`), so a form that does not parse
+/// yet is covered too.
+fn typed_secrets(form: &Value) -> Vec<String> {
+    fn walk(node: &Value, at: &str, out: &mut Vec<String>) {
+        let Some(object) = node.as_object() else {
+            return;
+        };
+        let secret_shaped = object.get("value").is_some_and(Value::is_string)
+            && object.keys().all(|key| key == "value" || key == "secret");
+        if secret_shaped {
+            out.push(at.to_string());
+            return;
+        }
+        for (key, child) in object {
+            walk(child, &format!("{at}/{key}"), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(form, "", &mut out);
+    out
 }
 
 fn problem(severity: &str, code: &str, field: &str, message: &str) -> Value {
@@ -766,6 +791,19 @@ mod tests {
         );
         assert!(names.len() > 40, "{names:?}");
         assert!(form_part.len() * 2 > SCRIPT.len(), "the marker moved");
+    }
+
+    #[test]
+    fn typed_secrets_are_found_by_their_shape_not_in_lists() {
+        let form = json!({
+            "auth": { "type": "basic", "password": { "value": "p" },
+                      "refresh": { "refresh_token": { "value": "r" }, "headers": [{ "name": "n", "value": "v" }] } },
+            "station": { "basic_auth": { "password": { "secret": "kept" } } }
+        });
+        assert_eq!(
+            typed_secrets(&form),
+            ["/auth/password", "/auth/refresh/refresh_token"]
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Console {
     token: String,
     /// `Host` values the console answers: its own address by IP and as `localhost`.
     hosts: Vec<String>,
+    /// Where it listens.
+    address: SocketAddr,
     /// Largest file accepted for sending.
     max_upload: usize,
     /// The AS2 endpoint of the same process (`serve --console`): the
@@ -75,6 +77,11 @@ impl Console {
         max_upload: usize,
     ) -> anyhow::Result<Self> {
         let mut token = [0u8; 24];
+        if connector.station.secrets.is_locked() {
+            tracing::warn!(
+                "AS2_MASTER_KEY is not set: passwords and tokens typed into the console cannot be saved"
+            );
+        }
         getrandom::fill(&mut token)
             .map_err(|e| anyhow::anyhow!("no randomness for the console token: {e}"))?;
         Ok(Console {
@@ -83,6 +90,7 @@ impl Console {
             connector,
             token: token.iter().map(|b| format!("{b:02x}")).collect(),
             hosts: hosts_for(address),
+            address,
             max_upload,
             endpoint: None,
         })
@@ -97,6 +105,14 @@ impl Console {
         self
     }
 
+    /// Whether a request for `host` (its `Host` header) is for the console:
+    /// its own address, `localhost`, or, listening on every address, any
+    /// IP address with its port. A name other than `localhost` never is, so
+    /// a page elsewhere whose name resolves to this machine cannot read it.
+    fn answers_host(&self, host: &str) -> bool {
+        host_is_ours(&self.hosts, self.address, host)
+    }
+
     /// Makes the endpoint serve the saved connections as they are now.
     fn reload_routes(&self) {
         if let Some((endpoint, fixed)) = &self.endpoint {
@@ -105,6 +121,17 @@ impl Console {
                 .replace(saved_routes(&self.connector.station.data_dir, fixed));
         }
     }
+}
+
+/// [`Console::answers_host`] for a console on `address` known as `hosts`.
+fn host_is_ours(hosts: &[String], address: SocketAddr, host: &str) -> bool {
+    if hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return true;
+    }
+    address.ip().is_unspecified()
+        && host
+            .parse::<SocketAddr>()
+            .is_ok_and(|asked| asked.port() == address.port())
 }
 
 /// `fixed` and, after them, every connection saved in `data_dir`'s
@@ -221,4 +248,31 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full
         "nosniff".parse().expect("a header value"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_answers_its_own_addresses_and_no_other_name() {
+        let loopback: SocketAddr = "127.0.0.1:4090".parse().unwrap();
+        let hosts = hosts_for(loopback);
+        assert_eq!(hosts, ["127.0.0.1:4090", "localhost:4090", "[::1]:4090"]);
+        for host in ["127.0.0.1:4090", "LOCALHOST:4090", "[::1]:4090"] {
+            assert!(host_is_ours(&hosts, loopback, host), "{host}");
+        }
+        for host in ["evil.example:4090", "127.0.0.1:4091", "10.0.0.5:4090", ""] {
+            assert!(!host_is_ours(&hosts, loopback, host), "{host}");
+        }
+        let everywhere: SocketAddr = "0.0.0.0:4090".parse().unwrap();
+        let hosts = hosts_for(everywhere);
+        assert!(host_is_ours(&hosts, everywhere, "10.0.0.5:4090"));
+        assert!(!host_is_ours(&hosts, everywhere, "10.0.0.5:80"));
+        assert!(!host_is_ours(
+            &hosts,
+            everywhere,
+            "console.evil.example:4090"
+        ));
+    }
 }
