@@ -398,6 +398,28 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     );
     screenshot(&client, "lookup").await;
 
+    // A second connection under a name that exists: named at the field
+    // while typing, and refused on Save with a typed error; nothing written.
+    click(&client, Locator::Id("new-connection")).await;
+    type_into(&client, "/name", "ACME to GLOBEX").await;
+    wait_until(
+        &client,
+        "document.querySelector('[data-pointer=\"/name\"] [data-code=NAME_TAKEN]')",
+        "NAME_TAKEN at the name",
+    )
+    .await;
+    click(&client, Locator::Id("save")).await;
+    wait_until(
+        &client,
+        "!document.querySelector('#notice').hidden && document.querySelector('#notice').textContent.startsWith('NAME_TAKEN')",
+        "the refusal shown",
+    )
+    .await;
+    let saved_now = std::fs::read_dir(world.dir.join("acme/connections"))
+        .unwrap()
+        .count();
+    assert_eq!(saved_now, 1);
+
     let errors = client
         .execute("return window.consoleErrors || [];", vec![])
         .await
