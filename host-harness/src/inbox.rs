@@ -16,14 +16,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use as2_connector::inbox::{OwedMdnState, after_mdn_attempt};
-use rusqlite::{OptionalExtension, params};
 use sha2::Digest as _;
 
 use crate::connector::Exported;
 use crate::faults::pause_point;
 use crate::files;
+use crate::state::{DeliveryRecord, OwedMdnRecord, StateError};
 use crate::station::Station;
+
+pub use crate::state::{MdnDelivery, OwedMdn};
 
 /// The station's inbox and its journal.
 #[derive(Clone)]
@@ -49,49 +50,8 @@ pub enum Accepted {
     Raced,
 }
 
-/// An asynchronous MDN owed to a partner.
-#[derive(Debug, Clone)]
-pub struct OwedMdn {
-    /// Its journal row.
-    pub id: i64,
-    /// Where it goes.
-    pub url: String,
-    /// The POST's header fields.
-    pub headers: Vec<(String, String)>,
-    /// The MDN.
-    pub body: Vec<u8>,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// The partner it answers (AS2 identifier).
-    pub partner: String,
-}
-
-/// A row of the asynchronous MDN journal, for people.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MdnDelivery {
-    /// `pending`, `delivered` or `failed`.
-    pub state: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// Where it goes.
-    pub url: String,
-}
-
 /// While an MDN is being POSTed, nobody else picks it up for this long.
 const MDN_LEASE_SECONDS: i64 = 120;
-
-/// A received document's row, staged; a retried message keeps the first.
-const RECORD_DELIVERY: &str =
-    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, path, state)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'staged')
-     ON CONFLICT (partner, message_id) DO NOTHING";
-
-/// An asynchronous MDN owed to a partner, due at once.
-const RECORD_OWED_MDN: &str =
-    "INSERT INTO outbound_mdns (partner, original_message_id, url, headers, body, state)
-     VALUES (?1, ?2, ?3, ?4, ?5, 'pending')";
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -109,8 +69,8 @@ fn staging_name(partner: &str, message_id: &str) -> String {
     format!("{hex}-{}-{serial}", std::process::id())
 }
 
-fn db_error(e: rusqlite::Error) -> anyhow::Error {
-    anyhow::anyhow!("the station database: {e}")
+fn db_error(e: StateError) -> anyhow::Error {
+    anyhow::Error::new(e)
 }
 
 impl Inbox {
@@ -140,22 +100,16 @@ impl Inbox {
             staged.push(name);
         }
         pause_point("receive:staged");
-        let recorded = self.station.state.transaction(|tx| {
-            // Immediate transaction: no other writer between this check and the inserts.
-            for entry in &result.commit {
-                let exists: Option<i64> = tx
-                    .prepare_cached("SELECT 1 FROM state WHERE key = ?1")?
-                    .query_row(params![entry.key], |row| row.get(0))
-                    .optional()?;
-                if exists.is_some() {
-                    return Ok(None);
-                }
-            }
-            for entry in &result.commit {
-                tx.prepare_cached("INSERT INTO state (key, value) VALUES (?1, ?2)")?
-                    .execute(params![entry.key, entry.value])?;
-            }
-            for (received, staged) in result.documents.iter().zip(&staged) {
+        let commit: Vec<(String, Vec<u8>)> = result
+            .commit
+            .iter()
+            .map(|entry| (entry.key.clone(), entry.value.clone()))
+            .collect();
+        let deliveries: Vec<DeliveryRecord> = result
+            .documents
+            .iter()
+            .zip(&staged)
+            .map(|(received, staged)| {
                 let fallback = files::sanitize_file_name(
                     received.message_id.trim_matches(['<', '>']),
                     "document",
@@ -167,35 +121,34 @@ impl Inbox {
                 // The first name it will be linked under, recorded here
                 // rather than in a commit of its own before the link.
                 let path = self.folder_of(&received.partner).join(&file_name);
-                tx.prepare_cached(RECORD_DELIVERY)?.execute(params![
-                    received.partner,
-                    received.message_id,
-                    staged,
+                DeliveryRecord {
+                    partner: received.partner.clone(),
+                    message_id: received.message_id.clone(),
+                    staged: staged.clone(),
                     file_name,
-                    received.content.len() as i64,
-                    path.to_string_lossy()
-                ])?;
-            }
-            let owed = match &result.async_mdn {
-                Some(mdn) => {
-                    let headers: Vec<(&str, &str)> = mdn
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.as_str(), h.value.as_str()))
-                        .collect();
-                    tx.prepare_cached(RECORD_OWED_MDN)?.execute(params![
-                        partner,
-                        mdn.original_message_id,
-                        mdn.url,
-                        serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
-                        mdn.body
-                    ])?;
-                    Some(tx.last_insert_rowid())
+                    bytes: received.content.len() as u64,
+                    path: path.to_string_lossy().into_owned(),
                 }
-                None => None,
-            };
-            Ok(Some(owed))
+            })
+            .collect();
+        let mdn = result.async_mdn.as_ref().map(|mdn| {
+            let headers: Vec<(&str, &str)> = mdn
+                .headers
+                .iter()
+                .map(|h| (h.name.as_str(), h.value.as_str()))
+                .collect();
+            OwedMdnRecord {
+                partner: partner.to_string(),
+                original_message_id: mdn.original_message_id.clone(),
+                url: mdn.url.clone(),
+                headers_json: serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
+                body: mdn.body.clone(),
+            }
         });
+        let recorded = self
+            .station
+            .state
+            .record_received(&commit, &deliveries, mdn.as_ref());
         let owed_mdn = match recorded {
             Ok(Some(owed)) => owed,
             Ok(None) => {
@@ -231,23 +184,13 @@ impl Inbox {
     /// crash finds the link made and does not make another.
     fn finish(&self, partner: &str, message_id: &str) -> anyhow::Result<PathBuf> {
         let state = &self.station.state;
-        let row: Option<(String, String, Option<String>, String)> = state
-            .read(|db| {
-                db.prepare_cached(
-                    "SELECT staged, file_name, path, state FROM deliveries
-                     WHERE partner = ?1 AND message_id = ?2",
-                )?
-                .query_row(params![partner, message_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })
-                .optional()
-            })
-            .map_err(db_error)?;
-        let Some((staged, file_name, path, row_state)) = row else {
+        let row = state.delivery(partner, message_id).map_err(db_error)?;
+        let Some(row) = row else {
             anyhow::bail!("no delivery of {message_id} from {partner} is recorded");
         };
+        let (staged, file_name, path) = (row.staged, row.file_name, row.path);
         let staged = self.staging.join(staged);
-        if row_state == "delivered"
+        if row.delivered
             && let Some(path) = path
         {
             return Ok(PathBuf::from(path));
@@ -261,32 +204,14 @@ impl Inbox {
                     return Ok(());
                 }
                 state
-                    .transaction(|tx| {
-                        tx.prepare_cached(
-                            "UPDATE deliveries SET path = ?3
-                             WHERE partner = ?1 AND message_id = ?2",
-                        )?
-                        .execute(params![
-                            partner,
-                            message_id,
-                            candidate.to_string_lossy()
-                        ])
-                    })
+                    .set_delivery_path(partner, message_id, &candidate.to_string_lossy())
                     .map_err(db_error)?;
                 Ok(())
             })?,
         };
         pause_point("receive:linked");
-        // Unsynced: if a power loss takes it, recovery finds the document
-        // linked (or staging gone and the path there) and says so again.
         state
-            .transaction_unsynced(|tx| {
-                tx.prepare_cached(
-                    "UPDATE deliveries SET state = 'delivered'
-                     WHERE partner = ?1 AND message_id = ?2",
-                )?
-                .execute(params![partner, message_id])
-            })
+            .mark_delivered(partner, message_id)
             .map_err(db_error)?;
         let _ = std::fs::remove_file(&staged);
         tracing::info!(%message_id, path = %linked.display(), "document stored");
@@ -299,46 +224,24 @@ impl Inbox {
     /// process had taken up are due again at once. Returns the paths finished.
     /// Call it when no other process serves this data folder.
     pub fn recover(&self) -> anyhow::Result<Vec<PathBuf>> {
-        self.station
-            .state
-            .transaction(|tx| {
-                tx.prepare_cached(
-                    "UPDATE outbound_mdns SET next_attempt_at = ?1
-                     WHERE state = 'pending' AND next_attempt_at > ?1",
-                )?
-                .execute(params![unix_now()])
-            })
-            .map_err(db_error)?;
-        let unfinished: Vec<(String, String)> = self
-            .station
-            .state
-            .read(|db| {
-                let mut statement = db.prepare(
-                    "SELECT partner, message_id FROM deliveries WHERE state = 'staged' ORDER BY rowid",
-                )?;
-                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                rows.collect()
-            })
-            .map_err(db_error)?;
+        let state = &self.station.state;
+        state.release_mdn_leases(unix_now()).map_err(db_error)?;
+        let unfinished = state.staged_deliveries().map_err(db_error)?;
         let mut finished = Vec::new();
-        for (partner, message_id) in unfinished {
+        for (partner, message_id, _) in &unfinished {
             let path = self
-                .finish(&partner, &message_id)
+                .finish(partner, message_id)
                 .with_context(|| format!("finishing the delivery of {message_id}"))?;
             tracing::warn!(%message_id, path = %path.display(), "finished a delivery a stop had interrupted");
             finished.push(path);
         }
         if let Ok(entries) = std::fs::read_dir(&self.staging) {
-            let referenced: Vec<String> = self
-                .station
-                .state
-                .read(|db| {
-                    let mut statement =
-                        db.prepare("SELECT staged FROM deliveries WHERE state = 'staged'")?;
-                    let rows = statement.query_map([], |row| row.get(0))?;
-                    rows.collect()
-                })
-                .map_err(db_error)?;
+            let referenced: Vec<String> = state
+                .staged_deliveries()
+                .map_err(db_error)?
+                .into_iter()
+                .map(|(_, _, staged)| staged)
+                .collect();
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !referenced.contains(&name) {
@@ -352,43 +255,15 @@ impl Inbox {
     /// Where the document of `message_id` from `partner` was stored, once
     /// it is in the inbox.
     pub fn stored_path(&self, partner: &str, message_id: &str) -> Option<PathBuf> {
-        self.station
-            .state
-            .read(|db| {
-                db.prepare_cached(
-                    "SELECT path FROM deliveries
-                     WHERE partner = ?1 AND message_id = ?2 AND state = 'delivered'",
-                )?
-                .query_row(params![partner, message_id], |row| {
-                    row.get::<_, Option<String>>(0)
-                })
-                .optional()
-            })
-            .ok()
-            .flatten()
-            .flatten()
-            .map(PathBuf::from)
+        let row = self.station.state.delivery(partner, message_id).ok()??;
+        row.delivered.then_some(row.path?).map(PathBuf::from)
     }
 
     /// The asynchronous MDN owed for `message_id` from `partner`, latest first.
     pub fn mdn_delivery(&self, partner: &str, message_id: &str) -> Option<MdnDelivery> {
         self.station
             .state
-            .read(|db| {
-                db.prepare_cached(
-                    "SELECT state, attempts, last_error, url FROM outbound_mdns
-                     WHERE partner = ?1 AND original_message_id = ?2 ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![partner, message_id], |row| {
-                    Ok(MdnDelivery {
-                        state: row.get(0)?,
-                        attempts: row.get(1)?,
-                        last_error: row.get(2)?,
-                        url: row.get(3)?,
-                    })
-                })
-                .optional()
-            })
+            .mdn_delivery(partner, message_id)
             .ok()
             .flatten()
     }
@@ -396,34 +271,9 @@ impl Inbox {
     /// Asynchronous MDNs due for an attempt now, each leased to the caller
     /// for a while so that the next look does not pick it up again.
     pub fn due_mdns(&self) -> anyhow::Result<Vec<OwedMdn>> {
-        let now = unix_now();
         self.station
             .state
-            .transaction(|tx| {
-                let mut statement = tx.prepare(
-                    "SELECT id, url, headers, body, attempts, partner FROM outbound_mdns
-                     WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 64",
-                )?;
-                let rows = statement.query_map(params![now], |row| {
-                    let headers: String = row.get(2)?;
-                    Ok(OwedMdn {
-                        id: row.get(0)?,
-                        url: row.get(1)?,
-                        headers: serde_json::from_str(&headers).unwrap_or_default(),
-                        body: row.get(3)?,
-                        attempts: row.get(4)?,
-                        partner: row.get(5)?,
-                    })
-                })?;
-                let due: Vec<OwedMdn> = rows.collect::<rusqlite::Result<_>>()?;
-                for mdn in &due {
-                    tx.prepare_cached(
-                        "UPDATE outbound_mdns SET next_attempt_at = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![mdn.id, now + MDN_LEASE_SECONDS])?;
-                }
-                Ok(due)
-            })
+            .lease_due_mdns(unix_now(), MDN_LEASE_SECONDS)
             .map_err(db_error)
     }
 
@@ -431,34 +281,9 @@ impl Inbox {
     /// `error` and retried later until
     /// [`MDN_ATTEMPTS`](as2_connector::inbox::MDN_ATTEMPTS). Returns the state now.
     pub fn mdn_attempted(&self, id: i64, error: Option<&str>) -> anyhow::Result<&'static str> {
-        let now = unix_now();
         self.station
             .state
-            .transaction(|tx| {
-                let attempts: u32 = tx
-                    .prepare_cached("SELECT attempts FROM outbound_mdns WHERE id = ?1")?
-                    .query_row(params![id], |row| row.get(0))?;
-                let (attempts, state) = after_mdn_attempt(attempts, error.is_none(), now);
-                let next_attempt_at = match state {
-                    OwedMdnState::Pending { next_attempt_at } => Some(next_attempt_at),
-                    OwedMdnState::Delivered | OwedMdnState::Failed => None,
-                };
-                tx.prepare_cached(
-                    "UPDATE outbound_mdns SET attempts = ?2, state = ?3, last_error = ?4,
-                         next_attempt_at = COALESCE(?5, next_attempt_at),
-                         settled_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?6 END
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    id,
-                    attempts,
-                    state.as_str(),
-                    error,
-                    next_attempt_at,
-                    now
-                ])?;
-                Ok(state.as_str())
-            })
+            .mdn_attempted(id, error, unix_now())
             .map_err(db_error)
     }
 }

@@ -1,11 +1,11 @@
 //! `as2:connector/state`: the component's durable key-value state, in the
-//! station's SQLite database.
+//! station's state database.
 
 use super::bindings::as2::connector::state as wit_state;
 use super::bindings::as2::connector::types::{Error as ConnectorError, ErrorCode};
 use super::{CallState, error};
 
-fn storage_error(e: rusqlite::Error) -> ConnectorError {
+fn storage_error(e: crate::state::StateError) -> ConnectorError {
     error(ErrorCode::StorageFailed, format!("state store: {e}"))
 }
 

@@ -1,11 +1,12 @@
-//! The message state store: an embedded SQLite database in the data folder,
-//! serving the component's `state` import.
+//! The embedded state store: SQLite in the data folder (the default).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{DeliveryRecord, DeliveryRow, MdnDelivery, OwedMdn, OwedMdnRecord};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit one that has shipped: add the next.
@@ -56,12 +57,12 @@ const MIGRATIONS: &[&str] = &[
 /// then syncs the log itself, once for all the commits made while the
 /// previous sync ran. With one flush per commit (`synchronous=FULL`), 25
 /// concurrent messages queued behind each other's 0.35 ms fsync.
-pub struct StateStore {
+pub struct SqliteStore {
     db: Mutex<Connection>,
     log: WriteAheadLog,
 }
 
-impl StateStore {
+impl SqliteStore {
     /// Opens (creating and migrating) the database.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
@@ -91,7 +92,7 @@ impl StateStore {
         // The log's own name in the folder must survive a power loss too.
         sync_log(&log.path).with_context(|| format!("syncing {}", log.path.display()))?;
         crate::files::sync_dir(data_dir)?;
-        Ok(StateStore {
+        Ok(SqliteStore {
             db: Mutex::new(db),
             log,
         })
@@ -220,6 +221,217 @@ impl StateStore {
             keys.collect()
         })
     }
+
+    /// Records a received message in one transaction: its `commit`
+    /// entries, its documents as staged, the asynchronous MDN owed. `None`
+    /// when an entry of `commit` exists already (a copy of the message was
+    /// recorded first): nothing is written then.
+    pub fn record_received(
+        &self,
+        commit: &[(String, Vec<u8>)],
+        deliveries: &[DeliveryRecord],
+        mdn: Option<&OwedMdnRecord>,
+    ) -> rusqlite::Result<Option<Option<i64>>> {
+        self.transaction(|tx| {
+            // Immediate transaction: no other writer between this check and the inserts.
+            for (key, _) in commit {
+                let exists: Option<i64> = tx
+                    .prepare_cached("SELECT 1 FROM state WHERE key = ?1")?
+                    .query_row(params![key], |row| row.get(0))
+                    .optional()?;
+                if exists.is_some() {
+                    return Ok(None);
+                }
+            }
+            for (key, value) in commit {
+                tx.prepare_cached("INSERT INTO state (key, value) VALUES (?1, ?2)")?
+                    .execute(params![key, value])?;
+            }
+            for delivery in deliveries {
+                // A retried message keeps the first row.
+                tx.prepare_cached(
+                    "INSERT INTO deliveries (partner, message_id, staged, file_name, bytes, path, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'staged')
+                     ON CONFLICT (partner, message_id) DO NOTHING",
+                )?
+                .execute(params![
+                    delivery.partner,
+                    delivery.message_id,
+                    delivery.staged,
+                    delivery.file_name,
+                    i64::try_from(delivery.bytes).unwrap_or(i64::MAX),
+                    delivery.path
+                ])?;
+            }
+            let owed = match mdn {
+                Some(mdn) => {
+                    tx.prepare_cached(
+                        "INSERT INTO outbound_mdns (partner, original_message_id, url, headers, body, state)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+                    )?
+                    .execute(params![
+                        mdn.partner,
+                        mdn.original_message_id,
+                        mdn.url,
+                        mdn.headers_json,
+                        mdn.body
+                    ])?;
+                    Some(tx.last_insert_rowid())
+                }
+                None => None,
+            };
+            Ok(Some(owed))
+        })
+    }
+
+    /// The delivery row of `message_id` from `partner`.
+    pub fn delivery(
+        &self,
+        partner: &str,
+        message_id: &str,
+    ) -> rusqlite::Result<Option<DeliveryRow>> {
+        self.read(|db| {
+            db.prepare_cached(
+                "SELECT staged, file_name, path, state FROM deliveries
+                 WHERE partner = ?1 AND message_id = ?2",
+            )?
+            .query_row(params![partner, message_id], |row| {
+                Ok(DeliveryRow {
+                    staged: row.get(0)?,
+                    file_name: row.get(1)?,
+                    path: row.get(2)?,
+                    delivered: row.get::<_, String>(3)? == "delivered",
+                })
+            })
+            .optional()
+        })
+    }
+
+    /// Records the path a delivery is about to be linked under.
+    pub fn set_delivery_path(
+        &self,
+        partner: &str,
+        message_id: &str,
+        path: &str,
+    ) -> rusqlite::Result<()> {
+        self.transaction(|tx| {
+            tx.prepare_cached(
+                "UPDATE deliveries SET path = ?3 WHERE partner = ?1 AND message_id = ?2",
+            )?
+            .execute(params![partner, message_id, path])
+        })
+        .map(drop)
+    }
+
+    /// Marks a delivery done. Unsynced: if a power loss takes it, recovery
+    /// finds the document linked and says so again.
+    pub fn mark_delivered(&self, partner: &str, message_id: &str) -> rusqlite::Result<()> {
+        self.transaction_unsynced(|tx| {
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = 'delivered' WHERE partner = ?1 AND message_id = ?2",
+            )?
+            .execute(params![partner, message_id])
+        })
+        .map(drop)
+    }
+
+    /// Makes every owed MDN that a stopped process had leased due at `now`.
+    pub fn release_mdn_leases(&self, now: i64) -> rusqlite::Result<()> {
+        self.transaction(|tx| {
+            tx.prepare_cached(
+                "UPDATE outbound_mdns SET next_attempt_at = ?1
+                 WHERE state = 'pending' AND next_attempt_at > ?1",
+            )?
+            .execute(params![now])
+        })
+        .map(drop)
+    }
+
+    /// The deliveries recorded but not yet in the inbox, oldest first:
+    /// `(partner, message_id, staged file)`.
+    pub fn staged_deliveries(&self) -> rusqlite::Result<Vec<(String, String, String)>> {
+        self.read(|db| {
+            let mut statement = db.prepare(
+                "SELECT partner, message_id, staged FROM deliveries WHERE state = 'staged' ORDER BY rowid",
+            )?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// The newest owed MDN for `message_id` from `partner`.
+    pub fn mdn_delivery(
+        &self,
+        partner: &str,
+        message_id: &str,
+    ) -> rusqlite::Result<Option<MdnDelivery>> {
+        self.read(|db| {
+            db.prepare_cached(
+                "SELECT state, attempts, last_error, url FROM outbound_mdns
+                 WHERE partner = ?1 AND original_message_id = ?2 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![partner, message_id], |row| {
+                Ok(MdnDelivery {
+                    state: row.get(0)?,
+                    attempts: row.get(1)?,
+                    last_error: row.get(2)?,
+                    url: row.get(3)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    /// Owed MDNs due at `now`, each leased until `now + lease` so that the
+    /// next look does not pick it up again.
+    pub fn lease_due_mdns(&self, now: i64, lease: i64) -> rusqlite::Result<Vec<OwedMdn>> {
+        self.transaction(|tx| {
+            let mut statement = tx.prepare(
+                "SELECT id, url, headers, body, attempts, partner FROM outbound_mdns
+                 WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 64",
+            )?;
+            let rows = statement.query_map(params![now], |row| {
+                let headers: String = row.get(2)?;
+                Ok(OwedMdn {
+                    id: row.get(0)?,
+                    url: row.get(1)?,
+                    headers: serde_json::from_str(&headers).unwrap_or_default(),
+                    body: row.get(3)?,
+                    attempts: row.get(4)?,
+                    partner: row.get(5)?,
+                })
+            })?;
+            let due: Vec<OwedMdn> = rows.collect::<rusqlite::Result<_>>()?;
+            for mdn in &due {
+                tx.prepare_cached("UPDATE outbound_mdns SET next_attempt_at = ?2 WHERE id = ?1")?
+                    .execute(params![mdn.id, now + lease])?;
+            }
+            Ok(due)
+        })
+    }
+
+    /// Records one delivery attempt of the owed MDN `id` at `now`; its state after.
+    pub fn mdn_attempted(
+        &self,
+        id: i64,
+        error: Option<&str>,
+        now: i64,
+    ) -> rusqlite::Result<&'static str> {
+        self.transaction(|tx| {
+            let attempts: u32 = tx
+                .prepare_cached("SELECT attempts FROM outbound_mdns WHERE id = ?1")?
+                .query_row(params![id], |row| row.get(0))?;
+            let (attempts, next_attempt_at, state) = super::after_attempt(attempts, error, now);
+            tx.prepare_cached(
+                "UPDATE outbound_mdns SET attempts = ?2, state = ?3, last_error = ?4,
+                     next_attempt_at = COALESCE(?5, next_attempt_at),
+                     settled_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?6 END
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, state, error, next_attempt_at, now])?;
+            Ok(state)
+        })
+    }
 }
 
 fn upsert(tx: &rusqlite::Transaction<'_>, key: &str, value: &[u8]) -> rusqlite::Result<()> {
@@ -340,13 +552,13 @@ mod tests {
     fn values_survive_reopening_and_prefix_listing_is_exact() {
         let dir = crate::files::empty_test_dir("as2-state");
         {
-            let store = StateStore::open(&dir).unwrap();
+            let store = SqliteStore::open(&dir).unwrap();
             store.set("sent/<a@x>", b"1").unwrap();
             store.set("sent/<b@x>", b"2").unwrap();
             store.set("sentinel", b"3").unwrap();
             store.set("sent/<a@x>", b"4").unwrap();
         }
-        let store = StateStore::open(&dir).unwrap();
+        let store = SqliteStore::open(&dir).unwrap();
         assert_eq!(store.get("sent/<a@x>").unwrap(), Some(b"4".to_vec()));
         assert_eq!(
             store.list_keys("sent/").unwrap(),
@@ -383,7 +595,7 @@ mod tests {
     #[test]
     fn concurrent_writers_lose_no_update_and_return_only_once_durable() {
         let dir = fresh_dir("concurrent");
-        let store = StateStore::open(&dir).unwrap();
+        let store = SqliteStore::open(&dir).unwrap();
         let (threads, increments) = (16, 25);
         std::thread::scope(|scope| {
             for _ in 0..threads {
@@ -415,7 +627,7 @@ mod tests {
         assert_eq!(progress.durable, progress.committed);
         drop(progress);
         drop(store);
-        let store = StateStore::open(&dir).unwrap();
+        let store = SqliteStore::open(&dir).unwrap();
         assert_eq!(
             store.get("counter").unwrap(),
             Some(((threads * increments) as u32).to_be_bytes().to_vec())
@@ -428,7 +640,7 @@ mod tests {
     #[test]
     fn a_failed_log_sync_refuses_every_later_write_and_unsynced_read() {
         let dir = fresh_dir("sync-failure");
-        let store = StateStore::open(&dir).unwrap();
+        let store = SqliteStore::open(&dir).unwrap();
         store.set("before", b"1").unwrap();
         // SQLite keeps writing to the file it has open; the store's sync
         // opens the log by name and finds a folder there.
