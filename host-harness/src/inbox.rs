@@ -126,7 +126,7 @@ impl Inbox {
                     message_id: received.message_id.clone(),
                     staged: staged.clone(),
                     file_name,
-                    bytes: received.content.len() as u64,
+                    bytes: received.content.len(),
                     path: path.to_string_lossy().into_owned(),
                 }
             })
