@@ -29,7 +29,8 @@ pub async fn status(
     };
     let inbox = Inbox::new(connector.station.clone());
     match blocking(move || connector.lookup_message(&config, &id)).await?? {
-        Ok(status) => print_status(&status, &inbox, local_time),
+        // The inbox's journal is read off the async threads, like every store call.
+        Ok(status) => blocking(move || print_status(&status, &inbox, local_time)).await?,
         Err(e) => {
             eprintln!("{}", describe(&e));
             return Ok(ExitCode::FAILURE);
@@ -62,9 +63,13 @@ pub async fn messages(cli: &Cli, args: &MessagesArgs) -> anyhow::Result<ExitCode
                 return Ok(ExitCode::FAILURE);
             }
         };
-        for status in &statuses {
-            println!("{}", message_json(status, &inbox));
-        }
+        let inbox = inbox.clone();
+        blocking(move || {
+            for status in &statuses {
+                println!("{}", message_json(status, &inbox));
+            }
+        })
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -581,10 +581,19 @@ async fn messages(
         .await?
         .map_err(component_failed)?
         .map_err(|e| connector_error(&e))?;
-    let lines: Vec<Value> = statuses
+    let inbox = console.inbox.clone();
+    let lines = call(move || messages_json(&statuses, &inbox)).await?;
+    Ok(json_response(StatusCode::OK, &json!(lines)))
+}
+
+/// The list's lines: each message as `messages` prints it, with the size
+/// of its stored document and its time for people (store reads: call it
+/// off the async threads).
+fn messages_json(statuses: &[api::MessageStatus], inbox: &crate::inbox::Inbox) -> Vec<Value> {
+    statuses
         .iter()
         .map(|status| {
-            let mut line = message_json(status, &console.inbox);
+            let mut line = message_json(status, inbox);
             let size = line["stored_at"]
                 .as_str()
                 .and_then(|path| std::fs::metadata(path).ok())
@@ -596,8 +605,7 @@ async fn messages(
             line["downloadable"] = json!(size.is_some());
             line
         })
-        .collect();
-    Ok(json_response(StatusCode::OK, &json!(lines)))
+        .collect()
 }
 
 /// A message's full status: state, every attempt, the MDN, the MIC check.
@@ -624,7 +632,12 @@ async fn lookup(
             }
             error
         })?;
-    let mut line = message_json(&status, &console.inbox);
+    let inbox = console.inbox.clone();
+    let (status, mut line) = call(move || {
+        let line = message_json(&status, &inbox);
+        (status, line)
+    })
+    .await?;
     line.as_object_mut().map(|o| o.remove("stored_at"));
     line["created_text"] = json!(time_text(status.created, false));
     line["history"] = status
