@@ -37,11 +37,7 @@ struct Stations {
 impl Stations {
     fn start(name: &str) -> Stations {
         let world = World::new(name, json!({}));
-        let master_key = {
-            let output = world.run("acme", &["secrets", "new-master-key"]);
-            String::from_utf8(output.stdout).unwrap().trim().to_string()
-        };
-        register_secret(&master_key);
+        let master_key = new_master_key();
         register_secret(PASSWORD);
         register_secret(WRONG_PASSWORD);
         // GLOBEX takes messages only with ACME's password, and sends back to ACME's endpoint.
@@ -105,6 +101,19 @@ impl Stations {
     fn console_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.console_port)
     }
+}
+
+/// A fresh master key, registered as a secret for the scan. Made without
+/// the test log: printing the key is the command's job.
+fn new_master_key() -> String {
+    let output = common::harness()
+        .args(["secrets", "new-master-key"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let master_key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    register_secret(&master_key);
+    master_key
 }
 
 fn with_key(mut command: Command, master_key: &str) -> Command {
@@ -476,11 +485,7 @@ fn request(
 #[test]
 fn the_console_api_answers_bad_requests_with_typed_errors_and_saves_nothing_half() {
     let world = World::new("console-api", json!({}));
-    let master_key = {
-        let output = world.run("acme", &["secrets", "new-master-key"]);
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    };
-    register_secret(&master_key);
+    let master_key = new_master_key();
     register_secret(PASSWORD);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
