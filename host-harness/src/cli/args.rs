@@ -16,6 +16,20 @@ pub struct Cli {
     /// The station's data folder: keys/, state.sqlite, inbox/, staging/, connections/, cache/.
     #[arg(long, global = true, default_value = "as2-data", env = "AS2_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Where the message state lives: the data folder's SQLite file
+    /// (the default), or a PostgreSQL database that several instances
+    /// share (postgres://user@host:port/db; docs/operations.md).
+    #[arg(long, global = true, env = "AS2_STATE_URL", value_name = "URL")]
+    pub state: Option<String>,
+    /// The secret store entry that holds the state database's password,
+    /// when the URL has none.
+    #[arg(
+        long,
+        global = true,
+        env = "AS2_STATE_PASSWORD_SECRET",
+        value_name = "NAME"
+    )]
+    pub state_password_secret: Option<String>,
     /// Memory cap of one component call, in MiB.
     #[arg(long, global = true, default_value_t = 1024)]
     pub memory_limit_mib: usize,

@@ -39,7 +39,14 @@ fn connector(cli: &Cli) -> anyhow::Result<Connector> {
         ..Limits::default()
     };
     let runtime = Runtime::new(Some(&cli.data_dir.join("cache")), limits)?;
-    let station = Station::open(&cli.data_dir)?;
+    // Off the async threads: the PostgreSQL client blocks on its own runtime.
+    let station = tokio::task::block_in_place(|| {
+        Station::open_with_state(
+            &cli.data_dir,
+            cli.state.as_deref(),
+            cli.state_password_secret.as_deref(),
+        )
+    })?;
     Ok(Connector::new(Arc::new(runtime), station))
 }
 

@@ -7,12 +7,14 @@
 //! [`StateStore`] is that database; its operations are the same for every
 //! engine behind it.
 
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
 
 use as2_connector::inbox::{OwedMdnState, after_mdn_attempt};
 
+pub use postgres::{PostgresStore, masked as masked_url};
 pub use sqlite::SqliteStore;
 
 /// Why the state store could not do what it was asked.
@@ -129,6 +131,7 @@ pub struct StateStore {
 
 enum Engine {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// One operation, on whichever engine the store is.
@@ -136,6 +139,7 @@ macro_rules! on_engine {
     ($store:expr, $db:ident => $call:expr) => {
         match &$store.engine {
             Engine::Sqlite($db) => Ok($call?),
+            Engine::Postgres($db) => $call,
         }
     };
 }
@@ -146,6 +150,23 @@ impl StateStore {
         Ok(StateStore {
             engine: Engine::Sqlite(SqliteStore::open(data_dir)?),
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (its password from the
+    /// URL, or `password`), creating and migrating its schema.
+    pub fn open_postgres(url: &str, password: Option<&str>) -> anyhow::Result<Self> {
+        Ok(StateStore {
+            engine: Engine::Postgres(PostgresStore::open(url, password)?),
+        })
+    }
+
+    /// Where the state is, for people: the SQLite file, or the database URL
+    /// with its password masked.
+    pub fn location(&self) -> String {
+        match &self.engine {
+            Engine::Sqlite(db) => db.path().display().to_string(),
+            Engine::Postgres(db) => db.shown().to_string(),
+        }
     }
 
     /// The value under `key`.

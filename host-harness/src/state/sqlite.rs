@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     db: Mutex<Connection>,
     log: WriteAheadLog,
+    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -95,7 +96,13 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Mutex::new(db),
             log,
+            path,
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
