@@ -218,6 +218,24 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>>
     response
 }
 
+/// How long a partner is asked to wait before sending again a message the
+/// station could not record.
+const RETRY_AFTER_SECONDS: u32 = 30;
+
+/// 503 with Retry-After: nothing was recorded and no MDN is given, so the
+/// partner sends the message again (RFC 9110 §15.6.4, §10.2.3).
+fn retry_later(why: &str) -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{why}: nothing was recorded; send the message again in {RETRY_AFTER_SECONDS} s"),
+    );
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from(RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
 /// How long a refused request's body is read and thrown away before the
 /// answer: a client that writes its whole body before reading would
 /// otherwise lose the answer to the reset of a connection closed with
@@ -468,6 +486,14 @@ async fn receive(
             }
             Ok((_, Err(e))) => {
                 tracing::error!("storing the received message failed: {e:#}");
+                if e.chain().any(|cause| {
+                    matches!(
+                        cause.downcast_ref(),
+                        Some(crate::state::StateError::Unavailable(_))
+                    )
+                }) {
+                    return retry_later("the state database is unreachable");
+                }
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the message could not be stored; send it again later",
@@ -538,10 +564,13 @@ async fn export(
                     );
                     return Err(response);
                 }
-                ErrorCode::InvalidConfig
-                | ErrorCode::KeystoreFailed
-                | ErrorCode::StorageFailed
-                | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                // The message could not be recorded (the state database is
+                // down, the disk failed): no MDN, and the partner is told
+                // when to send it again.
+                ErrorCode::StorageFailed => return Err(retry_later(&describe(&error))),
+                ErrorCode::InvalidConfig | ErrorCode::KeystoreFailed | ErrorCode::Internal => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
                 ErrorCode::CertHasExpired | ErrorCode::CertNotYetValid => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

@@ -20,7 +20,7 @@ pub struct Cli {
     /// (the default), or a PostgreSQL database that several instances
     /// share (postgres://user@host:port/db; docs/operations.md).
     #[arg(long, global = true, env = "AS2_STATE_URL", value_name = "URL")]
-    pub state: Option<String>,
+    pub state_url: Option<String>,
     /// The secret store entry that holds the state database's password,
     /// when the URL has none.
     #[arg(

@@ -43,7 +43,7 @@ fn connector(cli: &Cli) -> anyhow::Result<Connector> {
     let station = tokio::task::block_in_place(|| {
         Station::open_with_state(
             &cli.data_dir,
-            cli.state.as_deref(),
+            cli.state_url.as_deref(),
             cli.state_password_secret.as_deref(),
         )
     })?;

@@ -1,5 +1,5 @@
 //! The shared state store: PostgreSQL, for several instances serving one
-//! station (`--state postgres://…`). The same operations as SQLite, with
+//! station (`--state-url postgres://…`). The same operations as SQLite, with
 //! the same meaning under concurrency across processes:
 //!
 //! - compare-and-swap is one conditional `INSERT … ON CONFLICT DO NOTHING`
@@ -32,7 +32,8 @@ const POOL_SIZE: u32 = 16;
 
 /// The state in a PostgreSQL database.
 pub struct PostgresStore {
-    pool: Pool,
+    /// Always `Some` until dropped.
+    pool: Option<Pool>,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -120,7 +121,10 @@ impl PostgresStore {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(|e| anyhow::anyhow!("cannot reach the state database {shown}: {e}"))?;
-        let store = PostgresStore { pool, shown };
+        let store = PostgresStore {
+            pool: Some(pool),
+            shown,
+        };
         let mut client = store.client().map_err(|e| anyhow::anyhow!("{e}"))?;
         let migrating = |e: &dyn std::fmt::Display| {
             anyhow::anyhow!("migrating the state database {}: {e}", store.shown)
@@ -146,8 +150,11 @@ impl PostgresStore {
     }
 
     fn client(&self) -> StateResult<Client> {
-        self.pool
-            .get()
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StateError::Unavailable("the store is closing".into()))?;
+        pool.get()
             .map_err(|e| StateError::Unavailable(format!("{}: {e}", self.shown)))
     }
 
@@ -424,6 +431,17 @@ impl PostgresStore {
             )?;
             Ok(state)
         })
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Closes the connections on a thread of their own: closing one blocks
+    /// on the client's runtime, which may not happen on an async thread,
+    /// and the last handle on a station may well be dropped on one.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }
 

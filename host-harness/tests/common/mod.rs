@@ -323,7 +323,19 @@ impl World {
 
     /// The message IDs of every message in the partner's store.
     pub fn messages(&self, data: &str, config: &str) -> Vec<serde_json::Value> {
-        let output = self.run(data, &["messages", config]);
+        self.messages_with(&[], data, config)
+    }
+
+    /// [`World::messages`] with global options (`--state-url URL`) before the verb.
+    pub fn messages_with(
+        &self,
+        options: &[&str],
+        data: &str,
+        config: &str,
+    ) -> Vec<serde_json::Value> {
+        let mut args = options.to_vec();
+        args.extend(["messages", config]);
+        let output = self.run(data, &args);
         assert!(output.status.success(), "{}", text(&output));
         String::from_utf8(output.stdout)
             .unwrap()

@@ -1,0 +1,79 @@
+//! A station whose state is in PostgreSQL (`--state-url postgres://…`), run as a
+//! user would: it receives and records on the database, and while the
+//! database is down it answers 503 with Retry-After, records nothing and
+//! gives no MDN, and takes messages again by itself when the database is
+//! back. The partner's resend then goes through and each document is
+//! delivered once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::{Running, World};
+use serde_json::json;
+
+#[test]
+fn a_station_on_postgresql_answers_503_while_the_database_is_down_and_recovers_by_itself() {
+    let Some(cluster) = Postgres::start("station") else {
+        return;
+    };
+    let url = cluster.database("globex");
+    let world = World::new("pg-station", json!({ "send_attempts": 10 }));
+    let listen = format!("127.0.0.1:{}", world.globex_port);
+    let mut globex = Running::spawn(world.command(
+        "globex",
+        &[
+            "--state-url",
+            &url,
+            "serve",
+            "globex.json",
+            "--listen",
+            &listen,
+            "--resume-every-secs",
+            "1",
+        ],
+    ));
+    globex.wait_for("receiving for", Duration::from_secs(60));
+    assert!(
+        !world.dir.join("globex/state.sqlite").exists(),
+        "the state went to SQLite"
+    );
+
+    let (ok, stdout, stderr) = world.send().finish(Duration::from_secs(90));
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(World::sent_line(&stdout)["state"], "acknowledged");
+
+    // The database goes away; a message arrives; the database comes back.
+    cluster.pg_ctl_stop();
+    let sending = world.send();
+    // Longer than the pool waits for a connection (5 s): one attempt at least is refused.
+    std::thread::sleep(Duration::from_secs(8));
+    let refused = globex.stderr();
+    cluster.pg_ctl_start();
+    let (ok, stdout, stderr) = sending.finish(Duration::from_secs(120));
+    assert!(ok, "{stdout}\n{stderr}\nGLOBEX:\n{}", globex.stderr());
+    let line = World::sent_line(&stdout);
+    assert_eq!(line["state"], "acknowledged", "{line}");
+    assert_eq!(line["mic_matched"], true, "{line}");
+    let events = line["events"].to_string();
+    assert!(
+        events.contains("503"),
+        "the first attempts were refused with 503: {line}"
+    );
+    assert!(
+        refused.contains("unreachable") || refused.contains("STORAGE_FAILED"),
+        "{refused}"
+    );
+
+    // Each of the two documents is in the inbox once, and recorded in the database.
+    let delivered = world.delivered();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    let received = world.messages_with(&["--state-url", &url], "globex", "globex.json");
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(
+        received.iter().all(|m| m["answered"] == "processed"),
+        "{received:?}"
+    );
+    let _ = globex.kill();
+}
