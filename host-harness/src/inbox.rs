@@ -12,7 +12,7 @@
 //! resend is processed in full; a crash after it is finished by
 //! [`Inbox::recover`] on the next start, and the resend is a duplicate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -67,6 +67,20 @@ fn staging_name(partner: &str, message_id: &str) -> String {
     let digest = sha2::Sha256::digest(format!("{partner}\n{message_id}").as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}-{}-{serial}", std::process::id())
+}
+
+/// Whether the staging file `name` (see [`staging_name`]) is being written
+/// by another process that is still running on this machine: an instance
+/// sharing the folder, between its write and its record.
+fn staged_by_a_live_process(name: &str) -> bool {
+    let Some(pid) = name
+        .split('-')
+        .nth(1)
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn db_error(e: StateError) -> anyhow::Error {
@@ -228,7 +242,18 @@ impl Inbox {
         state.release_mdn_leases(unix_now()).map_err(db_error)?;
         let unfinished = state.staged_deliveries().map_err(db_error)?;
         let mut finished = Vec::new();
-        for (partner, message_id, _) in &unfinished {
+        for (partner, message_id, staged) in &unfinished {
+            let linked = state
+                .delivery(partner, message_id)
+                .map_err(db_error)?
+                .and_then(|row| row.path)
+                .is_some_and(|path| PathBuf::from(path).exists());
+            if !self.staging.join(staged).exists() && !linked {
+                // Several instances share the database, each with its own
+                // folder: this one is another's to finish.
+                tracing::info!(%message_id, "a delivery staged in another folder is left to its instance");
+                continue;
+            }
             let path = self
                 .finish(partner, message_id)
                 .with_context(|| format!("finishing the delivery of {message_id}"))?;
@@ -244,7 +269,7 @@ impl Inbox {
                 .collect();
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !referenced.contains(&name) {
+                if !referenced.contains(&name) && !staged_by_a_live_process(&name) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }

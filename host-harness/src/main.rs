@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::args::{Cli, Command, ConnectionsCommand};
+use cli::args::{Cli, Command, ConnectionsCommand, StateCommand};
 
 fn main() -> ExitCode {
     as2_harness::allocator::tune();
@@ -50,6 +50,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cli::connections::save(&cli, form, out).await,
         Command::Secrets { command } => cli::secrets::run(&cli.data_dir, command),
         Command::Keys { command } => cli::keys::run(&cli.data_dir, command),
+        Command::State {
+            command: StateCommand::Migrate { to },
+        } => cli::state::migrate(&cli, to),
         Command::Serve(args) => cli::serve::serve(&cli, args).await,
         Command::Console(args) => cli::console::console(&cli, args).await,
         Command::Send {

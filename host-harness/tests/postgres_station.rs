@@ -77,3 +77,65 @@ fn a_station_on_postgresql_answers_503_while_the_database_is_down_and_recovers_b
     );
     let _ = globex.kill();
 }
+
+#[test]
+fn state_migrate_moves_a_sqlite_station_to_postgresql_record_for_record() {
+    let Some(cluster) = Postgres::start("migrate") else {
+        return;
+    };
+    let url = cluster.database("migrated");
+    let world = World::new("pg-migrate", json!({}));
+    let globex = world.serve("globex", None);
+    let (ok, stdout, stderr) = world.send().finish(Duration::from_secs(90));
+    assert!(ok, "{stdout}\n{stderr}");
+    let _ = globex.kill();
+    let before = world.messages("globex", "globex.json");
+    assert_eq!(before.len(), 1);
+
+    let output = world.run("globex", &["state", "migrate", "--to", &url]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    assert!(
+        common::text(&output).contains("copied"),
+        "{}",
+        common::text(&output)
+    );
+    let after = world.messages_with(&["--state-url", &url], "globex", "globex.json");
+    assert_eq!(after, before, "the same messages, field for field");
+    // A database that holds state already is refused, and left as it was.
+    let again = world.run("globex", &["state", "migrate", "--to", &url]);
+    assert!(!again.status.success());
+    assert!(
+        common::text(&again).contains("already holds state"),
+        "{}",
+        common::text(&again)
+    );
+    assert_eq!(
+        world.messages_with(&["--state-url", &url], "globex", "globex.json"),
+        before
+    );
+
+    // The migrated station receives on PostgreSQL.
+    let listen = format!("127.0.0.1:{}", world.globex_port);
+    let mut globex = Running::spawn(world.command(
+        "globex",
+        &[
+            "--state-url",
+            &url,
+            "serve",
+            "globex.json",
+            "--listen",
+            &listen,
+        ],
+    ));
+    globex.wait_for("receiving for", Duration::from_secs(60));
+    let (ok, stdout, stderr) = world.send().finish(Duration::from_secs(90));
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(World::sent_line(&stdout)["state"], "acknowledged");
+    assert_eq!(
+        world
+            .messages_with(&["--state-url", &url], "globex", "globex.json")
+            .len(),
+        2
+    );
+    let _ = globex.kill();
+}

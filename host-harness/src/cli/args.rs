@@ -79,6 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Move the station's message state (docs/operations.md, "Running
+    /// several instances").
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Receive AS2 messages for one or more connections on one URL.
     Serve(ServeArgs),
     /// Configure, test and use connections in a web page: the form made
@@ -283,6 +289,19 @@ pub enum SecretsCommand {
     List,
     /// Print a fresh random master key, to put into AS2_MASTER_KEY.
     NewMasterKey,
+}
+
+#[derive(Subcommand)]
+pub enum StateCommand {
+    /// Copy the data folder's SQLite state (message records, the receive
+    /// journal, the MDNs owed) into an empty PostgreSQL database, then
+    /// run with --state-url. Stop every process on the folder first.
+    Migrate {
+        /// The PostgreSQL database: postgres://user@host:port/db (its
+        /// password in the URL, or in --state-password-secret).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]

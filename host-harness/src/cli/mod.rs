@@ -11,6 +11,7 @@ pub mod keys;
 pub mod secrets;
 pub mod send;
 pub mod serve;
+pub mod state;
 pub mod status;
 
 use std::path::Path;

@@ -112,6 +112,49 @@ pub struct MdnDelivery {
     pub url: String,
 }
 
+/// Everything a store holds, row for row: what `state migrate` copies.
+#[derive(Debug, Clone, Default)]
+pub struct Dump {
+    /// The component's records: key, value, last update (Unix seconds).
+    pub state: Vec<(String, Vec<u8>, i64)>,
+    /// The received documents' journal.
+    pub deliveries: Vec<DeliveryDump>,
+    /// The asynchronous MDNs owed, delivered or given up.
+    pub owed_mdns: Vec<OwedMdnDump>,
+}
+
+/// A row of the deliveries journal.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct DeliveryDump {
+    pub partner: String,
+    pub message_id: String,
+    pub staged: String,
+    pub file_name: String,
+    pub path: Option<String>,
+    pub bytes: i64,
+    pub state: String,
+    pub received_at: i64,
+}
+
+/// A row of the owed-MDN journal.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct OwedMdnDump {
+    pub id: i64,
+    pub partner: String,
+    pub original_message_id: String,
+    pub url: String,
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub settled_at: Option<i64>,
+}
+
 /// An owed MDN's attempts, next attempt time (when it stays pending) and
 /// state after one more attempt at `now` that failed with `error` (or
 /// succeeded): the engine's rule, the same for every store.
@@ -167,6 +210,27 @@ impl StateStore {
             Engine::Sqlite(db) => db.path().display().to_string(),
             Engine::Postgres(db) => db.shown().to_string(),
         }
+    }
+
+    /// Copies everything this store holds into `target`, which must be
+    /// empty: moving a station from SQLite to PostgreSQL. The counts of
+    /// records, deliveries and owed MDNs copied.
+    pub fn copy_into(&self, target: &StateStore) -> anyhow::Result<(usize, usize, usize)> {
+        let dump = match &self.engine {
+            Engine::Sqlite(db) => db.dump()?,
+            Engine::Postgres(_) => {
+                anyhow::bail!("copying is from the SQLite file of a data folder")
+            }
+        };
+        match &target.engine {
+            Engine::Postgres(db) => db.load(&dump)?,
+            Engine::Sqlite(_) => anyhow::bail!("copying is into a PostgreSQL database"),
+        }
+        Ok((
+            dump.state.len(),
+            dump.deliveries.len(),
+            dump.owed_mdns.len(),
+        ))
     }
 
     /// The value under `key`.

@@ -17,7 +17,7 @@ use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::{
-    DeliveryRecord, DeliveryRow, MdnDelivery, OwedMdn, OwedMdnRecord, StateError, StateResult,
+    DeliveryRecord, DeliveryRow, Dump, MdnDelivery, OwedMdn, OwedMdnRecord, StateError, StateResult,
 };
 
 mod embedded {
@@ -168,6 +168,83 @@ impl PostgresStore {
         let result = work(&mut tx).map_err(classify)?;
         tx.commit().map_err(classify)?;
         Ok(result)
+    }
+
+    /// Writes every row of `dump` in one transaction, into a database that
+    /// holds no state yet.
+    pub fn load(&self, dump: &Dump) -> anyhow::Result<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let held: i64 = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM state) + (SELECT count(*) FROM deliveries)
+                      + (SELECT count(*) FROM outbound_mdns)",
+                &[],
+            )?
+            .get(0);
+        if held > 0 {
+            anyhow::bail!(
+                "{} already holds state ({held} rows): copy into a new, empty database",
+                self.shown
+            );
+        }
+        let insert =
+            tx.prepare("INSERT INTO state (key, value, updated_at) VALUES ($1, $2, $3)")?;
+        for (key, value, updated_at) in &dump.state {
+            tx.execute(&insert, &[key, value, updated_at])?;
+        }
+        let insert = tx.prepare(
+            "INSERT INTO deliveries (partner, message_id, staged, file_name, path, bytes, state, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )?;
+        for d in &dump.deliveries {
+            tx.execute(
+                &insert,
+                &[
+                    &d.partner,
+                    &d.message_id,
+                    &d.staged,
+                    &d.file_name,
+                    &d.path,
+                    &d.bytes,
+                    &d.state,
+                    &d.received_at,
+                ],
+            )?;
+        }
+        let insert = tx.prepare(
+            "INSERT INTO outbound_mdns (id, partner, original_message_id, url, headers, body, state,
+                 attempts, next_attempt_at, last_error, created_at, settled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )?;
+        for m in &dump.owed_mdns {
+            let attempts = i32::try_from(m.attempts).unwrap_or(i32::MAX);
+            tx.execute(
+                &insert,
+                &[
+                    &m.id,
+                    &m.partner,
+                    &m.original_message_id,
+                    &m.url,
+                    &m.headers,
+                    &m.body,
+                    &m.state,
+                    &attempts,
+                    &m.next_attempt_at,
+                    &m.last_error,
+                    &m.created_at,
+                    &m.settled_at,
+                ],
+            )?;
+        }
+        // New rows continue after the copied ids.
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence('outbound_mdns', 'id'),
+                           GREATEST((SELECT max(id) FROM outbound_mdns), 1))",
+            &[],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn get(&self, key: &str) -> StateResult<Option<Vec<u8>>> {

@@ -6,7 +6,10 @@ use std::sync::{Condvar, Mutex};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DeliveryRecord, DeliveryRow, MdnDelivery, OwedMdn, OwedMdnRecord};
+use super::{
+    DeliveryDump, DeliveryRecord, DeliveryRow, Dump, MdnDelivery, OwedMdn, OwedMdnDump,
+    OwedMdnRecord,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit one that has shipped: add the next.
@@ -226,6 +229,62 @@ impl SqliteStore {
             )?;
             let keys = statement.query_map(params![prefix], |row| row.get(0))?;
             keys.collect()
+        })
+    }
+
+    /// Every row, in one read.
+    pub fn dump(&self) -> rusqlite::Result<Dump> {
+        self.read(|db| {
+            let state = db
+                .prepare("SELECT key, value, updated_at FROM state ORDER BY key")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let deliveries = db
+                .prepare(
+                    "SELECT partner, message_id, staged, file_name, path, bytes, state, received_at
+                     FROM deliveries ORDER BY rowid",
+                )?
+                .query_map([], |row| {
+                    Ok(DeliveryDump {
+                        partner: row.get(0)?,
+                        message_id: row.get(1)?,
+                        staged: row.get(2)?,
+                        file_name: row.get(3)?,
+                        path: row.get(4)?,
+                        bytes: row.get(5)?,
+                        state: row.get(6)?,
+                        received_at: row.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let owed_mdns = db
+                .prepare(
+                    "SELECT id, partner, original_message_id, url, headers, body, state, attempts,
+                            next_attempt_at, last_error, created_at, settled_at
+                     FROM outbound_mdns ORDER BY id",
+                )?
+                .query_map([], |row| {
+                    Ok(OwedMdnDump {
+                        id: row.get(0)?,
+                        partner: row.get(1)?,
+                        original_message_id: row.get(2)?,
+                        url: row.get(3)?,
+                        headers: row.get(4)?,
+                        body: row.get(5)?,
+                        state: row.get(6)?,
+                        attempts: row.get(7)?,
+                        next_attempt_at: row.get(8)?,
+                        last_error: row.get(9)?,
+                        created_at: row.get(10)?,
+                        settled_at: row.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Dump {
+                state,
+                deliveries,
+                owed_mdns,
+            })
         })
     }
 
