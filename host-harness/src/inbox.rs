@@ -69,9 +69,9 @@ fn staging_name(partner: &str, message_id: &str) -> String {
     format!("{hex}-{}-{serial}", std::process::id())
 }
 
-/// Whether the staging file `name` (see [`staging_name`]) is being written
-/// by another process that is still running on this machine: an instance
-/// sharing the folder, between its write and its record.
+/// Whether the staging file `name` (see [`staging_name`]) belongs to a
+/// process still running on this machine (this one, or an instance sharing
+/// the folder), which finishes it itself.
 fn staged_by_a_live_process(name: &str) -> bool {
     let Some(pid) = name
         .split('-')
@@ -80,7 +80,7 @@ fn staged_by_a_live_process(name: &str) -> bool {
     else {
         return false;
     };
-    pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn db_error(e: StateError) -> anyhow::Error {
@@ -236,10 +236,23 @@ impl Inbox {
     /// the inbox are moved there; staging files no record refers to (a
     /// crash before the transaction) are removed; owed MDNs a stopped
     /// process had taken up are due again at once. Returns the paths finished.
-    /// Call it when no other process serves this data folder.
+    /// What another running process on this machine staged, or what an
+    /// instance with another folder recorded, is left to it.
     pub fn recover(&self) -> anyhow::Result<Vec<PathBuf>> {
+        self.station
+            .state
+            .release_mdn_leases(unix_now())
+            .map_err(db_error)?;
+        self.finish_orphans()
+    }
+
+    /// Finishes the deliveries that processes which have stopped left
+    /// between their record and the inbox, and removes their stray staging
+    /// files; safe at any time, as what a running process staged is left
+    /// to it. `serve` runs it at start and then every few seconds, so that
+    /// an instance sharing the folder finishes what a killed one left.
+    pub fn finish_orphans(&self) -> anyhow::Result<Vec<PathBuf>> {
         let state = &self.station.state;
-        state.release_mdn_leases(unix_now()).map_err(db_error)?;
         let unfinished = state.staged_deliveries().map_err(db_error)?;
         let mut finished = Vec::new();
         for (partner, message_id, staged) in &unfinished {
@@ -252,6 +265,10 @@ impl Inbox {
                 // Several instances share the database, each with its own
                 // folder: this one is another's to finish.
                 tracing::info!(%message_id, "a delivery staged in another folder is left to its instance");
+                continue;
+            }
+            if staged_by_a_live_process(staged) {
+                // An instance sharing this folder is finishing it now.
                 continue;
             }
             let path = self

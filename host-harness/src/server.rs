@@ -687,6 +687,15 @@ fn mdn_tls(
 /// partners: sends a stop interrupted, messages whose MDN is overdue.
 async fn resume_sends(endpoint: Arc<Endpoint>) {
     loop {
+        let inbox = endpoint.inbox.clone();
+        match tokio::task::spawn_blocking(move || inbox.finish_orphans()).await {
+            Ok(Ok(finished)) if !finished.is_empty() => tracing::warn!(
+                "finished {} deliveries a stopped process had left",
+                finished.len()
+            ),
+            Ok(Err(e)) => tracing::warn!("finishing deliveries a stopped process left: {e:#}"),
+            _ => {}
+        }
         for route in endpoint.routes.current().iter() {
             let (connector, config) = (endpoint.connector.clone(), route.config_json.clone());
             let outcome = tokio::task::spawn_blocking(move || connector.resume(&config)).await;
