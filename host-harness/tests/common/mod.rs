@@ -86,6 +86,18 @@ pub fn free_port() -> u16 {
 pub struct Running {
     pub child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Read as it comes, so a process that prints much never blocks on a full pipe.
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Running {
+    /// A process a test no longer holds is stopped, not left running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Running {
@@ -109,7 +121,17 @@ impl Running {
                 all.push('\n');
             }
         });
-        Running { child, stderr }
+        let mut pipe = child.stdout.take().unwrap();
+        let stdout = Some(std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut all);
+            all
+        }));
+        Running {
+            child,
+            stderr,
+            stdout,
+        }
     }
 
     pub fn stderr(&self) -> String {
@@ -144,10 +166,11 @@ impl Running {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut stdout = String::new();
-                if let Some(mut pipe) = self.child.stdout.take() {
-                    std::io::Read::read_to_string(&mut pipe, &mut stdout).unwrap();
-                }
+                let stdout = self
+                    .stdout
+                    .take()
+                    .map(|reader| reader.join().unwrap_or_default())
+                    .unwrap_or_default();
                 std::thread::sleep(Duration::from_millis(50));
                 return (status.success(), stdout, self.stderr());
             }
