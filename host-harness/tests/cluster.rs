@@ -118,7 +118,17 @@ fn send_all(
     names: &[&String],
     during: impl FnOnce(),
 ) -> (Vec<serde_json::Value>, f64) {
-    let mut args = vec!["send", "acme.json"];
+    send_over(world, "acme.json", names, during)
+}
+
+/// [`send_all`] over the connection file `config`.
+fn send_over(
+    world: &World,
+    config: &str,
+    names: &[&String],
+    during: impl FnOnce(),
+) -> (Vec<serde_json::Value>, f64) {
+    let mut args = vec!["send", config];
     args.extend(names.iter().map(|n| n.as_str()));
     let started = Instant::now();
     let sending = Running::spawn(world.command("acme", &args));
@@ -255,6 +265,74 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(staged, 0, "deliveries left unfinished");
+
+    // Asynchronous MDNs: owed by whichever instance received the message,
+    // each delivered once by one of the three.
+    let acme_endpoint = world.serve("acme", None);
+    let acme: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(world.dir.join("acme.json")).unwrap())
+            .unwrap();
+    let mut asynchronous = acme.clone();
+    asynchronous["partner"]["mdn_delivery"] = json!("async");
+    std::fs::write(world.dir.join("acme-async.json"), asynchronous.to_string()).unwrap();
+    let later = documents(&world, "async", count / 4);
+    let names: Vec<&String> = later.keys().collect();
+    let (lines, _) = send_over(&world, "acme-async.json", &names, || {});
+    assert_eq!(lines.len(), later.len());
+    let limit = (later.len() + count + 10).to_string();
+    let start = Instant::now();
+    loop {
+        let output = world.run(
+            "acme",
+            &[
+                "messages",
+                "acme-async.json",
+                "--direction",
+                "out",
+                "--state",
+                "pending",
+                "--limit",
+                &limit,
+            ],
+        );
+        let pending = String::from_utf8(output.stdout).unwrap().lines().count();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{pending} asynchronous MDNs never came"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(acme_endpoint);
+    let mut client = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=as2 dbname=globex",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE state = 'delivered'),
+                    count(DISTINCT original_message_id), COALESCE(max(attempts), 0)
+             FROM outbound_mdns",
+            &[],
+        )
+        .unwrap();
+    let (owed, delivered_mdns, messages, most_attempts): (i64, i64, i64, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (owed, delivered_mdns, messages),
+        (later.len() as i64, later.len() as i64, later.len() as i64)
+    );
+    assert_eq!(
+        most_attempts, 1,
+        "each owed MDN delivered in one attempt, by one instance"
+    );
+
     let mut delivered: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for entry in std::fs::read_dir(&inbox).unwrap() {
         let path = entry.unwrap().path();
@@ -268,6 +346,7 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
     let mut expected = on_sqlite.clone();
     expected.extend(warm.clone());
     expected.extend(batch.clone());
+    expected.extend(later.clone());
     let extra: Vec<&String> = delivered
         .keys()
         .filter(|k| !expected.contains_key(*k))
@@ -277,7 +356,7 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
         delivered, expected,
         "every document delivered once, byte-equal"
     );
-    let on_postgres = warm.len() + batch.len();
+    let on_postgres = warm.len() + batch.len() + later.len();
     let limit = (on_postgres + 10).to_string();
     let output = world.run(
         "globex",
