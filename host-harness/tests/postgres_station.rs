@@ -139,3 +139,73 @@ fn state_migrate_moves_a_sqlite_station_to_postgresql_record_for_record() {
     );
     let _ = globex.kill();
 }
+
+#[test]
+fn interrupted_sends_resumed_by_three_processes_at_once_go_out_once_each() {
+    let Some(cluster) = Postgres::start("resume") else {
+        return;
+    };
+    let url = cluster.database("acme");
+    let world = World::new("pg-resume", json!({}));
+    world.edit_config("acme.json", |config| {
+        config["advanced"] = json!({ "target_concurrency": 25 });
+    });
+    let names: Vec<String> = (0..12).map(|i| format!("po-{i:02}.x12")).collect();
+    for (i, name) in names.iter().enumerate() {
+        std::fs::write(
+            world.dir.join(name),
+            format!("ISA*00*{i}~\nST*850*{i:04}~\n"),
+        )
+        .unwrap();
+    }
+    // GLOBEX is down: every first attempt fails, and the sender is killed
+    // while it waits to send again.
+    let mut args = vec!["--state-url", url.as_str(), "send", "acme.json"];
+    args.extend(names.iter().map(String::as_str));
+    let mut send = Running::spawn(world.command("acme", &args));
+    send.wait_for(
+        "sending it again under the same Message-ID",
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = send.kill();
+    let queued = world.messages_with(&["--state-url", &url], "acme", "acme.json");
+    assert!(!queued.is_empty());
+    assert!(queued.iter().all(|m| m["state"] == "pending"), "{queued:?}");
+
+    let globex = world.serve("globex", None);
+    // Past the interrupted attempts' leases, three processes resume at once.
+    std::thread::sleep(Duration::from_secs(7));
+    let resumers: Vec<Running> = (0..3)
+        .map(|_| {
+            Running::spawn(world.command("acme", &["--state-url", &url, "resume", "acme.json"]))
+        })
+        .collect();
+    let mut resumed = Vec::new();
+    for resumer in resumers {
+        let (_, stdout, stderr) = resumer.finish(Duration::from_secs(120));
+        for line in stdout.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(line["state"], "acknowledged", "{line}\n{stderr}");
+            assert_eq!(
+                line["disposition"], "processed",
+                "sent once, not a duplicate: {line}"
+            );
+            resumed.push(line["message_id"].as_str().unwrap().to_string());
+        }
+    }
+    drop(globex);
+    resumed.sort();
+    let mut expected: Vec<String> = queued
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        resumed, expected,
+        "each queued message resumed by exactly one process"
+    );
+    assert_eq!(world.delivered().len(), queued.len());
+    let received = world.messages("globex", "globex.json");
+    assert_eq!(received.len(), queued.len(), "{received:?}");
+}
