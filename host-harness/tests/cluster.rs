@@ -79,22 +79,7 @@ fn start_balancer(program: &str, dir: &Path, port: u16, backends: &[u16]) -> Bal
 }
 
 fn instance(world: &World, url: &str, port: u16) -> Running {
-    let listen = format!("127.0.0.1:{port}");
-    let mut running = Running::spawn(world.command(
-        "globex",
-        &[
-            "--state-url",
-            url,
-            "serve",
-            "globex.json",
-            "--listen",
-            &listen,
-            "--resume-every-secs",
-            "1",
-        ],
-    ));
-    running.wait_for("receiving for", Duration::from_secs(120));
-    running
+    world.serve_with("globex", &["--state-url", url], port, None)
 }
 
 /// Writes `count` distinct documents named `prefix-N.x12`; their contents by name.
@@ -179,37 +164,26 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
     });
     let ports = [free_port(), free_port(), free_port()];
 
-    // For comparison, in the same run: one instance on the folder's SQLite file.
-    let listen = format!("127.0.0.1:{}", ports[0]);
-    let mut embedded =
-        Running::spawn(world.command("globex", &["serve", "globex.json", "--listen", &listen]));
-    embedded.wait_for("receiving for", Duration::from_secs(120));
-    let balancer = start_balancer(
-        &balancer_program,
-        &world.dir,
-        world.globex_port,
-        &ports[..1],
-    );
-    let on_sqlite = documents(&world, "sqlite", count / 4);
-    let names: Vec<&String> = on_sqlite.keys().collect();
-    let (lines, sqlite_rate) = send_all(&world, &names, || {});
-    assert_acknowledged(&lines, on_sqlite.len());
-    drop(balancer);
-    drop(embedded);
-
-    // One instance on PostgreSQL.
+    // For comparison, in the same run: one instance on the folder's SQLite
+    // file, then one on PostgreSQL.
+    let single = |server: Running, prefix: &str| {
+        let balancer = start_balancer(
+            &balancer_program,
+            &world.dir,
+            world.globex_port,
+            &ports[..1],
+        );
+        let sent = documents(&world, prefix, count / 4);
+        let names: Vec<&String> = sent.keys().collect();
+        let (lines, rate) = send_all(&world, &names, || {});
+        assert_acknowledged(&lines, sent.len());
+        drop((balancer, server));
+        (sent, rate)
+    };
+    let (on_sqlite, sqlite_rate) =
+        single(world.serve_with("globex", &[], ports[0], None), "sqlite");
+    let (warm, one_rate) = single(instance(&world, &url, ports[0]), "one");
     let first = instance(&world, &url, ports[0]);
-    let balancer = start_balancer(
-        &balancer_program,
-        &world.dir,
-        world.globex_port,
-        &ports[..1],
-    );
-    let warm = documents(&world, "one", count / 4);
-    let names: Vec<&String> = warm.keys().collect();
-    let (lines, one_rate) = send_all(&world, &names, || {});
-    assert_acknowledged(&lines, warm.len());
-    drop(balancer);
 
     // Three instances; the second is killed mid-run and started again.
     let mut others = vec![

@@ -20,21 +20,7 @@ fn a_station_on_postgresql_answers_503_while_the_database_is_down_and_recovers_b
     };
     let url = cluster.database("globex");
     let world = World::new("pg-station", json!({ "send_attempts": 10 }));
-    let listen = format!("127.0.0.1:{}", world.globex_port);
-    let mut globex = Running::spawn(world.command(
-        "globex",
-        &[
-            "--state-url",
-            &url,
-            "serve",
-            "globex.json",
-            "--listen",
-            &listen,
-            "--resume-every-secs",
-            "1",
-        ],
-    ));
-    globex.wait_for("receiving for", Duration::from_secs(60));
+    let globex = world.serve_with("globex", &["--state-url", &url], world.globex_port, None);
     assert!(
         !world.dir.join("globex/state.sqlite").exists(),
         "the state went to SQLite"
@@ -115,19 +101,7 @@ fn state_migrate_moves_a_sqlite_station_to_postgresql_record_for_record() {
     );
 
     // The migrated station receives on PostgreSQL.
-    let listen = format!("127.0.0.1:{}", world.globex_port);
-    let mut globex = Running::spawn(world.command(
-        "globex",
-        &[
-            "--state-url",
-            &url,
-            "serve",
-            "globex.json",
-            "--listen",
-            &listen,
-        ],
-    ));
-    globex.wait_for("receiving for", Duration::from_secs(60));
+    let globex = world.serve_with("globex", &["--state-url", &url], world.globex_port, None);
     let (ok, stdout, stderr) = world.send().finish(Duration::from_secs(90));
     assert!(ok, "{stdout}\n{stderr}");
     assert_eq!(World::sent_line(&stdout)["state"], "acknowledged");

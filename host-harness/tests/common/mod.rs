@@ -284,27 +284,43 @@ impl World {
 
     /// `serve` for a station, stopping at `pause` when given; returns once it listens.
     pub fn serve(&self, data: &str, pause: Option<&str>) -> Running {
-        let (config, port) = match data {
-            "globex" => ("globex.json", self.globex_port),
-            _ => ("acme.json", self.acme_port),
+        let port = match data {
+            "globex" => self.globex_port,
+            _ => self.acme_port,
+        };
+        self.serve_with(data, &[], port, pause)
+    }
+
+    /// `serve` for a station on `port`, with global `options` before the
+    /// verb (`--state-url URL`), stopping at `pause` when given; returns
+    /// once it listens.
+    pub fn serve_with(
+        &self,
+        data: &str,
+        options: &[&str],
+        port: u16,
+        pause: Option<&str>,
+    ) -> Running {
+        let config = match data {
+            "globex" => "globex.json",
+            _ => "acme.json",
         };
         let listen = format!("127.0.0.1:{port}");
-        let mut command = self.command(
-            data,
-            &[
-                "serve",
-                config,
-                "--listen",
-                &listen,
-                "--resume-every-secs",
-                "1",
-            ],
-        );
+        let mut args = options.to_vec();
+        args.extend([
+            "serve",
+            config,
+            "--listen",
+            &listen,
+            "--resume-every-secs",
+            "1",
+        ]);
+        let mut command = self.command(data, &args);
         if let Some(point) = pause {
             command.env("AS2_HARNESS_PAUSE_AT", point);
         }
         let mut running = Running::spawn(command);
-        running.wait_for("receiving for", Duration::from_secs(60));
+        running.wait_for("receiving for", Duration::from_secs(120));
         running
     }
 
