@@ -121,6 +121,19 @@ fn with_key(mut command: Command, master_key: &str) -> Command {
     command
 }
 
+/// Waits until an element matches `css`.
+async fn wait_for_element(client: &Client, css: &str, what: &str) {
+    wait_until(client, &format!("document.querySelector({css:?})"), what).await;
+}
+
+/// Asserts that the text of the element `css` has every one of `words`.
+async fn assert_shows(client: &Client, css: &str, words: &[&str]) {
+    let text = text_of(client, css).await;
+    for word in words {
+        assert!(text.contains(word), "{css} has no {word:?}: {text}");
+    }
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -325,19 +338,18 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
     )
     .await;
     click(&client, Locator::Id("send")).await;
-    wait_until(
+    wait_for_element(
         &client,
-        "document.querySelector('#send-progress li .done, #send-progress li .failed')",
+        "#send-progress li .done, #send-progress li .failed",
         "the send's verdict",
     )
     .await;
-    let sent = text_of(&client, "#send-progress li").await;
-    assert!(
-        sent.contains("acknowledged")
-            && sent.contains("MDN processed")
-            && sent.contains("MIC matched"),
-        "{sent}"
-    );
+    assert_shows(
+        &client,
+        "#send-progress li",
+        &["acknowledged", "MDN processed", "MIC matched"],
+    )
+    .await;
     screenshot(&client, "destination").await;
     let delivered = std::fs::read_dir(world.dir.join("globex/inbox").join(&world.acme_id))
         .unwrap()
@@ -357,9 +369,9 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
         &stations.master_key,
     ));
     assert!(output.status.success(), "{}", common::text(&output));
-    wait_until(
+    wait_for_element(
         &client,
-        "document.querySelector('#received tr[data-message-id]')",
+        "#received tr[data-message-id]",
         "the received document listed",
     )
     .await;
@@ -385,26 +397,10 @@ async fn a_person_configures_tests_and_uses_a_connection_in_the_browser() {
 
     // Lookup: the sent message's state, attempts and MDN.
     view(&client, "destination").await;
-    wait_until(
-        &client,
-        "document.querySelector('#sent tr[data-message-id] a')",
-        "the sent list",
-    )
-    .await;
+    wait_for_element(&client, "#sent tr[data-message-id] a", "the sent list").await;
     click(&client, Locator::Css("#sent tr[data-message-id] a")).await;
-    wait_until(
-        &client,
-        "document.querySelector('#status')",
-        "the message's status",
-    )
-    .await;
-    let status = text_of(&client, "#status").await;
-    assert!(
-        status.contains("acknowledged")
-            && status.contains("matches")
-            && status.contains("verified"),
-        "{status}"
-    );
+    wait_for_element(&client, "#status", "the message's status").await;
+    assert_shows(&client, "#status", &["acknowledged", "matches", "verified"]).await;
     screenshot(&client, "lookup").await;
 
     // A second connection under a name that exists: named at the field
