@@ -527,41 +527,36 @@ fn the_console_api_answers_bad_requests_with_typed_errors_and_saves_nothing_half
     };
 
     // Requests that do not come from the console's own page.
-    let (status, answer) = request(
-        port,
-        "POST",
-        "/api/connections",
-        &[("X-Console-Token", &token)],
-        b"{}",
-    );
-    assert_eq!((status, code(&answer)), (403, "FORBIDDEN_ORIGIN".into()));
-    let (status, answer) = request(
-        port,
-        "POST",
-        "/api/connections",
-        &[
-            ("Origin", "http://evil.example"),
-            ("X-Console-Token", &token),
-        ],
-        b"{}",
-    );
-    assert_eq!((status, code(&answer)), (403, "FORBIDDEN_ORIGIN".into()));
-    let (status, answer) = request(
-        port,
-        "POST",
-        "/api/connections",
-        &[("Origin", &origin)],
-        b"{}",
-    );
-    assert_eq!((status, code(&answer)), (403, "BAD_TOKEN".into()));
-    let (status, answer) = request(
-        port,
-        "GET",
-        "/api/connections",
-        &[("Host", &format!("evil.example:{port}"))],
-        b"",
-    );
-    assert_eq!((status, code(&answer)), (421, "WRONG_HOST".into()));
+    let evil_host = format!("evil.example:{port}");
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let refusals: [(&str, Headers, u16, &str); 4] = [
+        (
+            "POST",
+            &[("X-Console-Token", &token)],
+            403,
+            "FORBIDDEN_ORIGIN",
+        ),
+        (
+            "POST",
+            &[
+                ("Origin", "http://evil.example"),
+                ("X-Console-Token", &token),
+            ],
+            403,
+            "FORBIDDEN_ORIGIN",
+        ),
+        ("POST", &[("Origin", &origin)], 403, "BAD_TOKEN"),
+        ("GET", &[("Host", &evil_host)], 421, "WRONG_HOST"),
+    ];
+    for (method, headers, status, expected) in refusals {
+        let body: &[u8] = if method == "POST" { b"{}" } else { b"" };
+        let (got, answer) = request(port, method, "/api/connections", headers, body);
+        assert_eq!(
+            (got, code(&answer)),
+            (status, expected.to_string()),
+            "{method} {headers:?}"
+        );
+    }
     // Malformed JSON.
     let (status, answer) = request(port, "POST", "/api/connections", &ours, b"{\"config\": ");
     assert_eq!((status, code(&answer)), (400, "BAD_JSON".into()));
