@@ -218,14 +218,7 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
     // Every document in the inbox once, byte-equal; nothing left staged.
     let start = Instant::now();
     let staged = loop {
-        let mut client = postgres::Client::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=as2 dbname=globex",
-                cluster.port
-            ),
-            postgres::NoTls,
-        )
-        .unwrap();
+        let mut client = cluster.client("globex");
         let staged: i64 = client
             .query_one(
                 "SELECT count(*) FROM deliveries WHERE state = 'staged'",
@@ -280,14 +273,7 @@ fn three_instances_on_one_database_lose_nothing_and_deliver_once_when_one_is_kil
         std::thread::sleep(Duration::from_millis(300));
     }
     drop(acme_endpoint);
-    let mut client = postgres::Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=as2 dbname=globex",
-            cluster.port
-        ),
-        postgres::NoTls,
-    )
-    .unwrap();
+    let mut client = cluster.client("globex");
     let row = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE state = 'delivered'),

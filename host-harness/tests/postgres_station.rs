@@ -183,3 +183,76 @@ fn interrupted_sends_resumed_by_three_processes_at_once_go_out_once_each() {
     let received = world.messages("globex", "globex.json");
     assert_eq!(received.len(), queued.len(), "{received:?}");
 }
+
+#[test]
+fn the_databases_password_comes_from_the_secret_store_and_never_shows() {
+    let Some(cluster) = Postgres::start("password") else {
+        return;
+    };
+    let url = cluster.database_without_password("secretive");
+    let world = World::new("pg-password", json!({}));
+    let key = common::harness()
+        .args(["secrets", "new-master-key"])
+        .output()
+        .unwrap();
+    let master_key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    common::register_secret(&master_key);
+    let with_key = |args: &[&str]| {
+        let mut command = world.command("globex", args);
+        command.env("AS2_MASTER_KEY", &master_key);
+        command
+    };
+    let mut set = with_key(&["secrets", "set", "state-db"]);
+    let mut child = set.stdin(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        cluster.password.as_bytes(),
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // Without a password the database refuses, and the error names it.
+    let refused = common::output_of(&mut with_key(&[
+        "--state-url",
+        &url,
+        "messages",
+        "globex.json",
+    ]));
+    assert!(!refused.status.success());
+    assert!(
+        common::text(&refused).contains(&url),
+        "{}",
+        common::text(&refused)
+    );
+    // With the secret store's entry it opens (and creates the schema).
+    let opened = common::output_of(&mut with_key(&[
+        "--state-url",
+        &url,
+        "--state-password-secret",
+        "state-db",
+        "messages",
+        "globex.json",
+    ]));
+    assert!(opened.status.success(), "{}", common::text(&opened));
+    // A password in the URL shows as *** in what the harness says.
+    let wrong_database = format!(
+        "postgres://as2:{}@127.0.0.1:{}/missing",
+        cluster.password, cluster.port
+    );
+    let failed = common::output_of(&mut with_key(&[
+        "--state-url",
+        &wrong_database,
+        "messages",
+        "globex.json",
+    ]));
+    let said = common::text(&failed);
+    assert!(!failed.status.success());
+    assert!(
+        said.contains(&format!(
+            "postgres://as2:***@127.0.0.1:{}/missing",
+            cluster.port
+        )),
+        "{said}"
+    );
+    assert!(!said.contains(&cluster.password), "{said}");
+}

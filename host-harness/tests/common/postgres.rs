@@ -2,7 +2,8 @@
 //! binaries, `initdb` in a temporary folder, the server on a free loopback
 //! port, stopped and removed when dropped. PostgreSQL refuses to run as
 //! root, so as root the cluster belongs to the `postgres` user the package
-//! creates.
+//! creates. Connections over TCP need the password the cluster is made
+//! with (SCRAM), which the test registers as a secret for the log scan.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,6 +14,8 @@ use super::free_port;
 pub struct Postgres {
     pub dir: PathBuf,
     pub port: u16,
+    /// The password of the `as2` superuser.
+    pub password: String,
     bin: PathBuf,
 }
 
@@ -51,15 +54,31 @@ impl Postgres {
         let dir = std::env::temp_dir().join(format!("as2-pg-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let password = format!("pg-{}-{nanos:09}", std::process::id());
+        super::register_secret(&password);
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, &password).unwrap();
         let postgres = Postgres {
             dir,
             port: free_port(),
+            password,
             bin,
         };
         if as_root() {
             let status = Command::new("chown")
                 .args(["postgres:postgres"])
                 .arg(&postgres.dir)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        if as_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&pwfile)
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -72,11 +91,13 @@ impl Postgres {
             .args([
                 "-U",
                 "as2",
-                "--auth=trust",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--no-instructions",
             ])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .unwrap();
         assert!(
@@ -143,13 +164,21 @@ impl Postgres {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
-    /// The URL of database `name` (created if missing).
-    pub fn database(&self, name: &str) -> String {
-        let mut client = postgres::Client::connect(
-            &format!("host=127.0.0.1 port={} user=as2 dbname=postgres", self.port),
+    /// A client of database `name`.
+    pub fn client(&self, name: &str) -> postgres::Client {
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=as2 password={} dbname={name}",
+                self.port, self.password
+            ),
             postgres::NoTls,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The URL of database `name` (created if missing), its password in it.
+    pub fn database(&self, name: &str) -> String {
+        let mut client = self.client("postgres");
         let exists = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
             .unwrap()
@@ -159,6 +188,15 @@ impl Postgres {
                 .batch_execute(&format!("CREATE DATABASE \"{name}\""))
                 .unwrap();
         }
+        format!(
+            "postgres://as2:{}@127.0.0.1:{}/{name}",
+            self.password, self.port
+        )
+    }
+
+    /// [`Postgres::database`] without the password in the URL.
+    pub fn database_without_password(&self, name: &str) -> String {
+        self.database(name);
         format!("postgres://as2@127.0.0.1:{}/{name}", self.port)
     }
 }
