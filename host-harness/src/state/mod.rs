@@ -123,9 +123,8 @@ pub struct Dump {
     pub owed_mdns: Vec<OwedMdnDump>,
 }
 
-/// A row of the deliveries journal.
+/// A row of the deliveries journal, column for column.
 #[derive(Debug, Clone)]
-#[allow(missing_docs)]
 pub struct DeliveryDump {
     pub partner: String,
     pub message_id: String,
@@ -137,9 +136,8 @@ pub struct DeliveryDump {
     pub received_at: i64,
 }
 
-/// A row of the owed-MDN journal.
+/// A row of the owed-MDN journal, column for column.
 #[derive(Debug, Clone)]
-#[allow(missing_docs)]
 pub struct OwedMdnDump {
     pub id: i64,
     pub partner: String,
