@@ -385,6 +385,48 @@ async fn test_connection_answers_one_verdict_per_situation() {
             .all(|seen| !seen.starts_with("refresh")),
         "test-connection sends no document and refreshes nothing"
     );
+
+    // A partner certificate that expires in 20 days: OK, with a dated
+    // warning beside the verdict, within the default 30 days; none when the
+    // connection's warning period is shorter.
+    let soon = as2_connector::crypto::rustcrypto::generate_station_key(
+        "GLOBEX SOON",
+        now - std::time::Duration::from_secs(86400),
+        std::time::Duration::from_secs(21 * 86400),
+    )
+    .unwrap()
+    .certificate_pem;
+    let mut soon_config: serde_json::Value =
+        serde_json::from_str(&config(&pair, &url, basic("globex-password"))).unwrap();
+    soon_config["partner"]["certificate"] = soon.into();
+    let result = test(soon_config.to_string()).await;
+    assert!(matches!(result.verdict, Verdict::Ok), "{}", result.summary);
+    assert_eq!(result.warnings.len(), 1, "{:?}", result.warnings);
+    let warning = &result.warnings[0];
+    assert_eq!(warning.field, "/partner/certificate");
+    assert!(
+        warning
+            .message
+            .contains("the partner certificate (CN=GLOBEX SOON) expires on"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains(", in 19 days"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        result
+            .summary
+            .contains("; warning: the partner certificate"),
+        "{}",
+        result.summary
+    );
+    soon_config["advanced"] = serde_json::json!({ "certificate_expiry_warning_days": 14 });
+    let result = test(soon_config.to_string()).await;
+    assert!(matches!(result.verdict, Verdict::Ok));
+    assert!(result.warnings.is_empty(), "{:?}", result.warnings);
 }
 
 /// A throttle in front of GLOBEX: answers the first `refusals` requests with

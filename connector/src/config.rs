@@ -276,6 +276,13 @@ pub struct Advanced {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 25))]
     pub target_concurrency: u32,
+    /// Warn this many days before your or the partner's certificate
+    /// expires (in validation, test-connection and the connection's
+    /// status); 0 turns the warning off. An expired certificate is an error
+    /// whatever this says.
+    #[serde(default = "default_expiry_warning_days")]
+    #[schemars(range(min = 0, max = 365))]
+    pub certificate_expiry_warning_days: u32,
 }
 
 impl Default for Advanced {
@@ -283,11 +290,17 @@ impl Default for Advanced {
         Advanced {
             auto_recover_rate_limits: true,
             target_concurrency: default_concurrency(),
+            certificate_expiry_warning_days: default_expiry_warning_days(),
         }
     }
 }
 
 impl Advanced {
+    /// How long before a certificate's expiry its warning starts.
+    pub fn expiry_warning(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.certificate_expiry_warning_days) * 86400)
+    }
+
     /// Whether every setting has its default.
     pub fn is_default(&self) -> bool {
         *self == Advanced::default()
@@ -555,6 +568,11 @@ pub struct Partner {
     /// The MIC algorithm to ask for in signed MDNs (default: the signing digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdn_micalg: Option<Digest>,
+    /// MICs computed in these known wrong ways still prove receipt (the
+    /// MIC doctor names the way a partner's MDN took; a warning stays on
+    /// each such MDN). Empty: only the RFC 4130 §7.3.1 MIC does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_mic_variants: Vec<crate::doctor::MicVariant>,
     /// Verify the partner's signatures only over the bytes as received, never
     /// over their CRLF-canonical form.
     #[serde(default)]
@@ -1004,6 +1022,7 @@ macro_rules! defaults {
 defaults! {
     default_rate_interval: u32 = 1;
     default_concurrency: u32 = 1;
+    default_expiry_warning_days: u32 = 30;
     default_token_location: TokenLocation = TokenLocation::Header;
     default_token_header: String = "Authorization".into();
     default_token_scheme: String = "Bearer".into();

@@ -25,6 +25,7 @@ pub mod bytes;
 pub mod compress;
 pub mod config;
 pub mod crypto;
+pub mod doctor;
 pub mod error;
 pub mod headers;
 pub mod inbox;

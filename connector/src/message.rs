@@ -9,6 +9,7 @@ use crate::bytes::{self, Base64Lines, Chain, Sink, Source};
 use crate::compress;
 use crate::config::{Checked, Compression, MdnDelivery, MdnMode, TransferEncoding};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
+use crate::doctor;
 use crate::error::Error;
 use crate::headers::{self, Headers, ParameterizedValue};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
@@ -268,6 +269,8 @@ pub struct OutboundHead {
     pub headers: Headers,
     /// The MIC the partner's MDN must return.
     pub mic: Mic,
+    /// The MIC doctor's variants of it, `None` for a document too large.
+    pub mic_variants: Option<Vec<doctor::Fingerprint>>,
 }
 
 /// What a document is, apart from its bytes.
@@ -317,7 +320,8 @@ pub fn build(
 /// stream: the message is never held whole, and a signed and encrypted
 /// document is read once, hashed as it is encrypted. Compression and
 /// AES-GCM (whose host primitive takes its input in one call) hold their
-/// input in memory.
+/// input in memory. The MIC doctor's variants ([`crate::doctor`]) are
+/// taken on the way, for documents up to [`crate::doctor::LIMIT`].
 pub fn build_into(
     connection: &Checked,
     document: DocumentInfo<'_>,
@@ -326,6 +330,98 @@ pub fn build_into(
     station_key: &dyn PrivateKey,
     now: SystemTime,
     provider: &dyn CryptoProvider,
+) -> Result<OutboundHead, Error> {
+    let partner = &connection.connection.partner;
+    let mut notes = doctor::Notes::new(mic_algorithm_for(partner), content.len());
+    let encryption = partner.encryption.content_encryption();
+    let mut tapped = EncryptedTap::new(body, &notes, encryption, partner.encoding, provider);
+    let mut head = build_noting(
+        connection,
+        document,
+        content,
+        &mut tapped,
+        station_key,
+        now,
+        provider,
+        &mut notes,
+    )?;
+    tapped.finish(&mut notes);
+    head.mic_variants = notes.finish(&head.mic);
+    Ok(head)
+}
+
+/// The digest algorithm of the MIC asked for in the MDN request.
+fn mic_algorithm_for(partner: &crate::config::Partner) -> DigestAlgorithm {
+    partner
+        .mdn_micalg
+        .map(DigestAlgorithm::from)
+        .or(partner.signing.digest())
+        .unwrap_or(DigestAlgorithm::Sha256)
+}
+
+/// The sink of an encrypted message's body that digests what passes,
+/// alone and after the entity's header fields, for the MIC doctor's
+/// "digested before decrypting" variants.
+struct EncryptedTap<'s> {
+    inner: &'s mut dyn Sink,
+    digests: Option<(
+        Box<dyn crate::crypto::Hasher + Send>,
+        Box<dyn crate::crypto::Hasher + Send>,
+    )>,
+}
+
+impl<'s> EncryptedTap<'s> {
+    fn new(
+        inner: &'s mut dyn Sink,
+        notes: &doctor::Notes,
+        encryption: Option<ContentEncryption>,
+        encoding: TransferEncoding,
+        provider: &dyn CryptoProvider,
+    ) -> Self {
+        let digests = match encryption {
+            Some(encryption) if notes.enabled() => {
+                let algorithm = notes.algorithm();
+                let mut entity = provider.hasher(algorithm);
+                let mut block = Vec::new();
+                enveloped_headers(encryption, encoding).write_to(&mut block);
+                block.extend_from_slice(b"\r\n");
+                entity.update(&block);
+                Some((entity, provider.hasher(algorithm)))
+            }
+            _ => None,
+        };
+        EncryptedTap { inner, digests }
+    }
+
+    fn finish(self, notes: &mut doctor::Notes) {
+        if let Some((entity, body)) = self.digests {
+            notes.note_digest(doctor::MicVariant::EncryptedEntity, &entity.finish());
+            notes.note_digest(doctor::MicVariant::EncryptedBody, &body.finish());
+        }
+    }
+}
+
+impl Sink for EncryptedTap<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        if let Some((entity, body)) = self.digests.as_mut() {
+            entity.update(data);
+            body.update(data);
+        }
+        self.inner.write(data)
+    }
+}
+
+/// [`build_into`], with the MIC doctor's variants noted on the way.
+#[allow(clippy::too_many_arguments)]
+fn build_noting(
+    connection: &Checked,
+    document: DocumentInfo<'_>,
+    content: &dyn Source,
+    body: &mut dyn Sink,
+    station_key: &dyn PrivateKey,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+    notes: &mut doctor::Notes,
 ) -> Result<OutboundHead, Error> {
     let partner = &connection.connection.partner;
     let mut payload_headers = Headers::new();
@@ -344,14 +440,17 @@ pub fn build_into(
         body: payload_body,
     };
     let encryption = partner.encryption.content_encryption();
-    let mic_algorithm = partner
-        .mdn_micalg
-        .map(DigestAlgorithm::from)
-        .or(partner.signing.digest())
-        .unwrap_or(DigestAlgorithm::Sha256);
+    let mic_algorithm = mic_algorithm_for(partner);
+    let mic_covers_entity = partner.signing.digest().is_some() || encryption.is_some();
 
     if partner.compression == Compression::BeforeSigning {
+        if mic_covers_entity {
+            notes.note(doctor::MicVariant::Uncompressed, &part.entity(), provider)?;
+        }
         part = compressed(&part.entity(), provider)?;
+    }
+    if mic_covers_entity {
+        notes.note(doctor::MicVariant::WithoutHeaders, &part.body, provider)?;
     }
     let signing = partner.signing.digest().map(|algorithm| SigningParams {
         algorithm,
@@ -364,6 +463,7 @@ pub fn build_into(
     let mut mic = None;
     if let Some(params) = signing {
         let entity = part.entity();
+        notes.covered(&entity, provider)?;
         // The multipart/signed entity into `out`, with its content headers.
         let sign = |out: &mut dyn Sink| -> Result<(Headers, Mic), Error> {
             let (content_type, mic) = write_signed(
@@ -429,6 +529,9 @@ pub fn build_into(
     }
     if compress_after {
         part = compressed(&part.entity(), provider)?;
+        if mic.is_some() {
+            notes.note(doctor::MicVariant::Compressed, &part.entity(), provider)?;
+        }
     }
 
     let headers = match encryption {
@@ -436,6 +539,7 @@ pub fn build_into(
             let entity = part.entity();
             // Encrypted but unsigned: the MIC covers the entity that was encrypted.
             if mic.is_none() {
+                notes.covered(&entity, provider)?;
                 mic = Some(Mic::new(
                     mic_algorithm,
                     digest_of(mic_algorithm, &entity, provider)?,
@@ -450,6 +554,8 @@ pub fn build_into(
             // The entity's own headers become the HTTP message's content headers.
             if mic.is_none() {
                 // Neither signed nor encrypted: the MIC covers the content alone.
+                notes.covered(&part.body, provider)?;
+                notes.note(doctor::MicVariant::WithHeaders, &part.entity(), provider)?;
                 mic = Some(Mic::new(
                     mic_algorithm,
                     digest_of(mic_algorithm, &part.body, provider)?,
@@ -548,6 +654,7 @@ fn finish_head(
         message_id,
         headers: http,
         mic,
+        mic_variants: None,
     }
 }
 
@@ -609,7 +716,7 @@ pub fn judge_mdn(
         mdn.warnings
             .push("the MDN reports no Received-Content-MIC".into());
     }
-    let signature_ok = mdn.signed || connection.connection.partner.mdn != MdnMode::Signed;
+    let signature_ok = signature_suffices(connection, &mdn);
     if !signature_ok {
         mdn.warnings.push(
             "a signed MDN was requested but an unsigned one came back: not proof of receipt".into(),
@@ -622,6 +729,12 @@ pub fn judge_mdn(
         mic_matched,
         proves_receipt,
     })
+}
+
+/// Whether the MDN's signature is what the connection asked for: a signed
+/// MDN was requested only when `partner.mdn` is `signed`.
+pub fn signature_suffices(connection: &Checked, mdn: &Mdn) -> bool {
+    mdn.signed || connection.connection.partner.mdn != MdnMode::Signed
 }
 
 /// A document received and verified.

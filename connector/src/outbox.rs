@@ -94,6 +94,11 @@ pub struct SentRecord {
     /// The partner took it (HTTP 2xx) and the MDN is to come asynchronously.
     #[serde(default)]
     pub awaiting_async_mdn: bool,
+    /// The MIC doctor's variants of the MIC ([`crate::doctor`]), to name
+    /// what the partner did when its MDN's MIC differs; `None` for a
+    /// document too large to have them taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mic_variants: Option<Vec<crate::doctor::Fingerprint>>,
 }
 
 /// One HTTP attempt of a sent message.
@@ -186,6 +191,7 @@ impl SentRecord {
             history: Vec::new(),
             lease_until_ms: now + LEASE_SLACK_MS,
             awaiting_async_mdn: false,
+            mic_variants: None,
         }
     }
 
@@ -1119,7 +1125,14 @@ pub fn match_async_mdn(
     if !record.awaits_mdn() {
         return Ok(MdnMatch::Repeat);
     }
-    let verdict = crate::message::judge_mdn(connection, mdn, &original, &record.mic())?;
+    let sent = record.mic();
+    let mut verdict = crate::message::judge_mdn(connection, mdn, &original, &sent)?;
+    crate::doctor::consult(
+        connection,
+        &mut verdict,
+        &sent,
+        record.mic_variants.as_deref(),
+    );
     Ok(MdnMatch::Settles(Change::AsyncMdn(Box::new(verdict))))
 }
 

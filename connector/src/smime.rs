@@ -87,6 +87,11 @@ impl Cert {
         self.inner.tbs_certificate().subject().to_string()
     }
 
+    /// The serial number in hex, as certificate tools print it.
+    pub fn serial_text(&self) -> String {
+        hex_text(self.inner.tbs_certificate().serial_number().as_bytes())
+    }
+
     /// The DER SubjectPublicKeyInfo.
     pub fn public_key_der(&self) -> Result<Vec<u8>, Error> {
         Ok(self
@@ -184,6 +189,24 @@ impl Cert {
             )));
         }
         Ok(())
+    }
+}
+
+fn hex_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// A CMS signer identifier for people: the issuer and serial, or the key id.
+fn signer_text(sid: &SignerIdentifier) -> String {
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => format!(
+            "a certificate issued by {} with serial {}",
+            ias.issuer,
+            hex_text(ias.serial_number.as_bytes())
+        ),
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            format!("the key with identifier {}", hex_text(ski.0.as_bytes()))
+        }
     }
 }
 
@@ -502,9 +525,17 @@ pub fn verify_detached_with(
             }
         })
         .ok_or_else(|| {
+            let signers: Vec<String> = signed_data
+                .signer_infos
+                .0
+                .iter()
+                .map(|info| signer_text(&info.sid))
+                .collect();
             Error::Authentication(format!(
-                "the message is not signed by the partner's certificate ({})",
-                partner.subject()
+                "the message is not signed by the partner's certificate ({}, serial {}) but by {}: the partner may have a new certificate; ask for it and install it as partner.certificate",
+                partner.subject(),
+                partner.serial_text(),
+                if signers.is_empty() { "no signer at all".to_string() } else { signers.join(", ") }
             ))
         })?;
     let digest_algorithm = DigestAlgorithm::from_oid(&signer.digest_alg.oid).ok_or_else(|| {
@@ -535,10 +566,16 @@ pub fn verify_detached_with(
                 .ok_or_else(|| Error::malformed("the signature has no messageDigest attribute"))?
                 .decode_as::<OctetString>()?;
             if message_digest.as_bytes() != content_digest.as_slice() {
-                return Err(Error::Integrity(
-                    "the content's digest differs from the signed messageDigest: the content was altered"
-                        .into(),
-                ));
+                let why = crate::doctor::signed_digest_variant(
+                    content,
+                    message_digest.as_bytes(),
+                    digest_algorithm,
+                    provider,
+                )
+                .unwrap_or_else(|| "the content was altered".into());
+                return Err(Error::Integrity(format!(
+                    "the content's digest differs from the signed messageDigest: {why}"
+                )));
             }
             // The attributes in the order they came (what OpenSSL signs), then
             // DER-sorted (what BouncyCastle signs when it reorders them).
@@ -553,8 +590,15 @@ pub fn verify_detached_with(
         None => verify(&content_digest)?,
     };
     if !valid {
+        let why = match signer.signed_attrs {
+            // The content is what was signed, so the key is what differs.
+            Some(_) => {
+                "; the content matches its signed digest, so it was signed with another key than this certificate's (a new key under the same name?)"
+            }
+            None => "",
+        };
         return Err(Error::Authentication(format!(
-            "the signature does not verify with the partner's certificate ({})",
+            "the signature does not verify with the partner's certificate ({}){why}",
             partner.subject()
         )));
     }

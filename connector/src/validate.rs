@@ -66,9 +66,6 @@ impl Problem {
     }
 }
 
-/// Certificates that expire within this time get a warning.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86400);
-
 /// What [`validate`] found: the checked configuration when nothing is an
 /// error, and every problem.
 #[derive(Debug, Clone)]
@@ -323,6 +320,7 @@ fn check_fields(
     problems: &mut Vec<Problem>,
 ) -> Option<Cert> {
     let (station, partner) = (&connection.station, &connection.partner);
+    let warn_within = connection.advanced.expiry_warning();
     if connection.name.trim().is_empty() {
         problems.push(Problem::config("/name", "give the connection a name"));
     }
@@ -444,6 +442,7 @@ fn check_fields(
             Ok(cert) => problems.extend(certificate_problems(
                 &cert,
                 now,
+                warn_within,
                 "station",
                 "/station/certificate",
             )),
@@ -476,6 +475,7 @@ fn check_fields(
             problems.extend(certificate_problems(
                 &cert,
                 now,
+                warn_within,
                 "partner",
                 "/partner/certificate",
             ));
@@ -524,15 +524,22 @@ fn outbound_secret_fields(
 }
 
 /// An expired or not yet valid certificate is an error; one that expires
-/// within [`EXPIRY_WARNING`] a warning. `role` says whose it is, `field` where.
-pub fn certificate_problems(cert: &Cert, now: SystemTime, role: &str, field: &str) -> Vec<Problem> {
+/// within `warn_within` a warning (none when it is zero). `role` says whose
+/// it is, `field` where.
+pub fn certificate_problems(
+    cert: &Cert,
+    now: SystemTime,
+    warn_within: Duration,
+    role: &str,
+    field: &str,
+) -> Vec<Problem> {
     if let Err(error) = cert.check_validity(now, role) {
         return vec![Problem::error(field, error)];
     }
     let (_, not_after) = cert.validity();
     let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let left = not_after.saturating_sub(now);
-    if left < EXPIRY_WARNING {
+    if left < warn_within {
         return vec![Problem::warning(
             field,
             format!(

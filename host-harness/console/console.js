@@ -682,7 +682,9 @@ async function testConnection() {
     el("div", {}, el("span", { class: "verdict " + (test.verdict === "OK" ? "ok" : "bad"), id: "verdict", "data-verdict": test.verdict }, test.verdict),
       " — " + (VERDICT_WORDS[test.verdict] || "") + " " + test.summary),
     el("ul", {}, test.checks.map((check) => el("li", { class: check.passed ? "" : "check-failed" },
-      (check.passed ? "ok — " : "failed — ") + check.name + ": " + check.detail))));
+      (check.passed ? "ok — " : "failed — ") + check.name + ": " + check.detail))),
+    el("ul", { class: "test-warnings" }, (test.warnings || []).map((w) => el("li", { class: "warning", "data-code": w.code },
+      "warning — " + w.message + " (" + w.field + ")"))));
 }
 
 function messageLink(id) {

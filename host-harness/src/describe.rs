@@ -52,6 +52,16 @@ pub fn describe_problem(problem: &api::Problem) -> String {
     format!("{severity} {code}{at}: {}", problem.message)
 }
 
+/// A problem as the console's API and `messages` write it.
+pub fn problem_json(problem: &api::Problem) -> serde_json::Value {
+    serde_json::json!({
+        "severity": severity_text(problem.severity),
+        "code": problem_code(problem),
+        "field": problem.field,
+        "message": problem.message,
+    })
+}
+
 /// Whether any problem is an error (warnings leave the connection usable).
 pub fn has_errors(problems: &[api::Problem]) -> bool {
     problems
@@ -166,6 +176,7 @@ pub fn message_json(status: &api::MessageStatus, inbox: &Inbox) -> serde_json::V
             "disposition": disposition_text(&mdn.disposition),
             "signature": signature_code(mdn.signature),
             "received_mic": mdn.received_mic.as_ref().map(|mic| format!("{}, {}", mic.digest, mic.algorithm)),
+            "warnings": mdn.warnings,
         })),
         "answered": status.answered.as_ref().map(disposition_text),
         "stored_at": inbound.then(|| inbox.stored_path(&status.partner, &status.message_id)).flatten().map(|p| p.display().to_string()),

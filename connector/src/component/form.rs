@@ -20,6 +20,7 @@ fn key_problems(
     field: &str,
     expected: Option<&str>,
     now: SystemTime,
+    warn_within: std::time::Duration,
 ) -> Vec<api::Problem> {
     let problem = |code, message| {
         vec![api::Problem {
@@ -51,7 +52,7 @@ fn key_problems(
         );
         return problem(wit::ErrorCode::InvalidConfig, message);
     }
-    crate::validate::certificate_problems(&cert, now, "station", field)
+    crate::validate::certificate_problems(&cert, now, warn_within, "station", field)
         .iter()
         .map(wit_problem)
         .collect()
@@ -63,14 +64,17 @@ pub fn validate_config(config: &str) -> Vec<api::Problem> {
     let mut problems: Vec<api::Problem> = report.problems.iter().map(wit_problem).collect();
     if let Some(connection) = &report.checked {
         let station = &connection.connection.station;
+        let warn_within = connection.connection.advanced.expiry_warning();
         problems.extend(key_problems(
             &station.private_key,
             "/station/private_key",
             station.certificate.as_deref(),
             now,
+            warn_within,
         ));
         if let Some(next) = &station.next_private_key {
-            problems.extend(key_problems(next, "/station/next_private_key", None, now));
+            let field = "/station/next_private_key";
+            problems.extend(key_problems(next, field, None, now, warn_within));
         }
     }
     problems
@@ -93,6 +97,7 @@ fn conclude(
         verdict,
         summary,
         checks,
+        warnings: Vec::new(),
     }
 }
 
@@ -131,10 +136,27 @@ fn configuration_check(problems: &[api::Problem], passed: bool) -> api::Check {
     check("configuration", passed, detail)
 }
 
+/// [`run_test`], with the configuration's warnings (a certificate that
+/// expires soon) beside the verdict, and in its summary when it passed.
 pub fn test_connection(config: &str) -> api::ConnectionTest {
     let problems = validate_config(config);
-    let stop = configuration_verdict(&problems);
-    let mut checks = vec![configuration_check(&problems, stop.is_none())];
+    let warnings: Vec<api::Problem> = problems
+        .iter()
+        .filter(|p| matches!(p.severity, api::Severity::Warning))
+        .cloned()
+        .collect();
+    let mut test = run_test(config, &problems);
+    if matches!(test.verdict, api::Verdict::Ok) && !warnings.is_empty() {
+        let said: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        test.summary = format!("{}; warning: {}", test.summary, said.join("; "));
+    }
+    test.warnings = warnings;
+    test
+}
+
+fn run_test(config: &str, problems: &[api::Problem]) -> api::ConnectionTest {
+    let stop = configuration_verdict(problems);
+    let mut checks = vec![configuration_check(problems, stop.is_none())];
     if let Some((verdict, summary)) = stop {
         return conclude(verdict, summary, checks);
     }

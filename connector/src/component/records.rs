@@ -167,6 +167,8 @@ pub struct Outgoing {
     /// The exact bytes, kept by the host under the message's `outbox/` name.
     pub body: wit::Blob,
     pub mic: Mic,
+    /// The MIC doctor's variants of `mic`.
+    pub mic_variants: Option<Vec<crate::doctor::Fingerprint>>,
 }
 
 impl Outgoing {
@@ -220,6 +222,7 @@ impl Outgoing {
             headers: fields.into_iter().collect(),
             body,
             mic: record.mic(),
+            mic_variants: record.mic_variants.clone(),
         }))
     }
 }

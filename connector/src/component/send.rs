@@ -108,6 +108,7 @@ fn build_outgoing(
         headers: head.headers,
         body,
         mic: head.mic,
+        mic_variants: head.mic_variants,
     })
 }
 
@@ -120,13 +121,14 @@ fn send_one(
     let config = &connection.connection;
     let outgoing = build_outgoing(connection, key, &document)?;
     let partner = &config.partner.as2_id;
-    let record = SentRecord::new(
+    let mut record = SentRecord::new(
         &outgoing.message_id,
         partner,
         &outgoing.mic,
         document.file_name.clone(),
         now_ms(),
     );
+    record.mic_variants = outgoing.mic_variants.clone();
     // A missing secret is the configuration's fault: refused before any record.
     authorize(connection, &config.partner.url)?;
     // Recorded before it goes out, bytes first, so a crash mid-send never
@@ -194,14 +196,21 @@ fn deliver(
                 authorized = authorize(connection, &config.partner.url)?;
                 Event::TokenRefreshed(done)
             }
-            Action::CheckMdn(response) => Event::MdnChecked(message::check_mdn(
-                connection,
-                id,
-                &outgoing.mic,
-                &response.headers,
-                &response.body,
-                &HostCrypto,
-            )),
+            Action::CheckMdn(response) => {
+                let checked = message::check_mdn(
+                    connection,
+                    id,
+                    &outgoing.mic,
+                    &response.headers,
+                    &response.body,
+                    &HostCrypto,
+                );
+                Event::MdnChecked(checked.map(|mut verdict| {
+                    let variants = outgoing.mic_variants.as_deref();
+                    crate::doctor::consult(connection, &mut verdict, &outgoing.mic, variants);
+                    verdict
+                }))
+            }
         };
         delivery.handle(now_ms(), event);
     }

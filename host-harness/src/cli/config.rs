@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use as2_harness::describe::verdict_text;
+use as2_harness::describe::{describe_problem, verdict_text};
 use as2_harness::endpoint_info::EndpointInfo;
 use as2_harness::runtime::api;
 
@@ -53,6 +53,9 @@ pub async fn test_connection(cli: &Cli, config: &Path) -> anyhow::Result<ExitCod
             check.name,
             check.detail
         );
+    }
+    for warning in &test.warnings {
+        println!("warn {}", describe_problem(warning));
     }
     println!("verdict: {}: {}", verdict_text(test.verdict), test.summary);
     if !matches!(test.verdict, api::Verdict::Ok) {

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use as2_harness::connector::{Connector, describe_problem, has_errors};
 use as2_harness::console::{self, Console};
 use as2_harness::endpoint_info::EndpointInfo;
+use as2_harness::runtime::api;
 use as2_harness::server::{self, Endpoint, Route};
 
 use super::args::{Cli, ServeArgs};
@@ -60,6 +61,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         cli.data_dir.clone(),
         fixed.clone(),
     ));
+    tokio::spawn(watch_certificates(endpoint.clone()));
     let console = match console_listener {
         Some(console_listener) => {
             let console = Console::new(
@@ -92,6 +94,44 @@ async fn follow_saved_connections(endpoint: Arc<Endpoint>, data_dir: PathBuf, fi
             tracing::info!(connections = routes.len(), "the saved connections changed");
             endpoint.routes.replace(routes);
         }
+    }
+}
+
+/// How often a running `serve` looks at its connections' certificates again.
+const CERTIFICATE_WATCH: Duration = Duration::from_secs(12 * 3600);
+
+/// Logs a warning for every certificate of a served connection that
+/// expires within its warning period (and an error for one that has
+/// expired), at start and twice a day: a station runs for months, and a
+/// certificate that nobody renews stops it.
+async fn watch_certificates(endpoint: Arc<Endpoint>) {
+    // The saved connections are read a moment after start.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    loop {
+        for route in endpoint.routes.current().iter() {
+            let (check, config) = (endpoint.connector.clone(), route.config_json.clone());
+            let problems = match blocking(move || check.validate_config(&config)).await {
+                Ok(Ok(problems)) => problems,
+                _ => continue,
+            };
+            let name = as2_connector::config::Connection::from_json(&route.config_json)
+                .map(|c| c.name)
+                .unwrap_or_default();
+            for problem in problems
+                .iter()
+                .filter(|p| p.field.contains("certificate") || p.field.contains("private_key"))
+            {
+                match problem.severity {
+                    api::Severity::Warning => {
+                        tracing::warn!(connection = %name, field = %problem.field, "{}", problem.message)
+                    }
+                    api::Severity::Error => {
+                        tracing::error!(connection = %name, field = %problem.field, "{}", problem.message)
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(CERTIFICATE_WATCH).await;
     }
 }
 

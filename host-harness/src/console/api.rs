@@ -16,8 +16,8 @@ use super::store::{ConnectionStore, keep_stored_secrets, write_only_view};
 use super::{ApiError, Console, json_response};
 use crate::connector::{Content, SendDocument};
 use crate::describe::{
-    describe, disposition_text, error_code, message_json, problem_code, sent_json, severity_text,
-    signature_text, time_text, verdict_text,
+    describe, disposition_text, error_code, message_json, problem_json, sent_json, signature_text,
+    time_text, verdict_text,
 };
 use crate::endpoint_info::EndpointInfo;
 use crate::runtime::{CallError, ConnectorError, api};
@@ -419,9 +419,7 @@ async fn problems(
     let mut all: Vec<Value> = found
         .iter()
         .filter(|p| !(pasted_key.is_some() && p.field == "/station/private_key"))
-        .map(|p| {
-            json!({ "severity": severity_text(p.severity), "code": problem_code(p), "field": p.field, "message": p.message })
-        })
+        .map(problem_json)
         .collect();
     all.extend(host_problems);
     Ok(all)
@@ -544,9 +542,10 @@ async fn test(console: &Console, id: &str) -> Result<Response<Full<Bytes>>, ApiE
         .iter()
         .map(|c| json!({ "name": c.name, "passed": c.passed, "detail": c.detail }))
         .collect();
+    let warnings: Vec<Value> = test.warnings.iter().map(problem_json).collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "verdict": verdict_text(test.verdict), "summary": test.summary, "checks": checks }),
+        &json!({ "verdict": verdict_text(test.verdict), "summary": test.summary, "checks": checks, "warnings": warnings }),
     ))
 }
 
