@@ -351,7 +351,6 @@ pub fn consult(
     fingerprints: Option<&[Fingerprint]>,
 ) {
     let partner = &connection.connection.partner;
-    let signature_ok = crate::message::signature_suffices(connection, &verdict.mdn);
     if verdict.mic_matched {
         return;
     }
@@ -371,7 +370,7 @@ pub fn consult(
             fingerprint.variant.name()
         ));
         verdict.mic_matched = true;
-        verdict.proves_receipt = verdict.mdn.disposition.is_positive() && signature_ok;
+        verdict.proves_receipt = verdict.mdn.disposition.is_positive() && verdict.signature_ok;
     }
 }
 

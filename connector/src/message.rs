@@ -669,6 +669,8 @@ pub struct MdnVerdict {
     /// a duplicate-document warning with no MIC at all), signed when we asked
     /// for a signed one.
     pub proves_receipt: bool,
+    /// Whether it is signed, or an unsigned one was what we asked for.
+    pub signature_ok: bool,
 }
 
 /// Checks the partner's MDN for a message we sent (RFC 4130 §7.4): the
@@ -682,17 +684,19 @@ pub fn check_mdn(
     provider: &dyn CryptoProvider,
 ) -> Result<MdnVerdict, Error> {
     let mdn = mdn::parse(http_headers, body, &connection.partner_cert, provider)?;
-    judge_mdn(connection, mdn, sent_message_id, sent_mic)
+    let signed_requested = connection.connection.partner.mdn == MdnMode::Signed;
+    judge_mdn(mdn, sent_message_id, sent_mic, signed_requested)
 }
 
 /// Judges an MDN already parsed (and its signature verified) against the
 /// message it should acknowledge: [`check_mdn`] without the parsing, for an
 /// asynchronous MDN whose Original-Message-ID names the message to look up.
+/// `signed_requested`: whether the message asked for a signed MDN.
 pub fn judge_mdn(
-    connection: &Checked,
     mut mdn: Mdn,
     sent_message_id: &str,
     sent_mic: &Mic,
+    signed_requested: bool,
 ) -> Result<MdnVerdict, Error> {
     if mdn.original_message_id.trim() != sent_message_id {
         return Err(Error::malformed(format!(
@@ -716,7 +720,7 @@ pub fn judge_mdn(
         mdn.warnings
             .push("the MDN reports no Received-Content-MIC".into());
     }
-    let signature_ok = signature_suffices(connection, &mdn);
+    let signature_ok = mdn.signed || !signed_requested;
     if !signature_ok {
         mdn.warnings.push(
             "a signed MDN was requested but an unsigned one came back: not proof of receipt".into(),
@@ -728,13 +732,8 @@ pub fn judge_mdn(
         mdn,
         mic_matched,
         proves_receipt,
+        signature_ok,
     })
-}
-
-/// Whether the MDN's signature is what the connection asked for: a signed
-/// MDN was requested only when `partner.mdn` is `signed`.
-pub fn signature_suffices(connection: &Checked, mdn: &Mdn) -> bool {
-    mdn.signed || connection.connection.partner.mdn != MdnMode::Signed
 }
 
 /// A document received and verified.

@@ -94,6 +94,11 @@ pub struct SentRecord {
     /// The partner took it (HTTP 2xx) and the MDN is to come asynchronously.
     #[serde(default)]
     pub awaiting_async_mdn: bool,
+    /// Whether the message asked for a signed MDN, so that an asynchronous
+    /// one is judged by what was asked, not by the connection as it is
+    /// when the MDN comes. `None` in records from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_mdn_requested: Option<bool>,
     /// The MIC doctor's variants of the MIC ([`crate::doctor`]), to name
     /// what the partner did when its MDN's MIC differs; `None` for a
     /// document too large to have them taken.
@@ -191,6 +196,7 @@ impl SentRecord {
             history: Vec::new(),
             lease_until_ms: now + LEASE_SLACK_MS,
             awaiting_async_mdn: false,
+            signed_mdn_requested: None,
             mic_variants: None,
         }
     }
@@ -1126,7 +1132,10 @@ pub fn match_async_mdn(
         return Ok(MdnMatch::Repeat);
     }
     let sent = record.mic();
-    let mut verdict = crate::message::judge_mdn(connection, mdn, &original, &sent)?;
+    let signed_requested = record
+        .signed_mdn_requested
+        .unwrap_or(connection.connection.partner.mdn == crate::config::MdnMode::Signed);
+    let mut verdict = crate::message::judge_mdn(mdn, &original, &sent, signed_requested)?;
     crate::doctor::consult(
         connection,
         &mut verdict,
@@ -1181,6 +1190,7 @@ mod tests {
             },
             mic_matched: proves_receipt,
             proves_receipt,
+            signature_ok: true,
         }
     }
 

@@ -154,6 +154,17 @@ impl TwoStations {
         acme_runtime: Arc<Runtime>,
         globex_runtime: Arc<Runtime>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(dir, acme_runtime, globex_runtime, &serde_json::json!({})).await
+    }
+
+    /// [`TwoStations::start`] with `globex_partner`'s members set in
+    /// GLOBEX's partner settings (what it requires of ACME's messages).
+    pub async fn start_with(
+        dir: &Path,
+        acme_runtime: Arc<Runtime>,
+        globex_runtime: Arc<Runtime>,
+        globex_partner: &serde_json::Value,
+    ) -> anyhow::Result<Self> {
         // Each station's secret store gets its own fresh master key.
         let acme = Station::open_with(&dir.join("acme"), Some(MasterKey::generate()?))?;
         let globex = Station::open_with(&dir.join("globex"), Some(MasterKey::generate()?))?;
@@ -174,7 +185,7 @@ impl TwoStations {
             &acme_url,
         );
         // GLOBEX answers and never sends, so its partner URL is unused.
-        let globex_config = with_station_url(
+        let mut globex_config: serde_json::Value = serde_json::from_str(&with_station_url(
             &connection_json(
                 "GLOBEX from ACME",
                 "GLOBEX",
@@ -184,7 +195,13 @@ impl TwoStations {
                 &acme_cert,
             ),
             &url,
-        );
+        ))?;
+        if let Some(settings) = globex_partner.as_object() {
+            for (name, value) in settings {
+                globex_config["partner"][name] = value.clone();
+            }
+        }
+        let globex_config = globex_config.to_string();
         let acme = Connector::new(acme_runtime, acme);
         let globex = Connector::new(globex_runtime, globex);
         let globex_endpoint = LoopbackEndpoint::start(

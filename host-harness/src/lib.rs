@@ -4,6 +4,7 @@
 pub mod allocator;
 pub mod blobs;
 pub mod client;
+pub mod conformance;
 pub mod connections;
 pub mod connector;
 pub mod console;

@@ -14,9 +14,14 @@ use cli::args::{Cli, Command, ConnectionsCommand, StateCommand};
 fn main() -> ExitCode {
     as2_harness::allocator::tune();
     let cli = Cli::parse();
+    // The matrix's own progress lines are what to read; each message's log
+    // lines would bury them (RUST_LOG=info shows them).
+    let quiet = matches!(cli.command, Command::Conformance(_));
+    let default_level = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -67,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             local_time,
         } => cli::status::status(&cli, message_id, config, *local_time).await,
         Command::Messages(args) => cli::status::messages(&cli, args).await,
+        Command::Conformance(args) => cli::conformance::conformance(&cli, args).await,
         Command::Demo { keep } => cli::demo::demo(keep.as_deref()).await,
     }
 }

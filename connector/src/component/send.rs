@@ -129,6 +129,7 @@ fn send_one(
         now_ms(),
     );
     record.mic_variants = outgoing.mic_variants.clone();
+    record.signed_mdn_requested = Some(config.partner.mdn == crate::config::MdnMode::Signed);
     // A missing secret is the configuration's fault: refused before any record.
     authorize(connection, &config.partner.url)?;
     // Recorded before it goes out, bytes first, so a crash mid-send never

@@ -124,12 +124,40 @@ pub enum Command {
     /// List the messages sent and received through connections, newest
     /// first; prints one JSON line per message.
     Messages(MessagesArgs),
+    /// Run RFC 4130 §2.4.2's interoperability matrix against the partner
+    /// of CONFIG (plain, signed, encrypted, both; no, unsigned and signed
+    /// receipts, sync and async; compression; every encryption and digest),
+    /// one small test document each, and print what it accepts and what its
+    /// MDNs say, ending with the strongest profile that works.
+    Conformance(ConformanceArgs),
     /// Two stations on loopback exchange a signed, encrypted X12 850 and a signed MDN.
     Demo {
         /// Keep the demo's keys, state and documents in this folder instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+}
+
+/// The options of `conformance`.
+#[derive(clap::Args)]
+pub struct ConformanceArgs {
+    /// The connection to the partner to test (JSON). Not needed with --against-self.
+    #[arg(required_unless_present = "against_self")]
+    pub config: Option<PathBuf>,
+    /// Run against two stations of our own on loopback, made afresh in a
+    /// temporary folder: a demonstration of the matrix.
+    #[arg(long)]
+    pub against_self: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Seconds to wait for each MDN.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Receive the asynchronous MDNs here during the run (the address
+    /// station.url points to), when no `serve` of this data folder does.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// The options of `serve` (only its function reads them).

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod config;
+pub mod conformance;
 pub mod connections;
 pub mod console;
 pub mod demo;
