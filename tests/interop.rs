@@ -1283,6 +1283,77 @@ async fn conformance_against_pyas2lib(world: Arc<World>) {
     assert!(table.contains("strongest profile that works: signed+encrypted (sha512, aes256-cbc)"));
 }
 
+/// Several documents to pyas2lib, which does not announce
+/// `multiple-attachments` (RFC 6362): by default (`announced`) they go in
+/// a message each, and each is acknowledged. Sent together anyway
+/// (`always`), pyas2lib answers `processed/error: authentication-failed`,
+/// likely because it verifies a re-serialized copy of the entity rather
+/// than the bytes signed (as it does for single payloads, where a
+/// per-partner switch works around it).
+async fn multiple_attachments_to_pyas2lib(world: Arc<World>) {
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let url = pyas2lib_endpoint(world.clone(), results.clone(), false).await;
+    let send = |mode: &str| {
+        let send_config = config(
+            "to pyas2 (attachments)",
+            "OURS",
+            "ours",
+            "PEER",
+            &url,
+            &pem(&world.peer_cert),
+            serde_json::json!({ "multiple_attachments": mode }),
+        );
+        let documents = vec![
+            as2_harness::connector::SendDocument {
+                file_name: Some("first.x12".into()),
+                content_type: "application/edi-x12".into(),
+                content: as2_harness::connector::Content::Bytes(PAYLOAD.to_vec()),
+            },
+            as2_harness::connector::SendDocument {
+                file_name: Some("second.xml".into()),
+                content_type: "application/xml".into(),
+                content: as2_harness::connector::Content::Bytes(b"<second/>".to_vec()),
+            },
+        ];
+        let connector = world.ours.clone();
+        async move {
+            tokio::task::spawn_blocking(move || connector.send_together(&send_config, documents))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}", describe(&e)))
+                .into_iter()
+                .map(|outcome| outcome.unwrap_or_else(|e| panic!("{}", describe(&e))))
+                .collect::<Vec<_>>()
+        }
+    };
+    let apart = send("announced").await;
+    assert_eq!(apart.len(), 2, "one message per document");
+    for outcome in &apart {
+        assert!(
+            matches!(outcome.state, MessageState::Acknowledged),
+            "{outcome:?}"
+        );
+    }
+    let payloads: Vec<Vec<u8>> = results
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(|r| b64(&r["payload_b64"]))
+        .collect();
+    assert_eq!(payloads, vec![PAYLOAD.to_vec(), b"<second/>".to_vec()]);
+
+    let together = send("always").await;
+    assert_eq!(together.len(), 1, "one message");
+    let mdn = together[0].mdn.as_ref().expect("pyas2lib's MDN");
+    assert_eq!(
+        disposition_text(&mdn.disposition),
+        "processed/error: authentication-failed"
+    );
+    assert!(matches!(mdn.signature, SignatureVerdict::Verified));
+    assert!(matches!(together[0].state, MessageState::Failed));
+}
+
 fn render(table: &Table) -> String {
     let mut out = String::from(
         "# Interoperability\n\n\
@@ -1321,6 +1392,7 @@ async fn interoperates_with_pyas2lib_and_openssl_in_both_directions() {
     openssl_to_component(&world, &mut table).await;
     component_to_openssl(world.clone(), &mut table).await;
     conformance_against_pyas2lib(world.clone()).await;
+    multiple_attachments_to_pyas2lib(world.clone()).await;
     let rendered = render(&table);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/interop.md");
     if std::env::var_os("UPDATE_INTEROP").is_some() {

@@ -568,6 +568,12 @@ pub struct Partner {
     /// The MIC algorithm to ask for in signed MDNs (default: the signing digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdn_micalg: Option<Digest>,
+    /// Several documents sent together go in one message (RFC 6362) when:
+    /// `announced`, the partner said it reads them (EDIINT-Features:
+    /// multiple-attachments, on a message or MDN it sent); `always`;
+    /// `never`, one message per document.
+    #[serde(default, skip_serializing_if = "MultipleAttachments::is_default")]
+    pub multiple_attachments: MultipleAttachments,
     /// MICs computed in these known wrong ways still prove receipt (the
     /// MIC doctor names the way a partner's MDN took; a warning stays on
     /// each such MDN). Empty: only the RFC 4130 §7.3.1 MIC does.
@@ -583,6 +589,25 @@ pub struct Partner {
     /// Reject inbound messages that are not encrypted.
     #[serde(default = "default_true")]
     pub require_encrypted: bool,
+}
+
+/// When several documents go in one message (RFC 6362).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MultipleAttachments {
+    /// When the partner announced multiple-attachments in EDIINT-Features.
+    #[default]
+    Announced,
+    /// Always, announced or not.
+    Always,
+    /// Never: one message per document.
+    Never,
+}
+
+impl MultipleAttachments {
+    fn is_default(&self) -> bool {
+        *self == MultipleAttachments::Announced
+    }
 }
 
 /// A digest algorithm choice.

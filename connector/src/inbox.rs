@@ -116,20 +116,31 @@ pub fn settle(inbound: Inbound, now: UnixMillis) -> Reception {
             None,
         ),
         Ok(received) => {
-            let document = &received.document;
+            // Several documents (RFC 6362): their names together, their sizes summed.
+            let names: Vec<&str> = received
+                .documents()
+                .map(|d| d.file_name.as_deref().unwrap_or("document"))
+                .collect();
+            let bytes: u64 = received.documents().map(|d| d.content.len() as u64).sum();
             let record = ReceivedRecord {
                 message_id: message_id.clone(),
                 partner: partner.clone(),
-                file_name: document.file_name.clone(),
+                file_name: match names.as_slice() {
+                    [_] => received.document.file_name.clone(),
+                    names => Some(names.join(", ")),
+                },
                 mic: received.mic.header_value(),
                 received: now / 1000,
-                bytes: document.content.len() as u64,
+                bytes,
                 disposition: Some(disposition.to_string()),
             };
+            let count = match names.len() {
+                1 => String::new(),
+                n => format!("{n} documents, "),
+            };
             let line = format!(
-                "received {} ({} bytes) from {partner} as {message_id}",
-                document.file_name.as_deref().unwrap_or("document"),
-                document.content.len(),
+                "received {} ({count}{bytes} bytes) from {partner} as {message_id}",
+                names.join(", "),
             );
             ((LogLevel::Info, line), Some(record), Some(received))
         }
@@ -248,6 +259,7 @@ mod tests {
                 content_type: "application/edi-x12".into(),
                 content: b"ISA*00~".to_vec(),
             },
+            attachments: Vec::new(),
             mic: Mic {
                 digest: vec![0; 32],
                 algorithm: DigestAlgorithm::Sha256,

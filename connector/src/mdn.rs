@@ -340,6 +340,7 @@ pub fn build(
     http.push("Message-ID", fields.message_id);
     http.push("Date", httpdate::fmt_http_date(now));
     http.push("Subject", "AS2 Message Disposition Notification");
+    http.push("EDIINT-Features", crate::message::FEATURES);
     http.push("MIME-Version", "1.0");
     http.push("Content-Type", content_type);
     Ok(HttpMessage {

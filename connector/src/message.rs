@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::headers::{self, Headers, ParameterizedValue};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
-use crate::mime::Entity;
+use crate::mime::{self, Entity};
 use crate::signed::{self, SignedPlan, SigningParams};
 use crate::smime::{self, ContentEncryption};
 
@@ -331,14 +331,55 @@ pub fn build_into(
     now: SystemTime,
     provider: &dyn CryptoProvider,
 ) -> Result<OutboundHead, Error> {
+    let attachment = Attachment {
+        info: document,
+        content,
+    };
+    build_attachments_into(connection, &[attachment], body, station_key, now, provider)
+}
+
+/// One document of a message: what it is, and where its bytes are.
+#[derive(Clone, Copy)]
+pub struct Attachment<'a> {
+    /// File name and MIME type.
+    pub info: DocumentInfo<'a>,
+    /// The bytes, read a piece at a time.
+    pub content: &'a dyn Source,
+}
+
+/// Most documents one message carries: a bound for the receiver's work.
+pub const MAX_ATTACHMENTS: usize = 100;
+
+/// [`build_into`] for several documents in one message (RFC 6362): a
+/// `multipart/related` payload whose parts are the documents, each with its
+/// own Content-Type and file name, signed, compressed and encrypted as one;
+/// the MIC covers the whole `multipart/related` entity (RFC 6362 §4). One
+/// document makes the ordinary single-payload message.
+pub fn build_attachments_into(
+    connection: &Checked,
+    attachments: &[Attachment<'_>],
+    body: &mut dyn Sink,
+    station_key: &dyn PrivateKey,
+    now: SystemTime,
+    provider: &dyn CryptoProvider,
+) -> Result<OutboundHead, Error> {
+    if attachments.is_empty() || attachments.len() > MAX_ATTACHMENTS {
+        return Err(Error::config(
+            "/documents",
+            format!(
+                "one message carries 1 to {MAX_ATTACHMENTS} documents, not {}",
+                attachments.len()
+            ),
+        ));
+    }
     let partner = &connection.connection.partner;
-    let mut notes = doctor::Notes::new(mic_algorithm_for(partner), content.len());
+    let content_len = attachments.iter().map(|a| a.content.len()).sum();
+    let mut notes = doctor::Notes::new(mic_algorithm_for(partner), content_len);
     let encryption = partner.encryption.content_encryption();
     let mut tapped = EncryptedTap::new(body, &notes, encryption, partner.encoding, provider);
     let mut head = build_noting(
         connection,
-        document,
-        content,
+        attachments,
         &mut tapped,
         station_key,
         now,
@@ -348,6 +389,55 @@ pub fn build_into(
     tapped.finish(&mut notes);
     head.mic_variants = notes.finish(&head.mic);
     Ok(head)
+}
+
+/// The header fields of a document's own MIME entity.
+fn document_headers(document: DocumentInfo<'_>) -> Headers {
+    let mut headers = Headers::new();
+    headers.push("Content-Type", document.content_type.to_string());
+    // Binary: the payload is hashed and carried byte for byte, so no
+    // canonicalization can make the partner's MIC differ from ours.
+    headers.push("Content-Transfer-Encoding", "binary");
+    headers.push(
+        "Content-Disposition",
+        content_disposition(document.file_name),
+    );
+    headers
+}
+
+/// The payload entity: the document itself, or for several a
+/// `multipart/related` of them (RFC 6362 §3, RFC 2387), its root the first.
+fn payload_part<'a>(attachments: &[Attachment<'a>], provider: &dyn CryptoProvider) -> Part<'a> {
+    let mut body = Chain::new();
+    if let [single] = attachments {
+        body.push_source(single.content);
+        return Part {
+            headers: document_headers(single.info),
+            body,
+        };
+    }
+    let mut random = [0u8; 12];
+    provider.fill_random(&mut random);
+    let boundary = mime::new_boundary(&random);
+    for attachment in attachments {
+        let mut opening = format!("--{boundary}\r\n").into_bytes();
+        document_headers(attachment.info).write_to(&mut opening);
+        opening.extend_from_slice(b"\r\n");
+        body.push(opening);
+        body.push_source(attachment.content);
+        // The line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
+        body.push(b"\r\n".to_vec());
+    }
+    body.push(format!("--{boundary}--\r\n").into_bytes());
+    let mut headers = Headers::new();
+    headers.push(
+        "Content-Type",
+        format!(
+            "multipart/related; boundary=\"{boundary}\"; type=\"{}\"",
+            attachments[0].info.content_type
+        ),
+    );
+    Part { headers, body }
 }
 
 /// The digest algorithm of the MIC asked for in the MDN request.
@@ -415,8 +505,7 @@ impl Sink for EncryptedTap<'_> {
 #[allow(clippy::too_many_arguments)]
 fn build_noting(
     connection: &Checked,
-    document: DocumentInfo<'_>,
-    content: &dyn Source,
+    attachments: &[Attachment<'_>],
     body: &mut dyn Sink,
     station_key: &dyn PrivateKey,
     now: SystemTime,
@@ -424,21 +513,7 @@ fn build_noting(
     notes: &mut doctor::Notes,
 ) -> Result<OutboundHead, Error> {
     let partner = &connection.connection.partner;
-    let mut payload_headers = Headers::new();
-    payload_headers.push("Content-Type", document.content_type.to_string());
-    // Binary: the payload is hashed and carried byte for byte, so no
-    // canonicalization can make the partner's MIC differ from ours.
-    payload_headers.push("Content-Transfer-Encoding", "binary");
-    payload_headers.push(
-        "Content-Disposition",
-        content_disposition(document.file_name),
-    );
-    let mut payload_body = Chain::new();
-    payload_body.push_source(content);
-    let mut part = Part {
-        headers: payload_headers,
-        body: payload_body,
-    };
+    let mut part = payload_part(attachments, provider);
     let encryption = partner.encryption.content_encryption();
     let mic_algorithm = mic_algorithm_for(partner);
     let mic_covers_entity = partner.signing.digest().is_some() || encryption.is_some();
@@ -509,13 +584,23 @@ fn build_noting(
                 })?;
                 let headers = enveloped_headers(ContentEncryption::Cbc(cipher), partner.encoding);
                 return Ok(finish_head(
-                    connection, document, headers, mic, now, provider,
+                    connection,
+                    attachments,
+                    headers,
+                    mic,
+                    now,
+                    provider,
                 ));
             }
             None if !compress_after => {
                 let (headers, mic) = sign(body)?;
                 return Ok(finish_head(
-                    connection, document, headers, mic, now, provider,
+                    connection,
+                    attachments,
+                    headers,
+                    mic,
+                    now,
+                    provider,
                 ));
             }
             _ => {
@@ -590,14 +675,34 @@ fn build_noting(
     };
     let mic = mic.ok_or_else(|| Error::malformed("no MIC was computed"))?;
     Ok(finish_head(
-        connection, document, headers, mic, now, provider,
+        connection,
+        attachments,
+        headers,
+        mic,
+        now,
+        provider,
     ))
+}
+
+/// What we announce in EDIINT-Features (RFC 6017), only what we implement.
+/// AS2-Reliability: we detect repeated Message-IDs and answer them without
+/// delivering twice, and resend under the same Message-ID.
+/// multiple-attachments: we read and send several documents in one message
+/// (RFC 6362).
+pub const FEATURES: &str = "AS2-Reliability, multiple-attachments";
+
+/// Whether a partner's EDIINT-Features value announces `feature`
+/// (case-insensitively, RFC 6017 §5).
+pub fn announces(features: &str, feature: &str) -> bool {
+    features
+        .split(',')
+        .any(|token| token.trim().eq_ignore_ascii_case(feature))
 }
 
 /// The AS2 header fields (RFC 4130 §6) before the message's content headers.
 fn finish_head(
     connection: &Checked,
-    document: DocumentInfo<'_>,
+    attachments: &[Attachment<'_>],
     content_headers: Headers,
     mic: Mic,
     now: SystemTime,
@@ -612,16 +717,15 @@ fn finish_head(
     http.push("AS2-To", headers::as2_id_header(&partner.as2_id));
     http.push("Message-ID", message_id.clone());
     http.push("Date", httpdate::fmt_http_date(now));
-    http.push(
-        "Subject",
-        format!(
-            "AS2 message{}",
-            document
-                .file_name
-                .map(|name| format!(" {name}"))
-                .unwrap_or_default()
-        ),
-    );
+    let names: Vec<&str> = attachments
+        .iter()
+        .filter_map(|a| a.info.file_name)
+        .collect();
+    let subject = match names.as_slice() {
+        [] => "AS2 message".to_string(),
+        names => format!("AS2 message {}", names.join(", ")),
+    };
+    http.push("Subject", headers::truncate(&subject, 200));
     http.push("MIME-Version", "1.0");
     for (name, value) in content_headers.iter() {
         http.push(name, value);
@@ -646,10 +750,7 @@ fn finish_head(
             http.push("Receipt-Delivery-Option", url.clone());
         }
     }
-    // RFC 6017: only what we implement. AS2-Reliability: we detect repeated
-    // Message-IDs and answer them without delivering twice, and we resend
-    // under the same Message-ID.
-    http.push("EDIINT-Features", "AS2-Reliability");
+    http.push("EDIINT-Features", FEATURES);
     OutboundHead {
         message_id,
         headers: http,
@@ -739,14 +840,23 @@ pub fn judge_mdn(
 /// A document received and verified.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// The document.
+    /// The document: the only one, or the first of several (RFC 6362).
     pub document: Document,
+    /// The documents after the first, when the message carried several.
+    pub attachments: Vec<Document>,
     /// Its MIC, as reported in the MDN.
     pub mic: Mic,
     /// Whether it was signed (and verified).
     pub signed: bool,
     /// Whether it was encrypted.
     pub encrypted: bool,
+}
+
+impl Received {
+    /// Every document the message carried, in order.
+    pub fn documents(&self) -> impl Iterator<Item = &Document> {
+        std::iter::once(&self.document).chain(&self.attachments)
+    }
 }
 
 /// The outcome of processing one inbound AS2 request.
@@ -1369,7 +1479,13 @@ fn unpack(
                         }
                         Cow::Owned(decoded) => Next::Owned(decoded),
                     };
-                    payload = Some((entity.file_name(), content_type.value, mic));
+                    let boundary = (content_type.value == "multipart/related").then(|| {
+                        content_type
+                            .param("boundary")
+                            .unwrap_or_default()
+                            .to_string()
+                    });
+                    payload = Some((entity.file_name(), content_type.value, mic, boundary));
                     content
                 }
             }
@@ -1377,7 +1493,7 @@ fn unpack(
         if depth == 0 && !encrypted && partner.require_encrypted {
             return Err(not_encrypted());
         }
-        if let Some((file_name, content_type, mic)) = payload {
+        if let Some((file_name, content_type, mic, related)) = payload {
             let content = match (next, buffer) {
                 (Next::Owned(bytes), _) => bytes,
                 // The payload is the tail of what was decrypted: moved to the
@@ -1390,12 +1506,22 @@ fn unpack(
                 }
                 (Next::Within(within), Cow::Borrowed(bytes)) => bytes[within].to_vec(),
             };
+            let whole = Document {
+                file_name,
+                content_type,
+                content,
+            };
+            let mut documents = match related {
+                Some(boundary) => attachments_of(&whole.content, &boundary)?,
+                None => vec![whole],
+            }
+            .into_iter();
+            let document = documents
+                .next()
+                .ok_or_else(|| Error::malformed("the message has no payload"))?;
             return Ok(Received {
-                document: Document {
-                    file_name,
-                    content_type,
-                    content,
-                },
+                document,
+                attachments: documents.collect(),
                 mic,
                 signed,
                 encrypted,
@@ -1411,4 +1537,28 @@ fn unpack(
         }
     }
     Err(Error::malformed("the message has no payload"))
+}
+
+/// The documents of a `multipart/related` payload (RFC 6362 §3): each part
+/// with its own type, file name and transfer encoding undone.
+fn attachments_of(body: &[u8], boundary: &str) -> Result<Vec<Document>, Error> {
+    let parts = mime::split_multipart(body, boundary)
+        .map_err(|e| Error::malformed(format!("the multipart/related payload: {e}")))?;
+    if parts.len() > MAX_ATTACHMENTS {
+        return Err(Error::malformed(format!(
+            "the message carries {} documents; at most {MAX_ATTACHMENTS} are read",
+            parts.len()
+        )));
+    }
+    parts
+        .into_iter()
+        .map(|raw| {
+            let entity = Entity::parse(raw)?;
+            Ok(Document {
+                file_name: entity.file_name(),
+                content_type: entity.content_type().value,
+                content: entity.decoded_body()?.into_owned(),
+            })
+        })
+        .collect()
 }

@@ -474,7 +474,7 @@ fn async_mdn_request_names_the_station_url_and_the_mdn_goes_there() {
     );
     assert_eq!(
         outbound.headers.get("EDIINT-Features"),
-        Some("AS2-Reliability")
+        Some("AS2-Reliability, multiple-attachments")
     );
     let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     let mdn = inbound.mdn.as_ref().unwrap();
@@ -1022,4 +1022,122 @@ fn aes_gcm_carried_in_enveloped_data_is_read_with_the_tag_length_its_parameters_
         inbound.disposition,
         Disposition::error("insufficient-message-security")
     );
+}
+
+/// RFC 6362: several documents in one message, each received with its own
+/// file name, type and bytes; the MIC over the whole multipart/related
+/// proves receipt; in every protection, compression included.
+#[test]
+fn several_documents_travel_in_one_message_and_arrive_each_on_its_own() {
+    let documents = [
+        (
+            "po-1.x12",
+            "application/edi-x12",
+            b"ISA*00*first~\nST*850~\r\n".to_vec(),
+        ),
+        (
+            "invoice.xml",
+            "application/xml",
+            b"<invoice n=\"2\"/>".to_vec(),
+        ),
+        (
+            "blob.bin",
+            "application/octet-stream",
+            (0..=255u8).cycle().take(70_000).collect(),
+        ),
+    ];
+    let sources: Vec<&[u8]> = documents
+        .iter()
+        .map(|(_, _, bytes)| bytes.as_slice())
+        .collect();
+    let attachments: Vec<message::Attachment<'_>> = documents
+        .iter()
+        .zip(&sources)
+        .map(|((name, content_type, _), source)| message::Attachment {
+            info: message::DocumentInfo {
+                file_name: Some(name),
+                content_type,
+            },
+            content: source as &dyn as2_connector::bytes::Source,
+        })
+        .collect();
+    for extra in [
+        "",
+        r#","encryption":"none""#,
+        r#","signing":"none""#,
+        r#","compression":"before-signing""#,
+        r#","compression":"after-signing","encryption":"aes256-gcm""#,
+    ] {
+        let receiver_extra = r#","require_signed":false,"require_encrypted":false"#;
+        let (sender, receiver) = connections(extra, receiver_extra);
+        let mut body = Vec::new();
+        let head = message::build_attachments_into(
+            &sender,
+            &attachments,
+            &mut body,
+            &stations().0.generated.key,
+            SystemTime::now(),
+            &RustCryptoProvider,
+        )
+        .unwrap();
+        assert_eq!(
+            head.headers.get("Subject"),
+            Some("AS2 message po-1.x12, invoice.xml, blob.bin"),
+            "{extra}"
+        );
+        let inbound = deliver(&receiver, &head.headers, &body).unwrap();
+        let received = inbound.result.as_ref().expect("processed");
+        let arrived: Vec<(Option<&str>, &str, &[u8])> = received
+            .documents()
+            .map(|d| {
+                (
+                    d.file_name.as_deref(),
+                    d.content_type.as_str(),
+                    d.content.as_slice(),
+                )
+            })
+            .collect();
+        let sent: Vec<(Option<&str>, &str, &[u8])> = documents
+            .iter()
+            .map(|(name, content_type, bytes)| (Some(*name), *content_type, bytes.as_slice()))
+            .collect();
+        assert_eq!(arrived, sent, "{extra}");
+        let outbound = Outbound {
+            message_id: head.message_id.clone(),
+            headers: head.headers.clone(),
+            body: body.clone(),
+            mic: head.mic.clone(),
+        };
+        let verdict = check(&sender, &outbound, &inbound);
+        assert!(
+            verdict.mic_matched && verdict.proves_receipt,
+            "{extra}: {verdict:?}"
+        );
+    }
+}
+
+#[test]
+fn a_message_names_too_many_documents_or_none_and_is_refused() {
+    let (sender, _) = connections("", "");
+    let content: &[u8] = b"x";
+    let one = message::Attachment {
+        info: message::DocumentInfo {
+            file_name: Some("x"),
+            content_type: "text/plain",
+        },
+        content: &content,
+    };
+    for count in [0, message::MAX_ATTACHMENTS + 1] {
+        let attachments = vec![one; count];
+        let error = message::build_attachments_into(
+            &sender,
+            &attachments,
+            &mut Vec::new(),
+            &stations().0.generated.key,
+            SystemTime::now(),
+            &RustCryptoProvider,
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidConfig, "{count}: {error}");
+    }
 }

@@ -255,6 +255,26 @@ impl Connector {
         config: &str,
         documents: Vec<SendDocument>,
     ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
+        self.send_with(config, documents, false)
+    }
+
+    /// `import-together`: the documents in one message when the partner
+    /// reads several (RFC 6362), else one message each; one result per
+    /// message sent.
+    pub fn send_together(
+        &self,
+        config: &str,
+        documents: Vec<SendDocument>,
+    ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
+        self.send_with(config, documents, true)
+    }
+
+    fn send_with(
+        &self,
+        config: &str,
+        documents: Vec<SendDocument>,
+        together: bool,
+    ) -> Outcome<Vec<Result<api::SendOutcome, ConnectorError>>> {
         let options = CallOptions::for_config(config);
         let blobs = self.blobs(documents)?;
         self.runtime
@@ -263,7 +283,10 @@ impl Connector {
                     .into_iter()
                     .map(|(meta, blob)| meta.with_content(store.data_mut().push_blob(blob)?))
                     .collect::<wasmtime::Result<Vec<_>>>()?;
-                guest.call_import(store, config, &documents)
+                match together {
+                    true => guest.call_import_together(store, config, &documents),
+                    false => guest.call_import(store, config, &documents),
+                }
             })
     }
 

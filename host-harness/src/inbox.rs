@@ -59,6 +59,22 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The journal's key of each document of one message: its Message-ID, and
+/// for the second and later documents of a message that carried several
+/// (RFC 6362) `<Message-ID>#2`, `#3`…, so that the journal keeps one row
+/// per document under (partner, key) and a lookup by Message-ID finds the
+/// first.
+fn delivery_ids(documents: &[crate::connector::Delivered]) -> Vec<String> {
+    documents
+        .iter()
+        .enumerate()
+        .map(|(index, received)| match index {
+            0 => received.message_id.clone(),
+            n => format!("{}#{}", received.message_id, n + 1),
+        })
+        .collect()
+}
+
 /// A staging file name no other write shares: the message's hash plus a
 /// serial, so two copies arriving at once never write one file.
 fn staging_name(partner: &str, message_id: &str) -> String {
@@ -105,8 +121,9 @@ impl Inbox {
     /// the inbox. When this returns `Stored`, the MDN may go.
     pub fn accept(&self, partner: &str, result: &mut Exported) -> anyhow::Result<Accepted> {
         let mut staged = Vec::new();
-        for received in &mut result.documents {
-            let name = staging_name(&received.partner, &received.message_id);
+        let ids = delivery_ids(&result.documents);
+        for (received, id) in result.documents.iter_mut().zip(&ids) {
+            let name = staging_name(&received.partner, id);
             if let Err(e) = received.content.persist(&self.staging.join(&name)) {
                 self.discard(&staged);
                 return Err(e.context("staging a received document"));
@@ -123,7 +140,8 @@ impl Inbox {
             .documents
             .iter()
             .zip(&staged)
-            .map(|(received, staged)| {
+            .zip(&ids)
+            .map(|((received, staged), id)| {
                 let fallback = files::sanitize_file_name(
                     received.message_id.trim_matches(['<', '>']),
                     "document",
@@ -137,7 +155,7 @@ impl Inbox {
                 let path = self.folder_of(&received.partner).join(&file_name);
                 DeliveryRecord {
                     partner: received.partner.clone(),
-                    message_id: received.message_id.clone(),
+                    message_id: id.clone(),
                     staged: staged.clone(),
                     file_name,
                     bytes: received.content.len(),
@@ -176,8 +194,8 @@ impl Inbox {
         };
         pause_point("receive:committed");
         let mut paths = Vec::new();
-        for received in &result.documents {
-            paths.push(self.finish(&received.partner, &received.message_id)?);
+        for (received, id) in result.documents.iter().zip(&ids) {
+            paths.push(self.finish(&received.partner, id)?);
         }
         Ok(Accepted::Stored { paths, owed_mdn })
     }

@@ -64,7 +64,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             files,
             content_type,
+            one_message: false,
         } => cli::send::send(&cli, config, files, content_type).await,
+        Command::Send {
+            config,
+            files,
+            content_type,
+            one_message: true,
+        } => cli::send::send_together(&cli, config, files, content_type).await,
         Command::Resume { config } => cli::send::resume(&cli, config).await,
         Command::Status {
             message_id,

@@ -32,6 +32,13 @@ impl api::Guest for Component {
         send::import(&config, documents)
     }
 
+    fn import_together(
+        config: String,
+        documents: Vec<wit::OutgoingDocument>,
+    ) -> Result<Vec<Result<api::SendOutcome, wit::Error>>, wit::Error> {
+        send::import_together(&config, documents)
+    }
+
     fn build_message(
         config: String,
         document: wit::OutgoingDocument,

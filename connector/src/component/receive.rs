@@ -41,6 +41,7 @@ pub fn export(config: &str, request: wit::HttpRequest) -> Result<api::ExportResu
     let headers = to_headers(&request.headers);
     // The partner's credentials first, before anything of the message is read.
     check_credentials(&connection, &headers)?;
+    records::note_features(&connection.connection.partner.as2_id, &headers);
     // An encrypted or compressed message is read where it lies, a piece
     // at a time; anything else (an MDN, a message only signed) whole.
     let source = BlobSource::new(&request.body);
@@ -121,21 +122,31 @@ fn hand_over(mut reception: inbox::Reception) -> Result<api::ExportResult, wit::
         Some(record) => vec![records::received_entry(record)?],
         None => Vec::new(),
     };
-    let documents = match reception.document.take() {
-        Some(mut received) => vec![api::ReceivedDocument {
-            message_id: reception.message_id.clone(),
-            partner: reception.partner.clone(),
-            document: wit::Document {
-                file_name: received.document.file_name.clone(),
-                content_type: received.document.content_type.clone(),
-                content: into_blob(std::mem::take(&mut received.document.content))?,
-            },
-            mic: wit_mic(&received.mic),
-            signed: received.signed,
-            encrypted: received.encrypted,
-        }],
-        None => Vec::new(),
-    };
+    let mut documents = Vec::new();
+    if let Some(received) = reception.document.take() {
+        let message::Received {
+            document,
+            attachments,
+            mic,
+            signed,
+            encrypted,
+        } = received;
+        // Each document of the message (one, or several: RFC 6362) on its own.
+        for document in std::iter::once(document).chain(attachments) {
+            documents.push(api::ReceivedDocument {
+                message_id: reception.message_id.clone(),
+                partner: reception.partner.clone(),
+                document: wit::Document {
+                    file_name: document.file_name,
+                    content_type: document.content_type,
+                    content: into_blob(document.content)?,
+                },
+                mic: wit_mic(&mic),
+                signed,
+                encrypted,
+            });
+        }
+    }
     let (response, async_mdn) = match reception.reply {
         Reply::Empty => (empty_ok(), None),
         Reply::SyncMdn(mdn) => {

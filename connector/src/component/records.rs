@@ -160,6 +160,32 @@ pub fn received_before(partner: &str, message_id: &str) -> Result<bool, crate::E
         .map_err(|e| crate::Error::Storage(e.message))
 }
 
+/// The state store key of what `partner` last announced in EDIINT-Features.
+fn features_key(partner: &str) -> String {
+    format!("features/{partner}")
+}
+
+/// Keeps what `partner` announces in the EDIINT-Features of a message or
+/// MDN it sent (RFC 6017), when it differs from what was kept. Best effort:
+/// a store that fails here fails the next call that needs it.
+pub fn note_features(partner: &str, headers: &Headers) {
+    let Some(features) = headers.get("EDIINT-Features") else {
+        return;
+    };
+    let key = features_key(partner);
+    let value = crate::headers::truncate(features, 500).as_bytes().to_vec();
+    if state::get(&key).ok().flatten().as_deref() != Some(value.as_slice()) {
+        let _ = state::set(&key, &value);
+    }
+}
+
+/// Whether `partner` announced `feature` the last time it said anything.
+pub fn partner_announces(partner: &str, feature: &str) -> Result<bool, wit::Error> {
+    Ok(state::get(&features_key(partner))?
+        .map(|value| crate::message::announces(&String::from_utf8_lossy(&value), feature))
+        .unwrap_or(false))
+}
+
 /// A message on its way: what goes over the wire, again and again.
 pub struct Outgoing {
     pub message_id: String,

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use crate::config::Checked;
-use crate::message::{self, DocumentInfo};
+use crate::message::{self, Attachment, DocumentInfo};
 use crate::outbox::{
     self, Action, CallBudget, Delivery, Event, Finish, ResumeStep, SentRecord, UnixMillis,
 };
@@ -86,17 +86,27 @@ fn refresh_token(connection: &Checked) -> Result<String, wit::Error> {
 fn build_outgoing(
     connection: &Checked,
     key: &HostKey,
-    document: &wit::OutgoingDocument,
+    documents: &[wit::OutgoingDocument],
 ) -> Result<Outgoing, wit::Error> {
-    let info = DocumentInfo {
-        file_name: document.file_name.as_deref(),
-        content_type: &document.content_type,
-    };
+    let sources: Vec<BlobSource<'_>> = documents
+        .iter()
+        .map(|document| BlobSource::new(&document.content))
+        .collect();
+    let attachments: Vec<Attachment<'_>> = documents
+        .iter()
+        .zip(&sources)
+        .map(|(document, source)| Attachment {
+            info: DocumentInfo {
+                file_name: document.file_name.as_deref(),
+                content_type: &document.content_type,
+            },
+            content: source,
+        })
+        .collect();
     let body = wit::Blob::new();
-    let head = message::build_into(
+    let head = message::build_attachments_into(
         connection,
-        info,
-        &BlobSource::new(&document.content),
+        &attachments,
         &mut BlobSink(&body),
         key,
         SystemTime::now(),
@@ -112,20 +122,30 @@ fn build_outgoing(
     })
 }
 
-fn send_one(
+/// Sends `documents` as one AS2 message (one document, or several under
+/// RFC 6362) and drives it to its outcome.
+fn send_message(
     connection: &Checked,
     key: &HostKey,
     budget: CallBudget,
-    document: wit::OutgoingDocument,
+    documents: &[wit::OutgoingDocument],
 ) -> Result<api::SendOutcome, wit::Error> {
     let config = &connection.connection;
-    let outgoing = build_outgoing(connection, key, &document)?;
+    let outgoing = build_outgoing(connection, key, documents)?;
     let partner = &config.partner.as2_id;
+    let names: Vec<&str> = documents
+        .iter()
+        .map(|d| d.file_name.as_deref().unwrap_or("document"))
+        .collect();
+    let file_name = match documents {
+        [single] => single.file_name.clone(),
+        _ => Some(names.join(", ")),
+    };
     let mut record = SentRecord::new(
         &outgoing.message_id,
         partner,
         &outgoing.mic,
-        document.file_name.clone(),
+        file_name,
         now_ms(),
     );
     record.mic_variants = outgoing.mic_variants.clone();
@@ -136,12 +156,12 @@ fn send_one(
     // loses track of it and `resume` can send the very same message again.
     outgoing.keep()?;
     records::record_new(&record)?;
+    let bytes: u64 = documents.iter().map(|d| d.content.size()).sum();
     log::emit(
         Level::Info,
         &format!(
-            "sending {} ({} bytes) to {partner} as {}",
-            document.file_name.as_deref().unwrap_or("document"),
-            document.content.size(),
+            "sending {} ({bytes} bytes) to {partner} as {}",
+            names.join(", "),
             outgoing.message_id,
         ),
     );
@@ -198,6 +218,7 @@ fn deliver(
                 Event::TokenRefreshed(done)
             }
             Action::CheckMdn(response) => {
+                records::note_features(&config.partner.as2_id, &response.headers);
                 let checked = message::check_mdn(
                     connection,
                     id,
@@ -312,8 +333,40 @@ pub fn import(config: &str, documents: Vec<wit::OutgoingDocument>) -> SendResult
     super::faults::trip(&connection.connection.name);
     let key = open_station_key(&connection)?;
     Ok(documents
-        .into_iter()
-        .map(|document| send_one(&connection, &key, budget, document))
+        .iter()
+        .map(|document| send_message(&connection, &key, budget, std::slice::from_ref(document)))
+        .collect())
+}
+
+/// `import-together`: the documents in one message when the partner reads
+/// several (RFC 6362), else each in its own, as `import` sends them.
+pub fn import_together(config: &str, documents: Vec<wit::OutgoingDocument>) -> SendResults {
+    let budget = call_budget();
+    let connection = checked(config)?;
+    let key = open_station_key(&connection)?;
+    let partner = &connection.connection.partner;
+    let together = match partner.multiple_attachments {
+        crate::config::MultipleAttachments::Always => true,
+        crate::config::MultipleAttachments::Never => false,
+        crate::config::MultipleAttachments::Announced => {
+            records::partner_announces(&partner.as2_id, "multiple-attachments")?
+        }
+    };
+    if together && documents.len() > 1 {
+        return Ok(vec![send_message(&connection, &key, budget, &documents)]);
+    }
+    if documents.len() > 1 {
+        log::emit(
+            Level::Info,
+            &format!(
+                "{} has not announced multiple-attachments (EDIINT-Features): one message per document",
+                partner.as2_id
+            ),
+        );
+    }
+    Ok(documents
+        .iter()
+        .map(|document| send_message(&connection, &key, budget, std::slice::from_ref(document)))
         .collect())
 }
 
@@ -323,7 +376,7 @@ pub fn build_message(
 ) -> Result<api::BuiltMessage, wit::Error> {
     let connection = checked(config)?;
     let key = open_station_key(&connection)?;
-    let outgoing = build_outgoing(&connection, &key, &document)?;
+    let outgoing = build_outgoing(&connection, &key, std::slice::from_ref(&document))?;
     Ok(api::BuiltMessage {
         message_id: outgoing.message_id,
         headers: super::convert::from_headers(&outgoing.headers),

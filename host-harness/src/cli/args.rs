@@ -102,6 +102,12 @@ pub enum Command {
         /// MIME type of the files.
         #[arg(long, default_value = "application/edi-x12")]
         content_type: String,
+        /// Send the files together in one AS2 message (RFC 6362), each
+        /// with its own file name, when the partner reads that (it announced
+        /// multiple-attachments, or partner.multiple_attachments is
+        /// "always"); otherwise one message per file.
+        #[arg(long)]
+        one_message: bool,
     },
     /// Send again what a connection still owes its partner: sends a stop
     /// interrupted, messages whose MDN is overdue (same Message-ID, same

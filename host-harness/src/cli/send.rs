@@ -41,13 +41,7 @@ pub async fn send(
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     for path in files.iter().cloned() {
-        // Read a piece at a time as the message is built, never whole.
-        std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
-        let document = SendDocument {
-            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-            content_type: content_type.to_string(),
-            content: Content::File(path.clone()),
-        };
+        let document = file_document(&path, content_type)?;
         let (connector, config, slots) = (connector.clone(), config.clone(), slots.clone());
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
@@ -61,6 +55,72 @@ pub async fn send(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// `send --one-message CONFIG FILE…`: the files together in one message
+/// when the partner reads several (RFC 6362), else one message each; a
+/// JSON line per message sent, naming its files.
+pub async fn send_together(
+    cli: &Cli,
+    config: &Path,
+    files: &[PathBuf],
+    content_type: &str,
+) -> anyhow::Result<ExitCode> {
+    let (connector, config) = (connector(cli)?, read_config(config)?);
+    resume_first(&connector, &config).await?;
+    let documents = files
+        .iter()
+        .map(|path| file_document(path, content_type))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    eprintln!("sending {} files as one message", files.len());
+    let started = Instant::now();
+    let outcomes = match blocking(move || connector.send_together(&config, documents)).await?? {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            eprintln!("{}", describe(&e));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    // One outcome: the files went together; as many as files: one each.
+    let labels: Vec<Vec<String>> = match outcomes.len() {
+        1 => vec![names],
+        _ => names.into_iter().map(|name| vec![name]).collect(),
+    };
+    let mut all_ok = true;
+    for (outcome, files) in outcomes.into_iter().zip(labels) {
+        let mut line = match outcome {
+            Ok(outcome) => {
+                all_ok &= !failed(&outcome);
+                eprintln!("{}: {}", files.join(", "), state_text(outcome.state));
+                sent_json(None, &outcome)
+            }
+            Err(e) => {
+                all_ok = false;
+                eprintln!("{}: {}", files.join(", "), error_code(&e));
+                serde_json::json!({ "error": error_json(&e) })
+            }
+        };
+        line["files"] = serde_json::json!(files);
+        line["elapsed_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+        println!("{line}");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The file at `path` as a document to send, read a piece at a time as
+/// the message is built, never whole; refused now when it cannot be opened.
+fn file_document(path: &Path, content_type: &str) -> anyhow::Result<SendDocument> {
+    std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(SendDocument {
+        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        content_type: content_type.to_string(),
+        content: Content::File(path.to_path_buf()),
     })
 }
 
