@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod ber;
 pub mod bytes;
+pub mod cem;
 pub mod compress;
 pub mod config;
 pub mod crypto;

@@ -334,6 +334,7 @@ pub fn build_into(
     let attachment = Attachment {
         info: document,
         content,
+        content_id: None,
     };
     build_attachments_into(connection, &[attachment], body, station_key, now, provider)
 }
@@ -345,6 +346,9 @@ pub struct Attachment<'a> {
     pub info: DocumentInfo<'a>,
     /// The bytes, read a piece at a time.
     pub content: &'a dyn Source,
+    /// Its Content-ID (RFC 2392, without angle brackets), for a part that
+    /// another part refers to (a CEM request's certificate).
+    pub content_id: Option<&'a str>,
 }
 
 /// Most documents one message carries: a bound for the receiver's work.
@@ -421,7 +425,11 @@ fn payload_part<'a>(attachments: &[Attachment<'a>], provider: &dyn CryptoProvide
     let boundary = mime::new_boundary(&random);
     for attachment in attachments {
         let mut opening = format!("--{boundary}\r\n").into_bytes();
-        document_headers(attachment.info).write_to(&mut opening);
+        let mut headers = document_headers(attachment.info);
+        if let Some(id) = attachment.content_id {
+            headers.push("Content-ID", format!("<{id}>"));
+        }
+        headers.write_to(&mut opening);
         opening.extend_from_slice(b"\r\n");
         body.push(opening);
         body.push_source(attachment.content);
@@ -688,8 +696,9 @@ fn build_noting(
 /// AS2-Reliability: we detect repeated Message-IDs and answer them without
 /// delivering twice, and resend under the same Message-ID.
 /// multiple-attachments: we read and send several documents in one message
-/// (RFC 6362).
-pub const FEATURES: &str = "AS2-Reliability, multiple-attachments";
+/// (RFC 6362). CEM: we send, read and answer certificate exchange messages
+/// ([`crate::cem`]).
+pub const FEATURES: &str = "AS2-Reliability, multiple-attachments, CEM";
 
 /// Whether a partner's EDIINT-Features value announces `feature`
 /// (case-insensitively, RFC 6017 §5).

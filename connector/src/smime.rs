@@ -51,6 +51,12 @@ impl Cert {
             .map_err(|e| Error::malformed(format!("not a PEM X.509 certificate: {e}")))
     }
 
+    /// The certificate in PEM form.
+    pub fn to_pem(&self) -> Result<String, Error> {
+        use der::EncodePem;
+        Ok(self.inner.to_pem(der::pem::LineEnding::LF)?)
+    }
+
     /// Every certificate of a PEM text such as a CA bundle, in order. Text
     /// between the blocks (the `subject=` lines some tools write) and blocks
     /// of other kinds are skipped; a text without any certificate is an error.
@@ -85,6 +91,20 @@ impl Cert {
     /// The subject, in RFC 4514 form.
     pub fn subject(&self) -> String {
         self.inner.tbs_certificate().subject().to_string()
+    }
+
+    /// The issuer's distinguished name (RFC 4514).
+    pub fn issuer(&self) -> String {
+        self.inner.tbs_certificate().issuer().to_string()
+    }
+
+    /// The serial number's big-endian bytes.
+    pub fn serial_bytes(&self) -> Vec<u8> {
+        self.inner
+            .tbs_certificate()
+            .serial_number()
+            .as_bytes()
+            .to_vec()
     }
 
     /// The serial number in hex, as certificate tools print it.

@@ -474,7 +474,7 @@ fn async_mdn_request_names_the_station_url_and_the_mdn_goes_there() {
     );
     assert_eq!(
         outbound.headers.get("EDIINT-Features"),
-        Some("AS2-Reliability, multiple-attachments")
+        Some("AS2-Reliability, multiple-attachments, CEM")
     );
     let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     let mdn = inbound.mdn.as_ref().unwrap();
@@ -1059,6 +1059,7 @@ fn several_documents_travel_in_one_message_and_arrive_each_on_its_own() {
                 content_type,
             },
             content: source as &dyn as2_connector::bytes::Source,
+            content_id: None,
         })
         .collect();
     for extra in [
@@ -1126,6 +1127,7 @@ fn a_message_names_too_many_documents_or_none_and_is_refused() {
             content_type: "text/plain",
         },
         content: &content,
+        content_id: None,
     };
     for count in [0, message::MAX_ATTACHMENTS + 1] {
         let attachments = vec![one; count];

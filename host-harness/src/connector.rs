@@ -364,4 +364,37 @@ impl Connector {
                 guest.call_lookup_message(store, config, message_id)
             })
     }
+
+    /// `cem-request`: offers `station.next_private_key`'s certificate to
+    /// the partner, to take over at `respond_by` (Unix seconds).
+    pub fn cem_request(&self, config: &str, respond_by: u64) -> Outcome<api::CemSent> {
+        let options = CallOptions::for_config(config);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_cem_request(store, config, respond_by)
+            })
+    }
+
+    /// `cem-answer`: accepts or rejects the partner's CEM request.
+    pub fn cem_answer(
+        &self,
+        config: &str,
+        request_id: &str,
+        accept: bool,
+        reason: Option<&str>,
+    ) -> Outcome<api::SendOutcome> {
+        let options = CallOptions::for_config(config);
+        let reason = reason.map(str::to_string);
+        self.runtime
+            .call_with(&self.station, &options, |guest, store| {
+                guest.call_cem_answer(store, config, request_id, accept, reason.as_deref())
+            })
+    }
+
+    /// `cem-list`: the connection's certificate exchanges.
+    pub fn cem_list(&self, config: &str) -> Outcome<Vec<api::CemExchange>> {
+        self.runtime.call(&self.station, |guest, store| {
+            guest.call_cem_list(store, config)
+        })
+    }
 }

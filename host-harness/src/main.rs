@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cli::status::status(&cli, message_id, config, *local_time).await,
         Command::Messages(args) => cli::status::messages(&cli, args).await,
         Command::Conformance(args) => cli::conformance::conformance(&cli, args).await,
+        Command::Cem { command } => cli::cem::run(&cli, command).await,
         Command::Demo { keep } => cli::demo::demo(keep.as_deref()).await,
     }
 }

@@ -11,18 +11,22 @@ use super::bindings::as2::connector::secrets;
 use super::host::HostKey;
 use super::{to_wit_error, wit};
 
-/// Parses and checks a configuration at this moment.
+/// Parses and checks a configuration at this moment, with the partner's
+/// certificate from an accepted certificate exchange once it is due.
 pub fn checked(config: &str) -> Result<Checked, wit::Error> {
-    Connection::check(config, SystemTime::now()).map_err(|e| to_wit_error(&e))
+    let connection = Connection::check(config, SystemTime::now()).map_err(|e| to_wit_error(&e))?;
+    super::cem::with_exchanged_certificate(connection)
 }
 
 pub fn station_certificate(key: &HostKey) -> Result<Cert, crate::Error> {
     Cert::from_der(&crate::crypto::PrivateKey::certificate_der(key))
 }
 
-/// The station's key, once its certificate is known to be current.
+/// The station's key, once its certificate is known to be current: the
+/// configured one, or the next one once a certificate exchange made it due.
 pub fn open_station_key(connection: &Checked) -> Result<HostKey, wit::Error> {
-    let key = HostKey::open(&connection.connection.station.private_key).map_err(|mut e| {
+    let name = super::cem::signing_key_name(connection)?;
+    let key = HostKey::open(&name).map_err(|mut e| {
         // A missing key is the configuration's fault, not the message's.
         if matches!(e.code, wit::ErrorCode::NotFound) {
             e.code = wit::ErrorCode::InvalidConfig;

@@ -39,6 +39,23 @@ impl api::Guest for Component {
         send::import_together(&config, documents)
     }
 
+    fn cem_request(config: String, respond_by: u64) -> Result<api::CemSent, wit::Error> {
+        super::cem::request(&config, respond_by)
+    }
+
+    fn cem_answer(
+        config: String,
+        request_id: String,
+        accept: bool,
+        reason: Option<String>,
+    ) -> Result<api::SendOutcome, wit::Error> {
+        super::cem::answer(&config, &request_id, accept, reason)
+    }
+
+    fn cem_list(config: String) -> Result<Vec<api::CemExchange>, wit::Error> {
+        super::cem::list(&config)
+    }
+
     fn build_message(
         config: String,
         document: wit::OutgoingDocument,

@@ -11,6 +11,7 @@ mod bindings {
     });
 }
 
+mod cem;
 mod connection;
 mod convert;
 #[cfg(feature = "fault-switch")]

@@ -62,10 +62,15 @@ pub fn export(config: &str, request: wit::HttpRequest) -> Result<api::ExportResu
     // The message is read: its memory goes to what is built next.
     drop(in_memory);
     drop(request);
-    hand_over(inbox::settle(
-        inbound,
-        crate::outbox::unix_millis(SystemTime::now()),
-    ))
+    let mut reception = inbox::settle(inbound, crate::outbox::unix_millis(SystemTime::now()));
+    // A certificate exchange message is kept as an exchange, not delivered.
+    if let Some(received) = &reception.document {
+        let documents: Vec<&message::Document> = received.documents().collect();
+        if super::cem::receive(&connection, &documents)? {
+            reception.document = None;
+        }
+    }
+    hand_over(reception)
 }
 
 fn check_credentials(connection: &Checked, headers: &Headers) -> Result<(), wit::Error> {

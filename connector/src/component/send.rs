@@ -27,7 +27,7 @@ fn now_ms() -> UnixMillis {
 }
 
 /// The budget of the call starting now, as the host tells it.
-fn call_budget() -> CallBudget {
+pub fn call_budget() -> CallBudget {
     let told = std::env::var(outbox::CALL_BUDGET_VARIABLE).ok();
     CallBudget::starting(now_ms(), told.as_deref())
 }
@@ -86,21 +86,22 @@ fn refresh_token(connection: &Checked) -> Result<String, wit::Error> {
 fn build_outgoing(
     connection: &Checked,
     key: &HostKey,
-    documents: &[wit::OutgoingDocument],
+    documents: &[Part<'_>],
 ) -> Result<Outgoing, wit::Error> {
     let sources: Vec<BlobSource<'_>> = documents
         .iter()
-        .map(|document| BlobSource::new(&document.content))
+        .map(|part| BlobSource::new(&part.document.content))
         .collect();
     let attachments: Vec<Attachment<'_>> = documents
         .iter()
         .zip(&sources)
-        .map(|(document, source)| Attachment {
+        .map(|(part, source)| Attachment {
             info: DocumentInfo {
-                file_name: document.file_name.as_deref(),
-                content_type: &document.content_type,
+                file_name: part.document.file_name.as_deref(),
+                content_type: &part.document.content_type,
             },
             content: source,
+            content_id: part.content_id,
         })
         .collect();
     let body = wit::Blob::new();
@@ -122,22 +123,39 @@ fn build_outgoing(
     })
 }
 
-/// Sends `documents` as one AS2 message (one document, or several under
+/// A document of a message to send, and the Content-ID another part may
+/// refer to it by.
+pub struct Part<'a> {
+    pub document: &'a wit::OutgoingDocument,
+    pub content_id: Option<&'a str>,
+}
+
+impl<'a> Part<'a> {
+    fn plain(document: &'a wit::OutgoingDocument) -> [Part<'a>; 1] {
+        [Part {
+            document,
+            content_id: None,
+        }]
+    }
+}
+
+/// Sends `parts` as one AS2 message (one document, or several under
 /// RFC 6362) and drives it to its outcome.
-fn send_message(
+pub fn send_message(
     connection: &Checked,
     key: &HostKey,
     budget: CallBudget,
-    documents: &[wit::OutgoingDocument],
+    parts: &[Part<'_>],
 ) -> Result<api::SendOutcome, wit::Error> {
     let config = &connection.connection;
-    let outgoing = build_outgoing(connection, key, documents)?;
+    let outgoing = build_outgoing(connection, key, parts)?;
+    let documents: Vec<&wit::OutgoingDocument> = parts.iter().map(|p| p.document).collect();
     let partner = &config.partner.as2_id;
     let names: Vec<&str> = documents
         .iter()
         .map(|d| d.file_name.as_deref().unwrap_or("document"))
         .collect();
-    let file_name = match documents {
+    let file_name = match documents.as_slice() {
         [single] => single.file_name.clone(),
         _ => Some(names.join(", ")),
     };
@@ -334,7 +352,7 @@ pub fn import(config: &str, documents: Vec<wit::OutgoingDocument>) -> SendResult
     let key = open_station_key(&connection)?;
     Ok(documents
         .iter()
-        .map(|document| send_message(&connection, &key, budget, std::slice::from_ref(document)))
+        .map(|document| send_message(&connection, &key, budget, &Part::plain(document)))
         .collect())
 }
 
@@ -353,7 +371,14 @@ pub fn import_together(config: &str, documents: Vec<wit::OutgoingDocument>) -> S
         }
     };
     if together && documents.len() > 1 {
-        return Ok(vec![send_message(&connection, &key, budget, &documents)]);
+        let parts: Vec<Part<'_>> = documents
+            .iter()
+            .map(|document| Part {
+                document,
+                content_id: None,
+            })
+            .collect();
+        return Ok(vec![send_message(&connection, &key, budget, &parts)]);
     }
     if documents.len() > 1 {
         log::emit(
@@ -366,7 +391,7 @@ pub fn import_together(config: &str, documents: Vec<wit::OutgoingDocument>) -> S
     }
     Ok(documents
         .iter()
-        .map(|document| send_message(&connection, &key, budget, std::slice::from_ref(document)))
+        .map(|document| send_message(&connection, &key, budget, &Part::plain(document)))
         .collect())
 }
 
@@ -376,7 +401,7 @@ pub fn build_message(
 ) -> Result<api::BuiltMessage, wit::Error> {
     let connection = checked(config)?;
     let key = open_station_key(&connection)?;
-    let outgoing = build_outgoing(&connection, &key, std::slice::from_ref(&document))?;
+    let outgoing = build_outgoing(&connection, &key, &Part::plain(&document))?;
     Ok(api::BuiltMessage {
         message_id: outgoing.message_id,
         headers: super::convert::from_headers(&outgoing.headers),

@@ -130,6 +130,12 @@ pub enum Command {
     /// List the messages sent and received through connections, newest
     /// first; prints one JSON line per message.
     Messages(MessagesArgs),
+    /// Exchange certificates with a partner (EDIINT CEM): offer your next
+    /// certificate, see and answer the partner's offers.
+    Cem {
+        #[command(subcommand)]
+        command: CemCommand,
+    },
     /// Run RFC 4130 §2.4.2's interoperability matrix against the partner
     /// of CONFIG (plain, signed, encrypted, both; no, unsigned and signed
     /// receipts, sync and async; compression; every encryption and digest),
@@ -308,6 +314,44 @@ pub enum ConnectionsCommand {
         /// Where to write the saved configuration.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CemCommand {
+    /// Offer the certificate of station.next_private_key to the partner in
+    /// a CEM request; it answers at station.url (a running `serve`). Once it
+    /// accepts, the station signs with that key from RESPOND_BY on.
+    Request {
+        /// The connection (JSON).
+        config: PathBuf,
+        /// When the new certificate takes over: RFC 3339
+        /// (2027-01-15T00:00:00Z) or a number of days from now (+14).
+        #[arg(long)]
+        respond_by: String,
+    },
+    /// List the connection's certificate exchanges, both ways.
+    List {
+        /// The connection (JSON).
+        config: PathBuf,
+    },
+    /// Accept the partner's CEM request: its certificate replaces
+    /// partner.certificate from the request's respond-by date.
+    Accept {
+        /// The connection (JSON).
+        config: PathBuf,
+        /// The request's id, as `cem list` shows it.
+        request_id: String,
+    },
+    /// Reject the partner's CEM request.
+    Reject {
+        /// The connection (JSON).
+        config: PathBuf,
+        /// The request's id, as `cem list` shows it.
+        request_id: String,
+        /// Why, for the partner.
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 

@@ -3,6 +3,7 @@
 //! returns the process's exit code, or an error that `main` prints.
 
 pub mod args;
+pub mod cem;
 pub mod config;
 pub mod conformance;
 pub mod connections;
