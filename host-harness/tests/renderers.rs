@@ -186,6 +186,14 @@ async fn json_forms_and_rjsf_render_the_connection_form() {
         "the async MDN URL hidden again",
     )
     .await;
+    // JSON Forms reports the data through its change callback, which may
+    // come after the rule has already hidden the field.
+    wait_until(
+        &client,
+        "window.formData && window.formData.partner && window.formData.partner.requires_async_mdn === false",
+        "the form's data to say the box is unchecked",
+    )
+    .await;
     let data = client
         .execute("return window.formData;", vec![])
         .await
