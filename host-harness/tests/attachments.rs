@@ -48,6 +48,13 @@ fn assert_each_delivered(world: &World) {
     }
 }
 
+/// Takes the delivered files out of the inbox, for the next round.
+fn empty_inbox(world: &World) {
+    for path in world.delivered() {
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
 #[test]
 fn always_sends_the_files_in_one_message_and_each_arrives_under_its_name() {
     let world = World::new(
@@ -88,31 +95,13 @@ fn announced_waits_for_the_partners_word_and_never_sends_one_message_per_file() 
         "{first:?}"
     );
     assert_each_delivered(&world);
-    for (name, _) in FILES {
-        std::fs::remove_file(
-            world
-                .delivered()
-                .iter()
-                .find(|p| p.ends_with(name))
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    empty_inbox(&world);
     // Now announced: together.
     let second = send_together(&world);
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0]["state"], "acknowledged");
     assert_each_delivered(&world);
-    for (name, _) in FILES {
-        std::fs::remove_file(
-            world
-                .delivered()
-                .iter()
-                .find(|p| p.ends_with(name))
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    empty_inbox(&world);
     // `never` keeps them apart, announced or not.
     world.edit_config("acme.json", |config| {
         config["partner"]["multiple_attachments"] = "never".into();
