@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{World, text};
+use common::{World, json_lines, text};
 
 const FILES: [(&str, &[u8]); 3] = [
     ("po-1.x12", b"ISA*00*one~\nST*850*0001~\r\n"),
@@ -24,11 +24,7 @@ fn send_together(world: &World) -> Vec<serde_json::Value> {
     args.extend(FILES.iter().map(|(name, _)| *name));
     let output = world.run("acme", &args);
     assert!(output.status.success(), "{}", text(&output));
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    json_lines(&output)
 }
 
 /// The inbox holds each file once, byte for byte, and nothing else.

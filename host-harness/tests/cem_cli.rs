@@ -3,14 +3,7 @@
 
 mod common;
 
-use common::{World, text};
-
-fn lines(output: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
+use common::{World, json_lines, text};
 
 #[test]
 fn a_certificate_is_offered_listed_and_accepted_from_the_command_line() {
@@ -55,12 +48,12 @@ fn a_certificate_is_offered_listed_and_accepted_from_the_command_line() {
         &["cem", "request", "acme.json", "--respond-by", "+14"],
     );
     assert!(requested.status.success(), "{}", text(&requested));
-    let sent = &lines(&requested)[0];
+    let sent = &json_lines(&requested)[0];
     assert_eq!(sent["state"], "acknowledged", "{sent}");
     let id = sent["request_id"].as_str().unwrap().to_string();
 
     let listed = world.run("globex", &["cem", "list", "globex.json"]);
-    let received = lines(&listed);
+    let received = json_lines(&listed);
     assert_eq!(received.len(), 1, "{}", text(&listed));
     assert_eq!(received[0]["request_id"], id.as_str());
     assert_eq!(received[0]["direction"], "received");
@@ -68,8 +61,8 @@ fn a_certificate_is_offered_listed_and_accepted_from_the_command_line() {
 
     let accepted = world.run("globex", &["cem", "accept", "globex.json", &id]);
     assert!(accepted.status.success(), "{}", text(&accepted));
-    assert_eq!(lines(&accepted)[0]["answer"], "accepted");
-    let ours = lines(&world.run("acme", &["cem", "list", "acme.json"]));
+    assert_eq!(json_lines(&accepted)[0]["answer"], "accepted");
+    let ours = json_lines(&world.run("acme", &["cem", "list", "acme.json"]));
     assert_eq!(ours[0]["direction"], "sent");
     assert_eq!(ours[0]["state"], "accepted", "{ours:?}");
 

@@ -74,6 +74,14 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// The JSON lines a command printed on stdout (`send`, `messages`, `cem`).
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -376,11 +384,7 @@ impl World {
         args.extend(["messages", config]);
         let output = self.run(data, &args);
         assert!(output.status.success(), "{}", text(&output));
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
+        json_lines(&output)
     }
 
     pub fn status(&self, message_id: &str) -> String {
