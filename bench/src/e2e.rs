@@ -14,6 +14,56 @@ pub struct Stations {
     harness: PathBuf,
     dir: PathBuf,
     port: u16,
+    memory_limit_mib: u32,
+}
+
+/// How the messages of a run are secured: signed always, then
+/// unencrypted, CBC, GCM, or compressed and CBC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Signed, not encrypted.
+    Plain,
+    /// Signed, AES-256-CBC.
+    Cbc,
+    /// Signed, AES-256-GCM.
+    Gcm,
+    /// Compressed before signing, signed, AES-256-CBC.
+    Compressed,
+}
+
+impl Profile {
+    /// Every profile, in table order.
+    pub const ALL: [Profile; 4] = [
+        Profile::Plain,
+        Profile::Cbc,
+        Profile::Gcm,
+        Profile::Compressed,
+    ];
+
+    /// The profile's name in a table.
+    pub fn label(self) -> &'static str {
+        match self {
+            Profile::Plain => "signed",
+            Profile::Cbc => "signed + AES-256-CBC",
+            Profile::Gcm => "signed + AES-256-GCM",
+            Profile::Compressed => "compressed + signed + AES-256-CBC",
+        }
+    }
+
+    fn encryption(self) -> &'static str {
+        match self {
+            Profile::Plain => "none",
+            Profile::Gcm => "aes256-gcm",
+            Profile::Cbc | Profile::Compressed => "aes256-cbc",
+        }
+    }
+
+    fn compression(self) -> &'static str {
+        match self {
+            Profile::Compressed => "before-signing",
+            _ => "none",
+        }
+    }
 }
 
 /// What one `send` run measured.
@@ -32,12 +82,26 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Stations {
+    /// Stations that send signed and CBC-encrypted messages, each process
+    /// allowed 4 GiB of guest memory.
     pub fn new(harness: &Path, dir: &Path) -> anyhow::Result<Stations> {
+        Stations::with(harness, dir, Profile::Cbc, 4096)
+    }
+
+    /// Stations that send as `profile` says, each call of each process
+    /// allowed `memory_limit_mib` of guest memory.
+    pub fn with(
+        harness: &Path,
+        dir: &Path,
+        profile: Profile,
+        memory_limit_mib: u32,
+    ) -> anyhow::Result<Stations> {
         std::fs::create_dir_all(dir)?;
         let stations = Stations {
             harness: harness.to_path_buf(),
             dir: dir.to_path_buf(),
             port: free_port()?,
+            memory_limit_mib,
         };
         let mut certificates = Vec::new();
         for (data, id) in [("acme", "ACME"), ("globex", "GLOBEX")] {
@@ -59,14 +123,20 @@ impl Stations {
                 "url": format!("http://127.0.0.1:{}/as2", stations.port),
                 "certificate": certificates[1],
                 "signing": "sha256",
-                "encryption": "aes256-cbc",
+                "encryption": profile.encryption(),
+                "compression": profile.compression(),
                 "mdn": "signed",
             },
         });
         let globex = serde_json::json!({
             "name": "GLOBEX from ACME",
             "station": { "as2_id": "GLOBEX", "private_key": "globex" },
-            "partner": { "as2_id": "ACME", "url": "http://127.0.0.1:9/", "certificate": certificates[0] },
+            "partner": {
+                "as2_id": "ACME",
+                "url": "http://127.0.0.1:9/",
+                "certificate": certificates[0],
+                "require_encrypted": profile != Profile::Plain,
+            },
         });
         std::fs::write(dir.join("acme.json"), acme.to_string())?;
         std::fs::write(dir.join("globex.json"), globex.to_string())?;
@@ -75,9 +145,10 @@ impl Stations {
 
     fn command(&self, data: &str, args: &[&str]) -> Command {
         let mut command = Command::new(&self.harness);
+        let memory_limit = self.memory_limit_mib.to_string();
         command
             .current_dir(&self.dir)
-            .args(["--data-dir", data, "--memory-limit-mib", "4096"])
+            .args(["--data-dir", data, "--memory-limit-mib", &memory_limit])
             .args(args)
             .env("RUST_LOG", "warn");
         command
@@ -95,7 +166,7 @@ impl Stations {
                     "--listen",
                     &listen,
                     "--max-body-mib",
-                    "1024",
+                    "2048",
                 ],
             )
             .stdout(Stdio::null())
@@ -130,9 +201,7 @@ impl Stations {
         let mut args = vec!["send".to_string(), "acme.json".to_string()];
         for i in 0..count {
             let name = format!("po-{i:06}.x12");
-            let mut content = format!("ST*850*{i:06}~").into_bytes();
-            content.extend(crate::engine::payload(size.saturating_sub(content.len())));
-            std::fs::write(folder.join(&name), &content)?;
+            write_document(&folder.join(&name), i, size)?;
             args.push(format!("outgoing/{name}"));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -175,6 +244,37 @@ impl Stations {
             sender_peak_kib: peak_kib,
         })
     }
+}
+
+/// Writes document `i` of `size` bytes to `path`, a piece at a time: X12
+/// purchase-order lines whose numbers vary, which compress about as real
+/// EDI does (a few times over, not a thousand).
+fn write_document(path: &Path, i: usize, size: usize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut written = 0;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
+    let mut line = format!("ST*850*{i:06}~").into_bytes();
+    while written < size {
+        let take = line.len().min(size - written);
+        out.write_all(&line[..take])?;
+        written += take;
+        // xorshift64: the next line's quantity, price and item number.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        line = format!(
+            "PO1*{:06}*{}*EA*{}.{:02}**VP*{:08X}~\n",
+            written % 1_000_000,
+            state % 500 + 1,
+            (state >> 12) % 1000,
+            (state >> 24) % 100,
+            (state >> 32) as u32,
+        )
+        .into_bytes();
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// A running `serve`, killed when dropped.

@@ -36,9 +36,12 @@ struct Options {
     /// Payload sizes for build and parse, e.g. 1K,1M,10M,50M.
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Option<Vec<usize>>,
-    /// Document sizes for the peak-memory runs, e.g. 50M,200M.
+    /// Document sizes for the peak-memory runs, e.g. 50M,200M,1G.
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     memory_sizes: Option<Vec<usize>>,
+    /// Only the peak-memory runs (each profile at each of --memory-sizes).
+    #[arg(long)]
+    memory_only: bool,
     /// Documents per end-to-end run at concurrency 25 (a fifth of it at 1).
     #[arg(long)]
     documents: Option<usize>,
@@ -257,6 +260,11 @@ fn measure(
     documents: usize,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    if options.memory_only {
+        progress("peak memory");
+        memory(&mut report, harness, &dir.join("memory"), memory_sizes)?;
+        return Ok(report);
+    }
     progress("generating keys");
     let keys = Keys::generate()?;
     keys.write_pem(dir)?;
@@ -602,32 +610,56 @@ fn end_to_end(
     Ok(())
 }
 
-/// Peak resident memory of `send` and of `serve` for one document of each size.
+/// The guest memory each call of the memory runs may use: less than the
+/// smallest document, so that every size is received and sent in pieces.
+const MEMORY_RUN_LIMIT_MIB: u32 = 64;
+
+/// Peak resident memory of `send` and of `serve` for one document of each
+/// size and each profile, every call capped at [`MEMORY_RUN_LIMIT_MIB`].
 fn memory(report: &mut Report, harness: &Path, dir: &Path, sizes: &[usize]) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for &size in sizes {
-        let stations = e2e::Stations::new(harness, &dir.join(size.to_string()))?;
-        let server = stations.serve()?;
-        let run = stations.send(1, size, 1)?;
-        let receiver_kib = server.peak_kib()?;
-        let ratio = |kib: u64| kib as f64 * 1024.0 / size as f64;
-        rows.push(vec![
-            report::size_label(size),
-            format!(
-                "{} MiB ({:.1}×)",
-                run.sender_peak_kib / 1024,
-                ratio(run.sender_peak_kib)
-            ),
-            format!("{} MiB ({:.1}×)", receiver_kib / 1024, ratio(receiver_kib)),
-        ]);
-        json.push(serde_json::json!({
-            "document_bytes": size, "send_peak_kib": run.sender_peak_kib, "serve_peak_kib": receiver_kib,
-        }));
+    for profile in e2e::Profile::ALL {
+        for &size in sizes {
+            progress(&format!(
+                "peak memory: {} at {}",
+                profile.label(),
+                report::size_label(size)
+            ));
+            let run_dir = dir.join(format!("{profile:?}-{size}"));
+            let stations = e2e::Stations::with(harness, &run_dir, profile, MEMORY_RUN_LIMIT_MIB)?;
+            let server = stations.serve()?;
+            let started = std::time::Instant::now();
+            let run = stations.send(1, size, 1)?;
+            let wall = started.elapsed();
+            let receiver_kib = server.peak_kib()?;
+            drop(server);
+            // A gigabyte run leaves several gigabytes of blobs behind.
+            let _ = std::fs::remove_dir_all(&run_dir);
+            let ratio = |kib: u64| kib as f64 * 1024.0 / size as f64;
+            rows.push(vec![
+                profile.label().to_string(),
+                report::size_label(size),
+                format!(
+                    "{} MiB ({:.2}×)",
+                    run.sender_peak_kib / 1024,
+                    ratio(run.sender_peak_kib)
+                ),
+                format!("{} MiB ({:.2}×)", receiver_kib / 1024, ratio(receiver_kib)),
+                format!("{:.1} s", wall.as_secs_f64()),
+            ]);
+            json.push(serde_json::json!({
+                "profile": profile.label(), "document_bytes": size,
+                "send_peak_kib": run.sender_peak_kib, "serve_peak_kib": receiver_kib,
+                "wall_s": wall.as_secs_f64(), "memory_limit_mib": MEMORY_RUN_LIMIT_MIB,
+            }));
+        }
     }
     report.section(
-        "Peak resident memory of the harness for one document (× the document size)",
-        &["document", "send", "serve"],
+        &format!(
+            "Peak resident memory of the harness for one document, every call capped at {MEMORY_RUN_LIMIT_MIB} MiB (× the document size)"
+        ),
+        &["profile", "document", "send", "serve", "send → MDN"],
         rows,
     );
     report.json.push(("memory".into(), json.into()));

@@ -3,7 +3,7 @@
 //! the bytes that matter without being decoded, or held, whole. Whole
 //! elements are still decoded by `der`; this only finds where they are.
 
-use crate::bytes::Source;
+use crate::bytes::{PIECE, Source};
 use crate::error::Error;
 
 /// Bit 6 of an identifier octet: the element holds other elements (X.690 §8.1.2.5).
@@ -38,6 +38,87 @@ impl Header {
     /// Whether the two octets here are end-of-contents (X.690 §8.1.5).
     pub fn is_end_of_contents(&self) -> bool {
         self.tag == 0 && self.length == Some(0)
+    }
+}
+
+/// The identifier and length octets of a DER element of `tag` whose
+/// contents are `len` bytes (X.690 §8.1.3.5: the definite form, shortest).
+pub fn definite_header(tag: u8, len: u64) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![tag, len as u8];
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|&&b| b == 0).count();
+    let mut out = vec![tag, 0x80 | (8 - skip) as u8];
+    out.extend_from_slice(&bytes[skip..]);
+    out
+}
+
+/// The length of a DER element whose contents are `len` bytes.
+pub fn definite_len(len: u64) -> u64 {
+    definite_header(0, len).len() as u64 + len
+}
+
+/// Identifier octets of an OCTET STRING, primitive and constructed.
+const OCTET_STRING: u8 = 0x04;
+
+/// Calls `each` with the octets of the string element `string` (an OCTET
+/// STRING or one implicitly tagged), in order, at most [`PIECE`] bytes at a
+/// time: the one primitive string, or each chunk of a constructed one (BER,
+/// as streaming encoders write it; X.690 §8.7.3). Returns where the element
+/// ends.
+pub fn for_each_string_piece(
+    source: &dyn Source,
+    string: &Header,
+    what: &str,
+    mut each: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let mut buf = vec![0u8; PIECE];
+    let mut read_range = |start: u64, end: u64| -> Result<(), Error> {
+        let mut offset = start;
+        while offset < end {
+            let want = usize::try_from(end - offset).unwrap_or(PIECE).min(PIECE);
+            let n = source.read_at(offset, &mut buf[..want])?;
+            if n == 0 {
+                return Err(Error::malformed(format!("the {what} is cut short")));
+            }
+            each(&buf[..n])?;
+            offset += n as u64;
+        }
+        Ok(())
+    };
+    if string.tag & CONSTRUCTED == 0 {
+        let end = string
+            .end()
+            .ok_or_else(|| Error::malformed(format!("an indefinite primitive {what}")))?;
+        read_range(string.content_start(), end)?;
+        return Ok(end);
+    }
+    let mut at = string.content_start();
+    loop {
+        if string.end() == Some(at) {
+            return Ok(at);
+        }
+        let chunk = header_at(source, at)?;
+        if string.length.is_none() && chunk.is_end_of_contents() {
+            // The two end-of-contents octets end the element.
+            return Ok(at + 2);
+        }
+        let end = match (chunk.tag, chunk.end()) {
+            (OCTET_STRING, Some(end)) => end,
+            _ => {
+                return Err(Error::malformed(format!(
+                    "a chunk of the {what} is not a primitive OCTET STRING"
+                )));
+            }
+        };
+        if string.end().is_some_and(|outer| end > outer) {
+            return Err(Error::malformed(format!(
+                "a chunk of the {what} runs past its end"
+            )));
+        }
+        read_range(chunk.content_start(), end)?;
+        at = end;
     }
 }
 

@@ -79,6 +79,106 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// Bytes the engine writes once and then reads back: a decrypted or
+/// decompressed entity, a document on its way to delivery. The caller
+/// decides where they are held (a `Vec` natively, a host blob in the
+/// component), so that a layer of a gigabyte is bounded by storage, not memory.
+pub trait Spool: Source + Sink {
+    /// The bytes, in memory.
+    fn into_vec(self: Box<Self>) -> Result<Vec<u8>, Error>;
+}
+
+impl Spool for Vec<u8> {
+    fn into_vec(self: Box<Self>) -> Result<Vec<u8>, Error> {
+        Ok(*self)
+    }
+}
+
+/// Where the engine gets its spools, and how large a layer it may hold in
+/// memory rather than read where it lies.
+pub trait Spools {
+    /// A new, empty spool.
+    fn spool(&self) -> Result<Box<dyn Spool>, Error>;
+
+    /// The largest layer held in memory whole; larger ones are read from
+    /// their spool a piece at a time.
+    fn hold_limit(&self) -> u64;
+}
+
+/// Spools in memory: everything is held, as nothing bounds memory natively.
+/// `hold_limit` below the layers' sizes makes the engine read them a piece
+/// at a time all the same, as it does in the component (for tests).
+pub struct InMemory {
+    /// See [`Spools::hold_limit`].
+    pub hold_limit: u64,
+}
+
+impl Default for InMemory {
+    fn default() -> Self {
+        InMemory {
+            hold_limit: u64::MAX,
+        }
+    }
+}
+
+impl Spools for InMemory {
+    fn spool(&self) -> Result<Box<dyn Spool>, Error> {
+        Ok(Box::new(Vec::new()))
+    }
+
+    fn hold_limit(&self) -> u64 {
+        self.hold_limit
+    }
+}
+
+/// A range of another source, read where it lies.
+pub struct Window<'a> {
+    inner: &'a dyn Source,
+    start: u64,
+    len: u64,
+}
+
+impl<'a> Window<'a> {
+    /// `range` of `inner`, cut to its end.
+    pub fn new(inner: &'a dyn Source, range: std::ops::Range<u64>) -> Self {
+        let start = range.start.min(inner.len());
+        let end = range.end.clamp(start, inner.len());
+        Window {
+            inner,
+            start,
+            len: end - start,
+        }
+    }
+}
+
+impl Source for Window<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        if offset >= self.len {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.len - offset)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        self.inner.read_at(self.start + offset, &mut buf[..want])
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        let whole = self.inner.as_slice()?;
+        let start = usize::try_from(self.start).ok()?;
+        let end = usize::try_from(self.start + self.len).ok()?;
+        whole.get(start..end)
+    }
+}
+
+/// Copies all of `source` into `sink`, a piece at a time.
+pub fn copy(source: &dyn Source, sink: &mut dyn Sink) -> Result<(), Error> {
+    for_each_piece(source, |piece| sink.write(piece))
+}
+
 /// Calls `each` with every piece of `source`, in order, at most [`PIECE`]
 /// bytes at a time.
 pub fn for_each_piece(
@@ -134,6 +234,7 @@ pub struct Chain<'a> {
 enum Part<'a> {
     Owned(Vec<u8>),
     Borrowed(&'a dyn Source),
+    Boxed(Box<dyn Source + 'a>),
 }
 
 impl<'a> Chain<'a> {
@@ -152,10 +253,16 @@ impl<'a> Chain<'a> {
         self.parts.push(Part::Borrowed(source));
     }
 
+    /// Appends a source the chain keeps (a spool).
+    pub fn push_boxed(&mut self, source: Box<dyn Source + 'a>) {
+        self.parts.push(Part::Boxed(source));
+    }
+
     fn part_source<'p>(part: &'p Part<'a>) -> &'p dyn Source {
         match part {
             Part::Owned(bytes) => bytes,
             Part::Borrowed(source) => *source,
+            Part::Boxed(source) => source.as_ref(),
         }
     }
 

@@ -266,6 +266,14 @@ pub enum Message {
     Response(Response),
 }
 
+/// Whether a document of `content_type` is a CEM request or response.
+pub fn is_cem(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE))
+}
+
 /// A CEM request or response, when the message's first document is one
 /// (its root part is `application/ediint-cert-exchange+xml`); `None` for
 /// any other message.
@@ -273,12 +281,7 @@ pub fn classify(documents: &[&crate::message::Document]) -> Result<Option<Messag
     let Some(first) = documents.first() else {
         return Ok(None);
     };
-    let is_cem = first
-        .content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE));
-    if !is_cem {
+    if !is_cem(&first.content_type) {
         return Ok(None);
     }
     if contains(&first.content, b"EDIINTCertificateExchangeResponse") {

@@ -9,6 +9,8 @@
 use der::oid::ObjectIdentifier;
 
 #[cfg(feature = "rustcrypto")]
+mod gcm;
+#[cfg(feature = "rustcrypto")]
 pub mod rustcrypto;
 
 /// Why a cryptographic operation failed. Messages never contain key material.
@@ -280,9 +282,9 @@ pub const GCM_TAG_LEN: usize = 16;
 /// Whether a cipher encrypts or decrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// Encrypt, then PKCS#7-pad at the end.
+    /// Encrypt; CBC then PKCS#7-pads at the end, GCM makes the tag.
     Encrypt,
-    /// Decrypt, then check and strip the PKCS#7 padding.
+    /// Decrypt; CBC then checks and strips the PKCS#7 padding, GCM checks the tag.
     Decrypt,
 }
 
@@ -300,6 +302,21 @@ pub trait Cipher {
     fn update(&mut self, data: &[u8]) -> Vec<u8>;
     /// Pads or unpads and returns the last output.
     fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError>;
+}
+
+/// AES-GCM a piece at a time (NIST SP 800-38D §7), for content too large
+/// to seal or open in one buffer.
+///
+/// Opening hands out plaintext before the tag is checked: what it gave
+/// must not be used (delivered, parsed into a verdict) until
+/// [`Aead::open_finish`] has said the tag matches.
+pub trait Aead {
+    /// Encrypts or decrypts more bytes; the output is as long as the input.
+    fn update(&mut self, data: &[u8]) -> Vec<u8>;
+    /// Sealing: the tag over everything processed.
+    fn seal_finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError>;
+    /// Opening: [`CryptoError::Decryption`] unless `tag` is the content's.
+    fn open_finish(self: Box<Self>, tag: &[u8]) -> Result<(), CryptoError>;
 }
 
 /// A digest and the RSA signature said to be over it (RFC 8017 §8), to verify.
@@ -387,22 +404,36 @@ pub trait CryptoProvider {
     /// (DER SubjectPublicKeyInfo): `Ok(false)` when it does not match.
     fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError>;
 
-    /// AES-GCM encryption: returns ciphertext followed by the tag.
-    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// Starts AES-GCM sealing or opening a piece at a time.
+    fn aead(&self, gcm: Gcm<'_>, direction: Direction)
+    -> Result<Box<dyn Aead + Send>, CryptoError>;
 
-    /// AES-GCM decryption of ciphertext followed by its tag:
+    /// AES-GCM encryption of one buffer: returns ciphertext followed by the tag.
+    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut sealing = self.aead(gcm, Direction::Encrypt)?;
+        let mut sealed = sealing.update(plaintext);
+        sealed.extend(sealing.seal_finish()?);
+        Ok(sealed)
+    }
+
+    /// AES-GCM decryption of one buffer, ciphertext followed by its tag:
     /// [`CryptoError::Decryption`] when the tag does not match.
-    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let (ciphertext, tag) = sealed.split_at(sealed.len().saturating_sub(gcm.tag_len));
+        let mut opening = self.aead(gcm, Direction::Decrypt)?;
+        let plain = opening.update(ciphertext);
+        opening.open_finish(tag)?;
+        Ok(plain)
+    }
+
+    /// Starts a zlib compression (RFC 1950); by default miniz_oxide in
+    /// this process, which a host may replace with a faster one.
+    fn deflater(&self) -> Box<dyn crate::compress::Deflater + Send> {
+        Box::new(crate::compress::Zlib::default())
+    }
 
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
-
-    /// The zlib stream (RFC 1950) of `data`, deflated at level 6, for CMS
-    /// CompressedData (RFC 3274). Bulk work, so a provider may hand it to
-    /// native code; by default it runs here.
-    fn zlib_compress(&self, data: &[u8]) -> Vec<u8> {
-        miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
-    }
 
     /// Digest of one buffer.
     fn digest(&self, algorithm: DigestAlgorithm, data: &[u8]) -> Vec<u8> {

@@ -121,7 +121,7 @@ pub fn settle(inbound: Inbound, now: UnixMillis) -> Reception {
                 .documents()
                 .map(|d| d.file_name.as_deref().unwrap_or("document"))
                 .collect();
-            let bytes: u64 = received.documents().map(|d| d.content.len() as u64).sum();
+            let bytes: u64 = received.documents().map(|d| d.content.len()).sum();
             let record = ReceivedRecord {
                 message_id: message_id.clone(),
                 partner: partner.clone(),
@@ -230,7 +230,7 @@ pub fn after_mdn_attempt(attempts_before: u32, delivered: bool, now: i64) -> (u3
 mod tests {
     use super::*;
     use crate::crypto::DigestAlgorithm;
-    use crate::message::{Document, OutgoingMdn};
+    use crate::message::{OutgoingMdn, ReceivedDocument};
     use crate::mic::Mic;
 
     const T0: UnixMillis = 1_800_000_000_000;
@@ -254,10 +254,10 @@ mod tests {
 
     fn received() -> Received {
         Received {
-            document: Document {
+            document: ReceivedDocument {
                 file_name: Some("order.edi".into()),
                 content_type: "application/edi-x12".into(),
-                content: b"ISA*00~".to_vec(),
+                content: b"ISA*00~".to_vec().into(),
             },
             attachments: Vec::new(),
             mic: Mic {

@@ -451,18 +451,34 @@ pub fn parse(
 /// Whether an inbound HTTP request carries an MDN rather than an AS2 message:
 /// a `multipart/report`, bare or as the first part of a `multipart/signed`.
 /// RFC 4130 §7.3 has asynchronous MDNs POSTed like messages, often to the
-/// same URL, so the endpoint must tell the two apart.
-pub fn is_mdn(http_headers: &Headers, body: &[u8]) -> bool {
-    let outer = Entity::from_parts(http_headers.clone(), body);
-    let content_type = outer.content_type();
+/// same URL, so the endpoint must tell the two apart. Only the start of
+/// `body` is read, so that a large message is not read to find out.
+pub fn is_mdn(http_headers: &Headers, body: &dyn crate::bytes::Source) -> Result<bool, Error> {
+    let content_type = http_headers.content_type();
     match content_type.value.as_str() {
-        "multipart/report" => true,
-        "multipart/signed" => content_type
-            .param("boundary")
-            .and_then(|boundary| mime::split_multipart(outer.body, boundary).ok())
-            .and_then(|parts| parts.first().and_then(|first| Entity::parse(first).ok()))
-            .is_some_and(|signed| signed.content_type().value == "multipart/report"),
-        _ => false,
+        "multipart/report" => Ok(true),
+        "multipart/signed" => {
+            let Some(boundary) = content_type.param("boundary") else {
+                return Ok(false);
+            };
+            let look = (headers::MAX_HEADER_BLOCK as u64 + (8 << 10)).min(body.len());
+            let head = crate::bytes::read_all(&crate::bytes::Window::new(body, 0..look))?;
+            let delimiter = [b"--", boundary.as_bytes()].concat();
+            // The first part's header block follows the first delimiter line.
+            let mut offset = 0;
+            for line in head.split_inclusive(|&b| b == b'\n') {
+                offset += line.len();
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                if mime::delimiter_line(line, &delimiter) == Some(false) {
+                    let first = headers::parse_block(&head[offset..]).map(|(fields, _)| fields);
+                    return Ok(
+                        first.is_ok_and(|fields| fields.content_type().value == "multipart/report")
+                    );
+                }
+            }
+            Ok(false)
+        }
+        _ => Ok(false),
     }
 }
 

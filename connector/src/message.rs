@@ -2,10 +2,10 @@
 //! receive, and checking the MDN that comes back. No IO: the caller moves the
 //! bytes and supplies the clock, the keys and the crypto provider.
 
-use std::borrow::Cow;
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::bytes::{self, Base64Lines, Chain, Sink, Source};
+use crate::bytes::{self, Base64Lines, Chain, Sink, Source, Spool, Spools, Window};
 use crate::compress;
 use crate::config::{Checked, Compression, MdnDelivery, MdnMode, TransferEncoding};
 use crate::crypto::{CryptoProvider, DigestAlgorithm, PrivateKey, SignatureScheme, oids};
@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::headers::{self, Headers, ParameterizedValue};
 use crate::mdn::{self, Disposition, HttpMessage, Mdn, MdnFields, MdnRequest};
 use crate::mic::Mic;
-use crate::mime::{self, Entity};
+use crate::mime;
 use crate::signed::{self, SignedPlan, SigningParams};
 use crate::smime::{self, ContentEncryption};
 
@@ -27,6 +27,98 @@ pub struct Document {
     pub content_type: String,
     /// The bytes.
     pub content: Vec<u8>,
+}
+
+/// A received document's bytes: in memory, or a range of a spool the engine
+/// wrote ([`bytes::Spools`]) when the document was too large to hold.
+#[derive(Clone)]
+pub enum Content {
+    /// Held here.
+    Bytes(Vec<u8>),
+    /// `len` bytes of `spool` from `start`.
+    Spooled {
+        /// Where the bytes are.
+        spool: std::rc::Rc<dyn bytes::Spool>,
+        /// Where they start in it.
+        start: u64,
+        /// How many there are.
+        len: u64,
+    },
+}
+
+impl Content {
+    /// The bytes as a source, read where they are.
+    pub fn source(&self) -> bytes::Window<'_> {
+        match self {
+            Content::Bytes(held) => bytes::Window::new(held, 0..held.len() as u64),
+            Content::Spooled { spool, start, len } => {
+                bytes::Window::new(spool.as_ref(), *start..start + len)
+            }
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(held) => held.len() as u64,
+            Content::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in memory, read from their spool if need be.
+    pub fn to_vec(&self) -> Result<Vec<u8>, Error> {
+        match self {
+            Content::Bytes(held) => Ok(held.clone()),
+            Content::Spooled { .. } => bytes::read_all(&self.source()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(bytes: Vec<u8>) -> Self {
+        Content::Bytes(bytes)
+    }
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Bytes(held) => write!(f, "Content::Bytes({} bytes)", held.len()),
+            Content::Spooled { len, .. } => write!(f, "Content::Spooled({len} bytes)"),
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> PartialEq<T> for Content {
+    fn eq(&self, other: &T) -> bool {
+        let other = other.as_ref();
+        self.len() == other.len() as u64 && self.to_vec().is_ok_and(|bytes| bytes == other)
+    }
+}
+
+/// A document as received: like [`Document`], with its bytes where the
+/// engine left them ([`Content`]).
+#[derive(Debug, Clone)]
+pub struct ReceivedDocument {
+    /// File name from Content-Disposition, if any. Untrusted.
+    pub file_name: Option<String>,
+    /// MIME type, e.g. `application/edi-x12`.
+    pub content_type: String,
+    /// The bytes.
+    pub content: Content,
+}
+
+impl PartialEq<Document> for ReceivedDocument {
+    fn eq(&self, other: &Document) -> bool {
+        self.file_name == other.file_name
+            && self.content_type == other.content_type
+            && self.content == other.content
+    }
 }
 
 /// An AS2 message ready to POST, and what must be remembered to check its MDN.
@@ -104,22 +196,16 @@ impl Part<'_> {
         entity.push_source(&self.body);
         entity
     }
-
-    fn in_memory(headers: Headers, body: Vec<u8>) -> Part<'static> {
-        let mut chain = Chain::new();
-        chain.push(body);
-        Part {
-            headers,
-            body: chain,
-        }
-    }
 }
 
-/// A compressed-data entity (RFC 5402 §3) of `entity`. zlib's output length
-/// is known only at its end and CompressedData states it first, so this is
-/// built in memory.
-fn compressed(entity: &dyn Source, provider: &dyn CryptoProvider) -> Result<Part<'static>, Error> {
-    let der = compress::compress(&bytes::read_all(entity)?, provider)?;
+/// A compressed-data entity (RFC 5402 §3) of `entity`, its compressed
+/// octets in a spool of `spools`.
+fn compressed(
+    entity: &dyn Source,
+    provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
+) -> Result<Part<'static>, Error> {
+    let body = compress::compress_into(entity, provider, spools)?;
     let mut headers = Headers::new();
     headers.push(
         "Content-Type",
@@ -127,7 +213,7 @@ fn compressed(entity: &dyn Source, provider: &dyn CryptoProvider) -> Result<Part
     );
     headers.push("Content-Transfer-Encoding", "binary");
     headers.push("Content-Disposition", "attachment; filename=\"smime.p7z\"");
-    Ok(Part::in_memory(headers, der))
+    Ok(Part { headers, body })
 }
 
 /// The digest of everything in `source`.
@@ -192,28 +278,16 @@ fn write_encrypted(
     provider: &dyn CryptoProvider,
     out: &mut dyn Sink,
 ) -> Result<(), Error> {
-    let transport = connection.connection.partner.key_transport.into();
-    match encryption {
-        ContentEncryption::Cbc(cipher) => {
-            let mut envelope = smime::begin_enveloped(
-                plaintext.len(),
-                &connection.partner_cert,
-                cipher,
-                transport,
-                provider,
-                out,
-            )?;
-            bytes::for_each_piece(plaintext, |piece| envelope.write(piece))?;
-            envelope.finish()
-        }
-        ContentEncryption::Gcm(_) => out.write(&smime::encrypt(
-            &bytes::read_all(plaintext)?,
-            &connection.partner_cert,
-            encryption,
-            transport,
-            provider,
-        )?),
-    }
+    let mut envelope = smime::begin_enveloped(
+        plaintext.len(),
+        &connection.partner_cert,
+        encryption,
+        connection.connection.partner.key_transport.into(),
+        provider,
+        out,
+    )?;
+    bytes::for_each_piece(plaintext, |piece| envelope.write(piece))?;
+    envelope.finish()
 }
 
 /// Signs `entity` into a multipart/signed body written to `out` (its
@@ -306,6 +380,7 @@ pub fn build(
         station_key,
         now,
         provider,
+        &bytes::InMemory::default(),
     )?;
     Ok(Outbound {
         message_id: head.message_id,
@@ -316,12 +391,13 @@ pub fn build(
 }
 
 /// [`build`] for a document read from `content` a piece at a time, the
-/// HTTP body written to `body` as it is made. Signing and CBC encryption
-/// stream: the message is never held whole, and a signed and encrypted
-/// document is read once, hashed as it is encrypted. Compression and
-/// AES-GCM (whose host primitive takes its input in one call) hold their
-/// input in memory. The MIC doctor's variants ([`crate::doctor`]) are
+/// HTTP body written to `body` as it is made. Signing, encryption (CBC and
+/// GCM) and compression stream: the message is never held whole, and a
+/// signed and encrypted document is read once, hashed as it is encrypted;
+/// a compressed entity, whose length CMS states before it, and a signed
+/// entity to compress go to a spool of `spools`. The MIC doctor's variants ([`crate::doctor`]) are
 /// taken on the way, for documents up to [`crate::doctor::LIMIT`].
+#[allow(clippy::too_many_arguments)]
 pub fn build_into(
     connection: &Checked,
     document: DocumentInfo<'_>,
@@ -330,13 +406,22 @@ pub fn build_into(
     station_key: &dyn PrivateKey,
     now: SystemTime,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
 ) -> Result<OutboundHead, Error> {
     let attachment = Attachment {
         info: document,
         content,
         content_id: None,
     };
-    build_attachments_into(connection, &[attachment], body, station_key, now, provider)
+    build_attachments_into(
+        connection,
+        &[attachment],
+        body,
+        station_key,
+        now,
+        provider,
+        spools,
+    )
 }
 
 /// One document of a message: what it is, and where its bytes are.
@@ -366,6 +451,7 @@ pub fn build_attachments_into(
     station_key: &dyn PrivateKey,
     now: SystemTime,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
 ) -> Result<OutboundHead, Error> {
     if attachments.is_empty() || attachments.len() > MAX_ATTACHMENTS {
         return Err(Error::config(
@@ -388,6 +474,7 @@ pub fn build_attachments_into(
         station_key,
         now,
         provider,
+        spools,
         &mut notes,
     )?;
     tapped.finish(&mut notes);
@@ -518,6 +605,7 @@ fn build_noting(
     station_key: &dyn PrivateKey,
     now: SystemTime,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
     notes: &mut doctor::Notes,
 ) -> Result<OutboundHead, Error> {
     let partner = &connection.connection.partner;
@@ -530,7 +618,8 @@ fn build_noting(
         if mic_covers_entity {
             notes.note(doctor::MicVariant::Uncompressed, &part.entity(), provider)?;
         }
-        part = compressed(&part.entity(), provider)?;
+        let compressed_part = compressed(&part.entity(), provider, spools)?;
+        part = compressed_part;
     }
     if mic_covers_entity {
         notes.note(doctor::MicVariant::WithoutHeaders, &part.body, provider)?;
@@ -566,14 +655,14 @@ fn build_noting(
         match encryption {
             // The signed entity goes straight into the cipher: its length
             // is known before its signature is, so the DER can state it first.
-            Some(ContentEncryption::Cbc(cipher)) if !compress_after => {
+            Some(encryption) if !compress_after => {
                 let plan = SignedPlan::new(entity.len(), station_key, params, now, provider)?;
                 let header_block = plan.header_block();
                 let mic = transfer_encoded(partner.encoding, body, |out| {
                     let mut envelope = smime::begin_enveloped(
                         header_block.len() as u64 + plan.body_len(),
                         &connection.partner_cert,
-                        cipher,
+                        encryption,
                         partner.key_transport.into(),
                         provider,
                         out,
@@ -590,7 +679,7 @@ fn build_noting(
                     envelope.finish()?;
                     Ok(mic)
                 })?;
-                let headers = enveloped_headers(ContentEncryption::Cbc(cipher), partner.encoding);
+                let headers = enveloped_headers(encryption, partner.encoding);
                 return Ok(finish_head(
                     connection,
                     attachments,
@@ -611,17 +700,21 @@ fn build_noting(
                     provider,
                 ));
             }
+            // Compressed after signing: the signed entity to a spool, to compress.
             _ => {
-                let mut signed = Vec::new();
-                let (headers, signed_mic) = sign(&mut signed)?;
+                let mut signed = spools.spool()?;
+                let (headers, signed_mic) = sign(signed.as_mut())?;
                 mic = Some(signed_mic);
                 drop(entity);
-                part = Part::in_memory(headers, signed);
+                let mut body = Chain::new();
+                body.push_boxed(signed);
+                part = Part { headers, body };
             }
         }
     }
     if compress_after {
-        part = compressed(&part.entity(), provider)?;
+        let compressed_part = compressed(&part.entity(), provider, spools)?;
+        part = compressed_part;
         if mic.is_some() {
             notes.note(doctor::MicVariant::Compressed, &part.entity(), provider)?;
         }
@@ -850,9 +943,9 @@ pub fn judge_mdn(
 #[derive(Debug, Clone)]
 pub struct Received {
     /// The document: the only one, or the first of several (RFC 6362).
-    pub document: Document,
+    pub document: ReceivedDocument,
     /// The documents after the first, when the message carried several.
-    pub attachments: Vec<Document>,
+    pub attachments: Vec<ReceivedDocument>,
     /// Its MIC, as reported in the MDN.
     pub mic: Mic,
     /// Whether it was signed (and verified).
@@ -863,7 +956,7 @@ pub struct Received {
 
 impl Received {
     /// Every document the message carried, in order.
-    pub fn documents(&self) -> impl Iterator<Item = &Document> {
+    pub fn documents(&self) -> impl Iterator<Item = &ReceivedDocument> {
         std::iter::once(&self.document).chain(&self.attachments)
     }
 }
@@ -1031,12 +1124,15 @@ pub fn receive(
         received_before,
         now,
         provider,
+        &bytes::InMemory::default(),
     )
 }
 
-/// [`receive`] of a body read a piece at a time: an encrypted body is
-/// decrypted from `body` without a copy of its ciphertext, so that only the
-/// plaintext is held whole; any other body is read into memory first.
+/// [`receive`] of a body read a piece at a time: each layer (ciphertext,
+/// plaintext, inflated entity, decoded payload) is read where it lies and
+/// what it makes goes to a spool of `spools`, so that memory holds no
+/// layer larger than the spools' hold limit.
+#[allow(clippy::too_many_arguments)]
 pub fn receive_from(
     connection: &Checked,
     http_headers: &Headers,
@@ -1045,6 +1141,7 @@ pub fn receive_from(
     received_before: &mut dyn FnMut(&str) -> Result<bool, Error>,
     now: SystemTime,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
 ) -> Result<Inbound, Error> {
     let config = &connection.connection;
     check_addressing(connection, http_headers)?;
@@ -1069,6 +1166,7 @@ pub fn receive_from(
             requested_micalg.as_ref(),
             fallback,
             provider,
+            spools,
         ),
     };
     let duplicate = match &result {
@@ -1165,26 +1263,46 @@ fn encryption_name(encryption: ContentEncryption) -> String {
 /// Most S/MIME layers (encryption, compression, signature) one message may nest.
 const MAX_LAYERS: usize = 6;
 
-/// Decrypts, decompresses and verifies down to the payload, in whatever
-/// order the layers come (RFC 5402 allows compression before or after signing).
-/// Where the next layer's entity is.
+/// Where the entity being unpacked lies.
+enum Layer<'b> {
+    /// In the HTTP body.
+    Body(&'b dyn Source),
+    /// In a spool a layer before wrote (plaintext, inflated or decoded bytes).
+    Made(Box<dyn Spool>),
+    /// In a spool that several documents share.
+    Shared(std::rc::Rc<dyn Spool>),
+}
+
+impl Layer<'_> {
+    fn source(&self) -> &dyn Source {
+        match self {
+            Layer::Body(source) => *source,
+            Layer::Made(spool) => spool.as_ref(),
+            Layer::Shared(spool) => spool.as_ref(),
+        }
+    }
+}
+
+/// Where the next entity is.
 enum Next {
-    /// In a new buffer.
-    Owned(Vec<u8>),
-    /// In the current buffer, at this range.
-    Within(std::ops::Range<usize>),
+    /// In a new spool.
+    Made(Box<dyn Spool>),
+    /// In the current layer, at this range.
+    Within(Range<u64>),
 }
 
 /// What a CMS layer (`application/pkcs7-mime`) held.
 enum Opened {
     /// The plaintext, and its signed part's digest as far as it was taken
     /// while decrypting.
-    Decrypted(Vec<u8>, signed::EarlyDigest),
-    Decompressed(Vec<u8>),
+    Decrypted(Box<dyn Spool>, signed::EarlyDigest),
+    Decompressed(Box<dyn Spool>),
 }
 
-/// Opens one CMS layer: decrypts it under the connection's policy, or
-/// decompresses it. `encrypted`: a layer above was already decrypted.
+/// Opens one CMS layer into a new spool: decrypts it under the
+/// connection's policy, or decompresses it. `encrypted`: a layer above was
+/// already decrypted.
+#[allow(clippy::too_many_arguments)]
 fn open_cms(
     connection: &Checked,
     der: &dyn Source,
@@ -1192,6 +1310,7 @@ fn open_cms(
     encrypted: bool,
     keys: StationKeys<'_>,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
 ) -> Result<Opened, Error> {
     let unreadable = unreadable_cms(claims_compressed);
     // The CMS content type decides, whatever smime-type says.
@@ -1212,24 +1331,105 @@ fn open_cms(
             )));
         }
         let mut early = signed::EarlyDigest::default();
-        let plain = smime::decrypt_any(der, &keys.decrypting(), provider, &mut |plain| {
-            early.observe(plain, provider)
-        })
+        let mut plain = spools.spool()?;
+        smime::decrypt_any(
+            der,
+            &keys.decrypting(),
+            provider,
+            plain.as_mut(),
+            &mut |piece| early.observe(piece, provider),
+        )
         .map_err(unreadable)
         .map_err(Error::in_decryption)?;
         Ok(Opened::Decrypted(plain, early))
     } else if kind == oids::COMPRESSED_DATA {
-        let der = bytes::whole(der)?;
-        Ok(Opened::Decompressed(compress::decompress(
-            &der,
-            compress::max_decompressed(der.len()),
-        )?))
+        let mut plain = spools.spool()?;
+        compress::decompress_into(der, compress::max_decompressed(der.len()), plain.as_mut())?;
+        Ok(Opened::Decompressed(plain))
     } else if kind == oids::SIGNED_DATA {
         Err(Error::UnsupportedFormat(
             "opaque signed messages (smime-type=signed-data) are not supported; sign with multipart/signed".into(),
         ))
     } else {
         Err(Error::UnsupportedFormat(format!("CMS content type {kind}")))
+    }
+}
+
+/// The header fields of the entity at `entity` in `source`, and where its
+/// body starts; only the header block is read.
+fn entity_head(source: &dyn Source, entity: Range<u64>) -> Result<(Headers, u64), Error> {
+    let len = entity.end - entity.start;
+    let look = (headers::MAX_HEADER_BLOCK as u64 + 4096).min(len);
+    let head = bytes::read_all(&Window::new(source, entity.start..entity.start + look))?;
+    let (fields, body_start) = headers::parse_block(&head)?;
+    if body_start as u64 == look && look < len {
+        return Err(Error::malformed("header block is larger than 64 KiB"));
+    }
+    Ok((fields, entity.start + body_start as u64))
+}
+
+/// The body at `body` in `source` with its Content-Transfer-Encoding
+/// undone: where it lies when the coding is an identity, else decoded into
+/// a new spool.
+fn decoded_body(
+    source: &dyn Source,
+    body: Range<u64>,
+    coding: Option<&str>,
+    spools: &dyn Spools,
+) -> Result<Next, Error> {
+    if mime::is_identity_coding(coding)? {
+        return Ok(Next::Within(body));
+    }
+    let mut decoded = spools.spool()?;
+    let mut decoder = mime::Base64Decoder::new(decoded.as_mut());
+    bytes::copy(&Window::new(source, body), &mut decoder)?;
+    decoder.finish()?;
+    Ok(Next::Made(decoded))
+}
+
+/// A document's bytes at `range` of `layer`: in memory up to the spools'
+/// hold limit, else left in (or copied to) a spool.
+fn content_at(layer: &Layer<'_>, range: Range<u64>, spools: &dyn Spools) -> Result<Content, Error> {
+    let len = range.end - range.start;
+    let window = Window::new(layer.source(), range.clone());
+    if len <= spools.hold_limit() {
+        return Ok(Content::Bytes(bytes::read_all(&window)?));
+    }
+    match layer {
+        Layer::Shared(spool) => Ok(Content::Spooled {
+            spool: spool.clone(),
+            start: range.start,
+            len,
+        }),
+        _ => {
+            let mut copied = spools.spool()?;
+            bytes::copy(&window, copied.as_mut())?;
+            Ok(Content::Spooled {
+                spool: copied.into(),
+                start: 0,
+                len,
+            })
+        }
+    }
+}
+
+/// The one document's bytes at `range` of `layer`, taking the layer's spool
+/// rather than copying it where it can.
+fn take_content(
+    layer: Layer<'_>,
+    range: Range<u64>,
+    spools: &dyn Spools,
+) -> Result<Content, Error> {
+    match layer {
+        Layer::Made(spool) if range.end - range.start <= spools.hold_limit() => {
+            // Within a spool of at most the hold limit, which is in memory.
+            let mut bytes = spool.into_vec()?;
+            bytes.truncate(range.end as usize);
+            bytes.drain(..range.start as usize);
+            Ok(Content::Bytes(bytes))
+        }
+        Layer::Made(spool) => content_at(&Layer::Shared(spool.into()), range, spools),
+        layer => content_at(&layer, range, spools),
     }
 }
 
@@ -1261,19 +1461,12 @@ fn is_cms_as_is(headers: &Headers) -> Option<bool> {
         content_type.value.as_str(),
         "application/pkcs7-mime" | "application/x-pkcs7-mime"
     );
-    let as_is = headers
-        .get("Content-Transfer-Encoding")
-        .is_none_or(|coding| {
-            ["binary", "8bit", "7bit"]
-                .iter()
-                .any(|identity| coding.trim().eq_ignore_ascii_case(identity))
-        });
+    let as_is = mime::is_identity_coding(headers.get("Content-Transfer-Encoding")).unwrap_or(false);
     (cms && as_is).then(|| claims_compressed(&content_type))
 }
 
 /// Whether a request's body is CMS as it is (an encrypted or compressed
-/// message): [`receive_from`] then reads it where it lies, a piece at a
-/// time, rather than whole.
+/// message), which [`receive_from`] reads where it lies, a piece at a time.
 pub fn body_is_cms(http_headers: &Headers) -> bool {
     is_cms_as_is(http_headers).is_some()
 }
@@ -1285,6 +1478,12 @@ fn not_encrypted() -> Error {
     )
 }
 
+/// Decrypts, decompresses and verifies down to the payload, in whatever
+/// order the layers come (RFC 5402 allows compression before or after
+/// signing). Each layer is read where it lies, a piece at a time, and what
+/// it makes goes to a spool of `spools`: memory holds no more than the
+/// spools' hold limit of any one layer.
+#[allow(clippy::too_many_arguments)]
 fn unpack(
     connection: &Checked,
     http_headers: &Headers,
@@ -1293,14 +1492,15 @@ fn unpack(
     requested_micalg: Option<&(DigestAlgorithm, String)>,
     fallback: DigestAlgorithm,
     provider: &dyn CryptoProvider,
+    spools: &dyn Spools,
 ) -> Result<Received, Error> {
     let partner = &connection.connection.partner;
     // RFC 4130 §7.3.1: in the algorithm asked for, spelled as asked; a
     // signed message without a request uses the signer's own digest, as
     // the sender computed its MIC that way.
-    // `signed`: the signature's digest algorithm and its digest of `bytes`,
-    // reused when the MIC is asked for in the same algorithm.
-    let mic_of = |bytes: &[u8], signed: Option<(DigestAlgorithm, &[u8])>| {
+    // `signed`: the signature's digest algorithm and its digest of
+    // `content`, reused when the MIC is asked for in the same algorithm.
+    let mic_of = |content: &dyn Source, signed: Option<(DigestAlgorithm, &[u8])>| {
         let signer = signed.map(|(algorithm, _)| algorithm);
         let (algorithm, spelling) = match (requested_micalg, signer) {
             (Some((algorithm, spelling)), _) => (*algorithm, spelling.clone()),
@@ -1309,13 +1509,13 @@ fn unpack(
         };
         let digest = match signed {
             Some((signer, digest)) if signer == algorithm => digest.to_vec(),
-            _ => provider.digest(algorithm, bytes),
+            _ => signed::digest_source(algorithm, content, provider)?,
         };
-        Mic {
+        Ok::<_, Error>(Mic {
             digest,
             algorithm,
             spelling,
-        }
+        })
     };
     // The HTTP message as a MIME entity: its content headers and its body.
     let mut content_headers = Headers::new();
@@ -1335,78 +1535,65 @@ fn unpack(
     // message's unless a signature inside gives one (RFC 4130 §7.3.1), so
     // it is taken only then.
     let mut just_decrypted = false;
-    // The entity being unpacked: a range of the HTTP body or of what the
-    // layer before made, so that no layer copies the one it came from. The
-    // HTTP body's headers are the HTTP fields, not part of its bytes.
+    // The HTTP body's headers are the HTTP fields, not part of its bytes.
     let mut http_headers = Some(content_headers);
-    let mut first_depth = 0;
-    // The signed part's digest as it was decrypted, while `buffer` holds
-    // that plaintext; `early_next` for the buffer the next layer makes.
+    // The signed part's digest as it was decrypted, while `layer` holds
+    // that plaintext; `early_next` for the layer the next one makes.
     let mut early: Option<signed::EarlyDigest> = None;
     let mut early_next: Option<signed::EarlyDigest> = None;
-    let mut buffer: Cow<'_, [u8]> = match (
-        body.as_slice(),
-        http_headers.as_ref().and_then(is_cms_as_is),
-    ) {
-        (Some(bytes), _) => Cow::Borrowed(bytes),
-        // Not in memory, and CMS as it is: opened from where it lies.
-        (None, Some(claims_compressed)) => {
-            first_depth = 1;
-            http_headers = None;
-            match open_cms(connection, body, claims_compressed, false, keys, provider)? {
-                Opened::Decrypted(plain, taken) => {
-                    (encrypted, just_decrypted) = (true, true);
-                    early = Some(taken);
-                    Cow::Owned(plain)
-                }
-                Opened::Decompressed(_) if partner.require_encrypted => {
-                    return Err(not_encrypted());
-                }
-                Opened::Decompressed(plain) => Cow::Owned(plain),
-            }
-        }
-        (None, None) => Cow::Owned(bytes::read_all(body)?),
-    };
-    let mut range = 0..buffer.len();
+    let mut layer = Layer::Body(body);
+    let mut range = 0..body.len();
 
     // Set at the innermost entity: its file name, type and MIC.
     let mut payload = None;
-    for depth in first_depth..=MAX_LAYERS {
+    for depth in 0..=MAX_LAYERS {
         if depth == MAX_LAYERS {
             return Err(Error::malformed(format!(
                 "more than {MAX_LAYERS} nested S/MIME layers"
             )));
         }
         let next = {
-            let raw = &buffer[range.clone()];
-            let entity = match http_headers.take() {
-                Some(headers) => Entity::from_parts(headers, raw),
-                None => Entity::parse(raw)?,
+            let source = layer.source();
+            let (fields, body_range) = match http_headers.take() {
+                Some(fields) => (fields, range.clone()),
+                None => {
+                    let (fields, body_start) = entity_head(source, range.clone())?;
+                    (fields, body_start..range.end)
+                }
             };
-            let content_type = entity.content_type();
+            let coding = fields.get("Content-Transfer-Encoding");
+            let content_type = fields.content_type();
             if std::mem::take(&mut just_decrypted) && content_type.value != "multipart/signed" {
-                decrypted_mic = Some(mic_of(raw, None));
+                decrypted_mic = Some(mic_of(&Window::new(source, range.clone()), None)?);
             }
             match content_type.value.as_str() {
                 "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
                     let claims_compressed = claims_compressed(&content_type);
-                    let der = entity
-                        .decoded_body()
+                    let decoded = decoded_body(source, body_range, coding, spools)
                         .map_err(unreadable_cms(claims_compressed))?;
+                    let (der_source, der_range) = match &decoded {
+                        Next::Within(within) => (source, within.clone()),
+                        Next::Made(spool) => (spool.as_ref() as &dyn Source, 0..spool.len()),
+                    };
+                    let der = Window::new(der_source, der_range);
                     match open_cms(
                         connection,
-                        &der.as_ref(),
+                        &der,
                         claims_compressed,
                         encrypted,
                         keys,
                         provider,
+                        spools,
                     )? {
                         Opened::Decrypted(plain, taken) => {
                             (encrypted, just_decrypted) = (true, true);
                             early_next = Some(taken);
-                            Next::Owned(plain)
+                            Next::Made(plain)
                         }
-                        Opened::Decompressed(plain) => Next::Owned(plain),
+                        Opened::Decompressed(_) if depth == 0 && partner.require_encrypted => {
+                            return Err(not_encrypted());
+                        }
+                        Opened::Decompressed(plain) => Next::Made(plain),
                     }
                 }
                 "multipart/signed" => {
@@ -1414,26 +1601,18 @@ fn unpack(
                         return Err(Error::malformed("the message is signed twice"));
                     }
                     // The part's digest taken as it was decrypted, if it is
-                    // this part's in this buffer and in the signer's algorithm.
+                    // this part's in this layer and in the signer's algorithm.
                     let mut early_here = early.take();
-                    let plain: &[u8] = &buffer;
-                    let mut part_digest = |algorithm: DigestAlgorithm, part: &[u8]| {
-                        let start = (part.as_ptr() as usize).wrapping_sub(plain.as_ptr() as usize);
-                        let taken = match (early_here.take(), start.checked_add(part.len())) {
-                            (Some(early), Some(end)) if end <= plain.len() => {
-                                early.finish(plain, start..end, algorithm)
-                            }
-                            _ => None,
-                        };
-                        taken.unwrap_or_else(|| provider.digest(algorithm, part))
-                    };
                     // A signed structure that does not read cannot pass its check.
-                    let verified = signed::verify_entity_with(
-                        &entity,
+                    let verified = signed::verify_parts(
+                        source,
+                        body_range,
+                        &content_type,
                         &connection.partner_cert,
                         partner.prevent_canonicalization,
                         provider,
-                        &mut part_digest,
+                        spools,
+                        &mut |algorithm, part| early_here.take()?.finish(part, algorithm),
                     )
                     .map_err(|e| match e {
                         Error::Malformed(reason) => Error::Integrity(format!(
@@ -1449,23 +1628,24 @@ fn unpack(
                             crate::config::wire_name(required)
                         )));
                     }
+                    let content = match verified.content {
+                        signed::SignedContent::Within(part) => Next::Within(part),
+                        signed::SignedContent::Canonical(canonical) => Next::Made(canonical),
+                    };
+                    let (content_source, content_range) = match &content {
+                        Next::Within(within) => (source, within.clone()),
+                        Next::Made(spool) => (spool.as_ref() as &dyn Source, 0..spool.len()),
+                    };
                     // RFC 4130 §7.3.1: the MIC covers the signed entity, headers included.
                     mic = Some(mic_of(
-                        &verified.content,
+                        &Window::new(content_source, content_range),
                         Some((
                             verified.signature.digest_algorithm,
                             &verified.signature.content_digest,
                         )),
-                    ));
+                    )?);
                     signed = true;
-                    match verified.content {
-                        // The signed part, where it lies in this buffer.
-                        Cow::Borrowed(part) => {
-                            let start = part.as_ptr() as usize - buffer.as_ptr() as usize;
-                            Next::Within(start..start + part.len())
-                        }
-                        Cow::Owned(canonical) => Next::Owned(canonical),
-                    }
+                    content
                 }
                 _ => {
                     if depth == 0 && partner.require_encrypted {
@@ -1479,22 +1659,16 @@ fn unpack(
                     // Unsigned: over the decrypted entity, or over the content alone.
                     let mic = match mic.take().or(decrypted_mic.take()) {
                         Some(mic) => mic,
-                        None => mic_of(entity.body, None),
+                        None => mic_of(&Window::new(source, body_range.clone()), None)?,
                     };
-                    let content = match entity.decoded_body()? {
-                        Cow::Borrowed(part) => {
-                            let start = part.as_ptr() as usize - buffer.as_ptr() as usize;
-                            Next::Within(start..start + part.len())
-                        }
-                        Cow::Owned(decoded) => Next::Owned(decoded),
-                    };
+                    let content = decoded_body(source, body_range, coding, spools)?;
                     let boundary = (content_type.value == "multipart/related").then(|| {
                         content_type
                             .param("boundary")
                             .unwrap_or_default()
                             .to_string()
                     });
-                    payload = Some((entity.file_name(), content_type.value, mic, boundary));
+                    payload = Some((mime::file_name(&fields), content_type.value, mic, boundary));
                     content
                 }
             }
@@ -1502,27 +1676,22 @@ fn unpack(
         if depth == 0 && !encrypted && partner.require_encrypted {
             return Err(not_encrypted());
         }
+        match next {
+            Next::Made(spool) => {
+                range = 0..spool.len();
+                layer = Layer::Made(spool);
+                early = early_next.take();
+            }
+            Next::Within(within) => range = within,
+        }
         if let Some((file_name, content_type, mic, related)) = payload {
-            let content = match (next, buffer) {
-                (Next::Owned(bytes), _) => bytes,
-                // The payload is the tail of what was decrypted: moved to the
-                // front of that buffer rather than copied, so that a large
-                // document is held once, not twice.
-                (Next::Within(within), Cow::Owned(mut bytes)) => {
-                    bytes.truncate(within.end);
-                    bytes.drain(..within.start);
-                    bytes
-                }
-                (Next::Within(within), Cow::Borrowed(bytes)) => bytes[within].to_vec(),
-            };
-            let whole = Document {
-                file_name,
-                content_type,
-                content,
-            };
             let mut documents = match related {
-                Some(boundary) => attachments_of(&whole.content, &boundary)?,
-                None => vec![whole],
+                Some(boundary) => attachments_of(layer, range, &boundary, spools)?,
+                None => vec![ReceivedDocument {
+                    file_name,
+                    content_type,
+                    content: take_content(layer, range, spools)?,
+                }],
             }
             .into_iter();
             let document = documents
@@ -1536,22 +1705,24 @@ fn unpack(
                 encrypted,
             });
         }
-        match next {
-            Next::Owned(bytes) => {
-                range = 0..bytes.len();
-                buffer = Cow::Owned(bytes);
-                early = early_next.take();
-            }
-            Next::Within(within) => range = within,
-        }
     }
     Err(Error::malformed("the message has no payload"))
 }
 
-/// The documents of a `multipart/related` payload (RFC 6362 §3): each part
-/// with its own type, file name and transfer encoding undone.
-fn attachments_of(body: &[u8], boundary: &str) -> Result<Vec<Document>, Error> {
-    let parts = mime::split_multipart(body, boundary)
+/// The documents of a `multipart/related` payload (RFC 6362 §3), the range
+/// `body` of `layer`: each part with its own type, file name and transfer
+/// encoding undone.
+fn attachments_of(
+    layer: Layer<'_>,
+    body: Range<u64>,
+    boundary: &str,
+    spools: &dyn Spools,
+) -> Result<Vec<ReceivedDocument>, Error> {
+    let layer = match layer {
+        Layer::Made(spool) => Layer::Shared(spool.into()),
+        layer => layer,
+    };
+    let parts = mime::part_ranges(layer.source(), body, boundary)
         .map_err(|e| Error::malformed(format!("the multipart/related payload: {e}")))?;
     if parts.len() > MAX_ATTACHMENTS {
         return Err(Error::malformed(format!(
@@ -1561,12 +1732,21 @@ fn attachments_of(body: &[u8], boundary: &str) -> Result<Vec<Document>, Error> {
     }
     parts
         .into_iter()
-        .map(|raw| {
-            let entity = Entity::parse(raw)?;
-            Ok(Document {
-                file_name: entity.file_name(),
-                content_type: entity.content_type().value,
-                content: entity.decoded_body()?.into_owned(),
+        .map(|part| {
+            let (fields, body_start) = entity_head(layer.source(), part.clone())?;
+            let coding = fields.get("Content-Transfer-Encoding");
+            let content = match decoded_body(layer.source(), body_start..part.end, coding, spools)?
+            {
+                Next::Within(within) => content_at(&layer, within, spools)?,
+                Next::Made(decoded) => {
+                    let len = decoded.len();
+                    take_content(Layer::Made(decoded), 0..len, spools)?
+                }
+            };
+            Ok(ReceivedDocument {
+                file_name: mime::file_name(&fields),
+                content_type: fields.content_type().value,
+                content,
             })
         })
         .collect()

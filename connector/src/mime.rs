@@ -5,6 +5,9 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 
+use std::ops::Range;
+
+use crate::bytes::{self, Source};
 use crate::error::Error;
 use crate::headers::{self, Headers, ParameterizedValue};
 
@@ -54,12 +57,7 @@ impl<'a> Entity<'a> {
     /// RFC 2231 `filename*` when it decodes, else `filename`. Not yet safe
     /// to use as a path: the host sanitises it.
     pub fn file_name(&self) -> Option<String> {
-        let disposition = ParameterizedValue::parse(self.headers.get("Content-Disposition")?);
-        disposition
-            .param("filename*")
-            .and_then(crate::headers::decode_extended_value)
-            .or_else(|| disposition.param("filename").map(str::to_string))
-            .filter(|name| !name.is_empty())
+        file_name(&self.headers)
     }
 }
 
@@ -69,26 +67,94 @@ pub fn decode_transfer_encoding<'a>(
     encoding: Option<&str>,
     body: &'a [u8],
 ) -> Result<Cow<'a, [u8]>, Error> {
+    if is_identity_coding(encoding)? {
+        Ok(Cow::Borrowed(body))
+    } else {
+        decode_base64(body).map(Cow::Owned)
+    }
+}
+
+/// Whether a Content-Transfer-Encoding leaves the bytes as they are
+/// (`binary`, `7bit`, `8bit`, or none given); `false` for base64, the one
+/// other coding read.
+pub fn is_identity_coding(encoding: Option<&str>) -> Result<bool, Error> {
     let encoding = encoding.unwrap_or("binary").trim().to_ascii_lowercase();
     match encoding.as_str() {
-        "binary" | "7bit" | "8bit" => Ok(Cow::Borrowed(body)),
-        "base64" => decode_base64(body).map(Cow::Owned),
+        "binary" | "7bit" | "8bit" => Ok(true),
+        "base64" => Ok(false),
         other => Err(Error::UnsupportedFormat(format!(
             "Content-Transfer-Encoding {other:?} is not supported (use base64 or binary)"
         ))),
     }
 }
 
+/// The file name from an entity's Content-Disposition (RFC 2183 §2.3), if
+/// any: the RFC 2231 `filename*` when it decodes, else `filename`. Not yet
+/// safe to use as a path: the host sanitises it.
+pub fn file_name(headers: &Headers) -> Option<String> {
+    let disposition = ParameterizedValue::parse(headers.get("Content-Disposition")?);
+    disposition
+        .param("filename*")
+        .and_then(crate::headers::decode_extended_value)
+        .or_else(|| disposition.param("filename").map(str::to_string))
+        .filter(|name| !name.is_empty())
+}
+
 /// Decodes base64 text that may be broken into lines.
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, Error> {
-    let compact: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .map_err(|e| Error::malformed(format!("invalid base64 body: {e}")))
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut decoder = Base64Decoder::new(&mut out);
+    bytes::Sink::write(&mut decoder, text)?;
+    decoder.finish()?;
+    Ok(out)
+}
+
+/// Base64 text, broken into lines or not, decoded into the inner sink as
+/// it comes: whitespace is skipped, whole groups of four are decoded.
+pub struct Base64Decoder<'s> {
+    inner: &'s mut dyn bytes::Sink,
+    /// Characters short of a group of four.
+    pending: Vec<u8>,
+}
+
+impl<'s> Base64Decoder<'s> {
+    /// Decodes into `inner`.
+    pub fn new(inner: &'s mut dyn bytes::Sink) -> Self {
+        Base64Decoder {
+            inner,
+            pending: Vec::with_capacity(bytes::PIECE),
+        }
+    }
+
+    fn decode(&mut self, text: &[u8]) -> Result<(), Error> {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| Error::malformed(format!("invalid base64 body: {e}")))?;
+        self.inner.write(&decoded)
+    }
+
+    /// Decodes the last characters.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let rest = std::mem::take(&mut self.pending);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.decode(&rest)
+    }
+}
+
+impl bytes::Sink for Base64Decoder<'_> {
+    fn write(&mut self, text: &[u8]) -> Result<(), Error> {
+        self.pending
+            .extend(text.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        let whole = self.pending.len() / 4 * 4;
+        if whole == 0 {
+            return Ok(());
+        }
+        let rest = self.pending.split_off(whole);
+        let group = std::mem::replace(&mut self.pending, rest);
+        self.decode(&group)
+    }
 }
 
 /// Encodes base64 in lines of 76 characters (RFC 2045 §6.8), CRLF-terminated.
@@ -109,28 +175,59 @@ pub const MAX_PARTS: usize = 64;
 /// line break before each delimiter belongs to the delimiter, so a part ends
 /// before it: exactly the bytes a `multipart/signed` signature covers (RFC 1847 §2.1).
 pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, Error> {
+    let ranges = part_ranges(&body, 0..body.len() as u64, boundary)?;
+    // The ranges lie within `body`, whose length fits in memory.
+    Ok(ranges
+        .into_iter()
+        .map(|range| &body[range.start as usize..range.end as usize])
+        .collect())
+}
+
+/// Most transport padding (spaces and tabs after a delimiter) looked at:
+/// a longer line is not a delimiter line.
+const MAX_PADDING: usize = 1000;
+
+/// [`split_multipart`] of `body`, a range of `source`, read a piece at a
+/// time: where each part lies.
+pub fn part_ranges(
+    source: &dyn Source,
+    body: Range<u64>,
+    boundary: &str,
+) -> Result<Vec<Range<u64>>, Error> {
     if boundary.is_empty() || boundary.len() > 200 {
         return Err(Error::malformed(
             "the multipart boundary is empty or too long",
         ));
     }
     let delimiter = [b"--", boundary.as_bytes()].concat();
+    let longest = delimiter.len() + 4 + MAX_PADDING;
+    let mut scanner = Scanner::new(source, body.end);
     let mut parts = Vec::new();
     // Each delimiter line starts at the beginning of the body or after a line break.
-    let mut part_start: Option<usize> = None;
-    let mut line_start = 0;
-    while line_start <= body.len() {
-        let line_end =
-            memchr::memchr(b'\n', &body[line_start..]).map_or(body.len(), |i| line_start + i);
-        let line = &body[line_start..line_end];
-        if let Some(closing) = delimiter_line(line, &delimiter) {
+    let mut part_start: Option<u64> = None;
+    let mut line_start = body.start;
+    while line_start <= body.end {
+        let view = scanner.view(line_start, longest)?;
+        let view_end = line_start + view.len() as u64;
+        let lf = memchr::memchr(b'\n', view);
+        let line = match lf {
+            Some(at) => Some(&view[..at]),
+            // The last line, or one too long to be a delimiter line.
+            None => (view_end == body.end).then_some(view),
+        };
+        let delimiter_here = line.and_then(|line| delimiter_line(line, &delimiter));
+        let line_end = match lf {
+            Some(at) => line_start + at as u64,
+            None => scanner.find_lf(view_end)?,
+        };
+        if let Some(closing) = delimiter_here {
             if let Some(start) = part_start {
                 // Drop the CRLF (or LF) that precedes the delimiter line.
                 let mut end = line_start.saturating_sub(1);
-                if end > start && body.get(end - 1) == Some(&b'\r') {
+                if end > start && scanner.view(end - 1, 1)? == b"\r" {
                     end -= 1;
                 }
-                parts.push(&body[start..end.max(start)]);
+                parts.push(start..end.max(start));
                 if parts.len() > MAX_PARTS {
                     return Err(Error::malformed("too many parts in a multipart body"));
                 }
@@ -144,7 +241,7 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
                 }
                 return Ok(parts);
             }
-            part_start = Some((line_end + 1).min(body.len()));
+            part_start = Some((line_end + 1).min(body.end));
         }
         line_start = line_end + 1;
     }
@@ -152,6 +249,66 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
         "multipart body has no closing boundary \"--{}--\"",
         headers::truncate(boundary, 70)
     )))
+}
+
+/// Reads a source up to `end` through a buffer of a piece, or borrows it
+/// where it is in memory.
+struct Scanner<'a> {
+    source: &'a dyn Source,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(source: &'a dyn Source, end: u64) -> Self {
+        Scanner {
+            source,
+            end: end.min(source.len()),
+            buf: Vec::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// Up to `want` bytes from `at`, fewer only at the end.
+    fn view(&mut self, at: u64, want: usize) -> Result<&[u8], Error> {
+        let at = at.min(self.end);
+        let until = at.saturating_add(want as u64).min(self.end);
+        if let Some(whole) = self.source.as_slice() {
+            // In memory: `until` is within it.
+            return Ok(&whole[at as usize..until as usize]);
+        }
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if at < self.buf_start || until > buf_end {
+            let len = (until - at).max(bytes::PIECE as u64).min(self.end - at);
+            self.buf.resize(len as usize, 0);
+            let mut filled = 0;
+            while filled < self.buf.len() {
+                let n = self
+                    .source
+                    .read_at(at + filled as u64, &mut self.buf[filled..])?;
+                if n == 0 {
+                    return Err(Error::malformed("the multipart body is cut short"));
+                }
+                filled += n;
+            }
+            self.buf_start = at;
+        }
+        let from = (at - self.buf_start) as usize;
+        Ok(&self.buf[from..from + (until - at) as usize])
+    }
+
+    /// Where the next LF from `at` is, or the end.
+    fn find_lf(&mut self, mut at: u64) -> Result<u64, Error> {
+        while at < self.end {
+            let view = self.view(at, bytes::PIECE)?;
+            match memchr::memchr(b'\n', view) {
+                Some(i) => return Ok(at + i as u64),
+                None => at += view.len() as u64,
+            }
+        }
+        Ok(self.end)
+    }
 }
 
 /// Whether `line` (without its LF) is a delimiter line of `delimiter`

@@ -291,18 +291,89 @@ pub fn verify_entity_with<'a>(
     provider: &dyn CryptoProvider,
     content_digest: &mut dyn FnMut(DigestAlgorithm, &[u8]) -> Vec<u8>,
 ) -> Result<VerifiedEntity<'a>, Error> {
-    let content_type = entity.content_type();
+    let body: &'a [u8] = entity.body;
+    let verified = verify_parts(
+        &body,
+        0..body.len() as u64,
+        &entity.content_type(),
+        partner,
+        prevent_canonicalization,
+        provider,
+        &crate::bytes::InMemory::default(),
+        &mut |algorithm, part| {
+            // The part lies within `body`, which is in memory.
+            Some(content_digest(
+                algorithm,
+                &body[part.start as usize..part.end as usize],
+            ))
+        },
+    )?;
+    let content = match verified.content {
+        SignedContent::Within(part) => Cow::Borrowed(&body[part.start as usize..part.end as usize]),
+        SignedContent::Canonical(spool) => Cow::Owned(spool.into_vec()?),
+    };
+    Ok(VerifiedEntity {
+        content,
+        signature: verified.signature,
+    })
+}
+
+/// Where the signed content of a verified multipart/signed body is.
+pub enum SignedContent {
+    /// This range of the source, as received.
+    Within(std::ops::Range<u64>),
+    /// Its CRLF-canonical form, which is what the signer signed.
+    Canonical(Box<dyn crate::bytes::Spool>),
+}
+
+/// A verified multipart/signed body read where it lies.
+pub struct VerifiedParts {
+    /// The signed part.
+    pub content: SignedContent,
+    /// What the signature told.
+    pub signature: VerifiedSignature,
+}
+
+/// The most bytes of a signature part read: a SignedData with a few
+/// certificates is a few KiB.
+const MAX_SIGNATURE_PART: u64 = 1 << 20;
+
+/// [`verify_entity`] of a multipart/signed body that is the range `body`
+/// of `source`, whose Content-Type is `content_type`, read a piece at a
+/// time: only the signature part is held. `content_digest` may give the
+/// signed part's digest (of that range, in that algorithm) where it was
+/// taken already; otherwise the part is digested where it lies. A
+/// canonical form, where one is needed, goes to a spool of `spools`.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_parts(
+    source: &dyn Source,
+    body: std::ops::Range<u64>,
+    content_type: &crate::headers::ParameterizedValue,
+    partner: &Cert,
+    prevent_canonicalization: bool,
+    provider: &dyn CryptoProvider,
+    spools: &dyn crate::bytes::Spools,
+    content_digest: &mut dyn FnMut(DigestAlgorithm, std::ops::Range<u64>) -> Option<Vec<u8>>,
+) -> Result<VerifiedParts, Error> {
     let boundary = content_type
         .param("boundary")
         .ok_or_else(|| Error::malformed("multipart/signed without a boundary parameter"))?;
-    let parts = mime::split_multipart(entity.body, boundary)?;
+    let parts = mime::part_ranges(source, body, boundary)?;
     let [content, signature_part] = parts.as_slice() else {
         return Err(Error::malformed(format!(
             "multipart/signed must have 2 parts, this one has {}",
             parts.len()
         )));
     };
-    let signature_part = Entity::parse(signature_part)?;
+    if signature_part.end - signature_part.start > MAX_SIGNATURE_PART {
+        return Err(Error::malformed(format!(
+            "the signature part is {} bytes long; at most {MAX_SIGNATURE_PART} are read",
+            signature_part.end - signature_part.start
+        )));
+    }
+    let signature_raw =
+        crate::bytes::read_all(&crate::bytes::Window::new(source, signature_part.clone()))?;
+    let signature_part = Entity::parse(&signature_raw)?;
     let signature_type = signature_part.content_type().value;
     if !matches!(
         signature_type.as_str(),
@@ -313,20 +384,33 @@ pub fn verify_entity_with<'a>(
         )));
     }
     let signature = signature_part.decoded_body()?;
-    match smime::verify_detached_with(&signature, content, partner, provider, content_digest) {
-        Ok(verified) => Ok(VerifiedEntity {
-            content: Cow::Borrowed(content),
+    let part = crate::bytes::Window::new(source, content.clone());
+    let mut digest = |algorithm: DigestAlgorithm| match content_digest(algorithm, content.clone()) {
+        Some(taken) => Ok(taken),
+        None => digest_source(algorithm, &part, provider),
+    };
+    match smime::verify_detached_with(&signature, &part, partner, provider, &mut digest) {
+        Ok(verified) => Ok(VerifiedParts {
+            content: SignedContent::Within(content.clone()),
             signature: verified,
         }),
         Err(Error::Integrity(reason)) if !prevent_canonicalization => {
-            let canonical = canonicalize_line_ends(content);
-            if canonical.as_slice() == *content {
+            let mut canonical = spools.spool()?;
+            let mut lines = CanonicalLines::new(canonical.as_mut());
+            crate::bytes::copy(&part, &mut lines)?;
+            if lines.added == 0 {
                 return Err(Error::Integrity(reason));
             }
-            let verified = smime::verify_detached(&signature, &canonical, partner, provider)
-                .map_err(|_| Error::Integrity(reason))?;
-            Ok(VerifiedEntity {
-                content: Cow::Owned(canonical),
+            let verified = smime::verify_detached_with(
+                &signature,
+                canonical.as_ref(),
+                partner,
+                provider,
+                &mut |algorithm| digest_source(algorithm, canonical.as_ref(), provider),
+            )
+            .map_err(|_| Error::Integrity(reason))?;
+            Ok(VerifiedParts {
+                content: SignedContent::Canonical(canonical),
                 signature: verified,
             })
         }
@@ -334,17 +418,59 @@ pub fn verify_entity_with<'a>(
     }
 }
 
+/// The digest of all of `source`, a piece at a time.
+pub fn digest_source(
+    algorithm: DigestAlgorithm,
+    source: &dyn Source,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let mut hasher = provider.hasher(algorithm);
+    crate::bytes::for_each_piece(source, |piece| {
+        hasher.update(piece);
+        Ok(())
+    })?;
+    Ok(hasher.finish())
+}
+
+/// Bytes written on with bare LF line ends made CRLF (RFC 5751 §3.1.1).
+pub struct CanonicalLines<'s> {
+    inner: &'s mut dyn Sink,
+    previous: u8,
+    /// How many CRs were added.
+    pub added: u64,
+}
+
+impl<'s> CanonicalLines<'s> {
+    /// Writes into `inner`.
+    pub fn new(inner: &'s mut dyn Sink) -> Self {
+        CanonicalLines {
+            inner,
+            previous: 0,
+            added: 0,
+        }
+    }
+}
+
+impl Sink for CanonicalLines<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+        for &b in data {
+            if b == b'\n' && self.previous != b'\r' {
+                out.push(b'\r');
+                self.added += 1;
+            }
+            out.push(b);
+            self.previous = b;
+        }
+        self.inner.write(&out)
+    }
+}
+
 /// Bare LF line ends become CRLF (RFC 5751 §3.1.1 canonical form).
 pub fn canonicalize_line_ends(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
-    let mut previous = 0u8;
-    for &b in bytes {
-        if b == b'\n' && previous != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        previous = b;
-    }
+    // Writing to a Vec does not fail.
+    let _ = CanonicalLines::new(&mut out).write(bytes);
     out
 }
 
@@ -362,19 +488,22 @@ pub fn canonicalize_line_ends(bytes: &[u8]) -> Vec<u8> {
 /// digest the part itself, as it would have without this.
 pub struct EarlyDigest {
     state: EarlyState,
-    /// How much plaintext the last observation saw.
-    seen: usize,
+    /// How much plaintext has been observed.
+    seen: u64,
 }
 
 enum EarlyState {
-    /// The header block and the first delimiter line are not in yet.
-    Looking,
-    /// Hashing the signed part from `start`; `fed` is where it got to.
+    /// The header block and the first delimiter line are not in yet: the
+    /// plaintext so far.
+    Looking(Vec<u8>),
+    /// Hashing the signed part from `start`; `fed` is where it got to, and
+    /// `held` the pieces from there on, not hashed yet.
     Hashing {
         algorithm: DigestAlgorithm,
-        start: usize,
-        fed: usize,
+        start: u64,
+        fed: u64,
         hasher: Box<dyn Hasher + Send>,
+        held: std::collections::VecDeque<Vec<u8>>,
     },
     /// Not a signed entity this can follow.
     Off,
@@ -385,8 +514,6 @@ enum EarlyState {
 /// the bytes already hashed cannot use the digest. A signature part is a few
 /// KiB; this is far more.
 const HOLD_BACK: usize = 1 << 20;
-/// Bytes hashed at a time, as the plaintext grows.
-const FEED_PIECE: usize = 256 << 10;
 /// How far into the plaintext the header block and the first delimiter line
 /// must be found.
 const LOOK_LIMIT: usize = headers::MAX_HEADER_BLOCK + (8 << 10);
@@ -394,69 +521,76 @@ const LOOK_LIMIT: usize = headers::MAX_HEADER_BLOCK + (8 << 10);
 impl Default for EarlyDigest {
     fn default() -> Self {
         EarlyDigest {
-            state: EarlyState::Looking,
+            state: EarlyState::Looking(Vec::new()),
             seen: 0,
         }
     }
 }
 
 impl EarlyDigest {
-    /// Looks at the plaintext decrypted so far (all of it, growing).
-    pub fn observe(&mut self, plain: &[u8], provider: &dyn CryptoProvider) {
-        // The plaintext only grows; if it did not, this is another attempt.
-        if plain.len() < self.seen {
-            self.state = EarlyState::Off;
-        }
-        self.seen = plain.len();
+    /// Looks at the next piece of plaintext, as it comes out of the cipher.
+    pub fn observe(&mut self, piece: &[u8], provider: &dyn CryptoProvider) {
+        self.seen += piece.len() as u64;
         match &mut self.state {
-            EarlyState::Looking => {
-                if let Some((algorithm, start)) = signed_part_start(plain) {
+            EarlyState::Looking(head) => {
+                // All the plaintext so far: at most LOOK_LIMIT and a piece.
+                head.extend_from_slice(piece);
+                if let Some((algorithm, start)) = signed_part_start(head) {
+                    let held = std::collections::VecDeque::from([head[start..].to_vec()]);
                     self.state = EarlyState::Hashing {
                         algorithm,
-                        start,
-                        fed: start,
+                        start: start as u64,
+                        fed: start as u64,
                         hasher: provider.hasher(algorithm),
+                        held,
                     };
-                } else if plain.len() > LOOK_LIMIT {
+                } else if head.len() > LOOK_LIMIT {
                     self.state = EarlyState::Off;
                 }
             }
-            EarlyState::Hashing { fed, hasher, .. } => {
-                let ready = plain.len().saturating_sub(HOLD_BACK);
-                if ready >= *fed + FEED_PIECE {
-                    hasher.update(&plain[*fed..ready]);
-                    *fed = ready;
+            EarlyState::Hashing {
+                fed, hasher, held, ..
+            } => {
+                held.push_back(piece.to_vec());
+                let mut held_len: usize = held.iter().map(Vec::len).sum();
+                while let Some(front) = held.pop_front() {
+                    if held_len - front.len() < HOLD_BACK {
+                        held.push_front(front);
+                        break;
+                    }
+                    hasher.update(&front);
+                    held_len -= front.len();
+                    *fed += front.len() as u64;
                 }
             }
             EarlyState::Off => {}
         }
     }
 
-    /// The digest of `plain[part]` under `algorithm`, if that is what was
-    /// being hashed; `None` leaves the caller to digest the part itself.
-    pub fn finish(
-        self,
-        plain: &[u8],
-        part: std::ops::Range<usize>,
-        algorithm: DigestAlgorithm,
-    ) -> Option<Vec<u8>> {
+    /// The digest of the plaintext's `part` under `algorithm`, if that is
+    /// what was being hashed; `None` leaves the caller to digest the part itself.
+    pub fn finish(self, part: std::ops::Range<u64>, algorithm: DigestAlgorithm) -> Option<Vec<u8>> {
         let EarlyState::Hashing {
             algorithm: guessed,
             start,
             fed,
             mut hasher,
+            held,
         } = self.state
         else {
             return None;
         };
-        let usable = guessed == algorithm
-            && part.start == start
-            && fed <= part.end
-            && part.end <= plain.len();
+        let usable =
+            guessed == algorithm && part.start == start && fed <= part.end && part.end <= self.seen;
         if !usable {
             return None;
         }
-        hasher.update(&plain[fed..part.end]);
+        let mut rest = part.end - fed;
+        for piece in &held {
+            let take = usize::try_from(rest).unwrap_or(usize::MAX).min(piece.len());
+            hasher.update(&piece[..take]);
+            rest -= take as u64;
+        }
         Some(hasher.finish())
     }
 }
@@ -528,12 +662,14 @@ mod tests {
     /// Observes `plain` as decryption would show it, `piece` bytes at a time.
     fn observed(plain: &[u8], piece: usize) -> EarlyDigest {
         let mut early = EarlyDigest::default();
-        let mut end = 0;
-        while end < plain.len() {
-            end = (end + piece).min(plain.len());
-            early.observe(&plain[..end], &RustCryptoProvider);
+        for chunk in plain.chunks(piece) {
+            early.observe(chunk, &RustCryptoProvider);
         }
         early
+    }
+
+    fn wide(range: &std::ops::Range<usize>) -> std::ops::Range<u64> {
+        range.start as u64..range.end as u64
     }
 
     #[test]
@@ -547,12 +683,13 @@ mod tests {
             for piece in [1000, 64 << 10, 256 << 10] {
                 // Decryption shows all but the last block, which comes
                 // out of the cipher's finish.
-                let early = observed(&plain[..plain.len() - 13], piece);
+                let mut early = observed(&plain[..plain.len() - 13], piece);
                 assert!(
-                    matches!(early.state, EarlyState::Hashing { fed, .. } if fed > range.start),
+                    matches!(early.state, EarlyState::Hashing { fed, .. } if fed > range.start as u64),
                     "{micalg}, pieces of {piece}: nothing was hashed early"
                 );
-                let digest = early.finish(&plain, range.clone(), algorithm);
+                early.observe(&plain[plain.len() - 13..], &RustCryptoProvider);
+                let digest = early.finish(wide(&range), algorithm);
                 assert_eq!(
                     digest,
                     Some(RustCryptoProvider.digest(algorithm, &plain[range.clone()])),
@@ -567,11 +704,10 @@ mod tests {
         let part = large_part(2 << 20);
         let (plain, range) = entity(&part, "sha-256");
         let other_algorithm =
-            observed(&plain, 256 << 10).finish(&plain, range.clone(), DigestAlgorithm::Sha384);
+            observed(&plain, 256 << 10).finish(wide(&range), DigestAlgorithm::Sha384);
         assert_eq!(other_algorithm, None);
         let other_start = observed(&plain, 256 << 10).finish(
-            &plain,
-            range.start + 1..range.end,
+            range.start as u64 + 1..range.end as u64,
             DigestAlgorithm::Sha256,
         );
         assert_eq!(other_start, None);
@@ -581,7 +717,7 @@ mod tests {
             panic!("nothing was hashed early");
         };
         assert_eq!(
-            early.finish(&plain, range.start..fed - 1, DigestAlgorithm::Sha256),
+            early.finish(range.start as u64..fed - 1, DigestAlgorithm::Sha256),
             None
         );
     }
@@ -601,18 +737,9 @@ mod tests {
             let early = observed(&plain, 256 << 10);
             assert!(matches!(early.state, EarlyState::Off));
             assert_eq!(
-                early.finish(&plain, 0..plain.len(), DigestAlgorithm::Sha256),
+                early.finish(0..plain.len() as u64, DigestAlgorithm::Sha256),
                 None
             );
         }
-    }
-
-    #[test]
-    fn a_second_decryption_attempt_turns_the_early_digest_off() {
-        let part = large_part(2 << 20);
-        let (plain, range) = entity(&part, "sha-256");
-        let mut early = observed(&plain, 256 << 10);
-        early.observe(&plain[..1000], &RustCryptoProvider);
-        assert_eq!(early.finish(&plain, range, DigestAlgorithm::Sha256), None);
     }
 }

@@ -8,8 +8,7 @@ use cms::authenveloped_data::AuthEnvelopedData;
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
 };
 use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
@@ -21,8 +20,8 @@ use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use crate::ber::{self, CONSTRUCTED};
-use crate::bytes::{self, PIECE, Source};
+use crate::ber;
+use crate::bytes::{self, Sink, Source};
 use crate::crypto::{
     AeadCipher, Cbc, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm, Direction,
     GCM_NONCE_LEN, GCM_TAG_LEN, Gcm, KeyTransport, PrivateKey, SignatureScheme, SignedDigest, oids,
@@ -511,22 +510,23 @@ pub fn verify_detached(
 ) -> Result<VerifiedSignature, Error> {
     verify_detached_with(
         signature_der,
-        content,
+        &content,
         partner,
         provider,
-        &mut |algorithm, bytes| provider.digest(algorithm, bytes),
+        &mut |algorithm| Ok(provider.digest(algorithm, content)),
     )
 }
 
-/// [`verify_detached`] with the content's digest from `content_digest`
-/// (given the signature's digest algorithm and the content), for a caller
-/// that may have taken it already ([`crate::signed::EarlyDigest`]).
+/// [`verify_detached`] of content read where it lies, with its digest from
+/// `content_digest` (given the signature's digest algorithm), for a caller
+/// that may have taken it already ([`crate::signed::EarlyDigest`]) or
+/// takes it a piece at a time.
 pub fn verify_detached_with(
     signature_der: &[u8],
-    content: &[u8],
+    content: &dyn Source,
     partner: &Cert,
     provider: &dyn CryptoProvider,
-    content_digest: &mut dyn FnMut(DigestAlgorithm, &[u8]) -> Vec<u8>,
+    content_digest: &mut dyn FnMut(DigestAlgorithm) -> Result<Vec<u8>, Error>,
 ) -> Result<VerifiedSignature, Error> {
     let signed_data: SignedData =
         decode_content_info(signature_der, oids::SIGNED_DATA, "signature")?
@@ -565,7 +565,7 @@ pub fn verify_detached_with(
         ))
     })?;
     let scheme = signature_scheme(&signer.signature_algorithm, digest_algorithm)?;
-    let content_digest = content_digest(digest_algorithm, content);
+    let content_digest = content_digest(digest_algorithm)?;
     let public_key = partner.public_key_der()?;
     let verify = |digest: &[u8]| {
         let signed = SignedDigest {
@@ -586,13 +586,21 @@ pub fn verify_detached_with(
                 .ok_or_else(|| Error::malformed("the signature has no messageDigest attribute"))?
                 .decode_as::<OctetString>()?;
             if message_digest.as_bytes() != content_digest.as_slice() {
-                let why = crate::doctor::signed_digest_variant(
-                    content,
-                    message_digest.as_bytes(),
-                    digest_algorithm,
-                    provider,
-                )
-                .unwrap_or_else(|| "the content was altered".into());
+                // The doctor looks at content it can hold ([`crate::doctor::LIMIT`]).
+                let held = match content.len() <= crate::doctor::LIMIT {
+                    true => bytes::whole(content).ok(),
+                    false => None,
+                };
+                let why = held
+                    .and_then(|content| {
+                        crate::doctor::signed_digest_variant(
+                            &content,
+                            message_digest.as_bytes(),
+                            digest_algorithm,
+                            provider,
+                        )
+                    })
+                    .unwrap_or_else(|| "the content was altered".into());
                 return Err(Error::Integrity(format!(
                     "the content's digest differs from the signed messageDigest: {why}"
                 )));
@@ -758,86 +766,126 @@ fn content_key_for(
     ))
 }
 
-/// A DER tag and definite length (X.690 §8.1.3).
-fn der_header(tag: u8, len: u64) -> Vec<u8> {
-    if len < 0x80 {
-        return vec![tag, len as u8];
-    }
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|&&b| b == 0).count();
-    let mut out = vec![tag, 0x80 | (8 - skip) as u8];
-    out.extend_from_slice(&bytes[skip..]);
-    out
-}
-
-/// The length of a DER element whose contents are `len` bytes.
-fn der_len(len: u64) -> u64 {
-    der_header(0, len).len() as u64 + len
-}
-
-/// EnvelopedData being written (RFC 5652 §6.1): the DER up to the
-/// ciphertext went out when it began, each plaintext piece goes through the
-/// cipher as it is written, and [`Envelope::finish`] pads the last block.
+/// EnvelopedData (RFC 5652 §6.1) or, for AES-GCM, AuthEnvelopedData
+/// (RFC 5083) being written: the DER up to the ciphertext went out when it
+/// began, each plaintext piece goes through the cipher as it is written,
+/// and [`Envelope::finish`] pads the last CBC block or appends the GCM tag.
 /// The plaintext is never held whole, and the DER is exact: its lengths
 /// were known from the plaintext's length.
 pub struct Envelope<'s> {
-    cipher: Box<dyn crate::crypto::Cipher + Send>,
+    encrypting: Encrypting,
     out: &'s mut dyn crate::bytes::Sink,
     expected: u64,
     written: u64,
 }
 
-/// Starts EnvelopedData for `plaintext_len` bytes, encrypted with a fresh
-/// key of `cipher` for the recipient's certificate (one
-/// KeyTransRecipientInfo), and writes its DER prefix to `out`.
+/// The running cipher of an [`Envelope`].
+enum Encrypting {
+    Cbc(Box<dyn crate::crypto::Cipher + Send>),
+    Gcm(Box<dyn crate::crypto::Aead + Send>),
+}
+
+/// Starts EnvelopedData (CBC) or AuthEnvelopedData (GCM) for
+/// `plaintext_len` bytes, encrypted with a fresh key for the recipient's
+/// certificate (one KeyTransRecipientInfo), and writes its DER prefix to `out`.
 pub fn begin_enveloped<'s>(
     plaintext_len: u64,
     recipient: &Cert,
-    cipher: ContentCipher,
+    encryption: ContentEncryption,
     transport: KeyTransport,
     provider: &dyn CryptoProvider,
     out: &'s mut dyn crate::bytes::Sink,
 ) -> Result<Envelope<'s>, Error> {
-    let (key, recip_infos) = content_key_for(recipient, cipher.key_len(), transport, provider)?;
-    let mut iv = vec![0u8; cipher.block_len()];
-    provider.fill_random(&mut iv);
-    let algorithm = algorithm(
-        cipher.oid(),
-        Some(Any::encode_from(&OctetString::new(iv.clone())?)?),
-    )
-    .to_der()?;
-    let block = cipher.block_len() as u64;
-    // PKCS#7 padding always adds 1 to `block` bytes (RFC 5652 §6.3).
-    let ciphertext_len = (plaintext_len / block + 1) * block;
+    let key_len = match encryption {
+        ContentEncryption::Cbc(cipher) => cipher.key_len(),
+        ContentEncryption::Gcm(cipher) => cipher.key_len(),
+    };
+    let (key, recip_infos) = content_key_for(recipient, key_len, transport, provider)?;
+    // The algorithm's DER, the ciphertext's length, the DER after the
+    // ciphertext (AuthEnvelopedData's mac) and the outer content type.
+    let (algorithm_der, ciphertext_len, trailer_len, outer, encrypting) = match encryption {
+        ContentEncryption::Cbc(cipher) => {
+            let mut iv = vec![0u8; cipher.block_len()];
+            provider.fill_random(&mut iv);
+            let algorithm_der = algorithm(
+                cipher.oid(),
+                Some(Any::encode_from(&OctetString::new(iv.clone())?)?),
+            )
+            .to_der()?;
+            let block = cipher.block_len() as u64;
+            let running = provider.cipher(Cbc {
+                cipher,
+                direction: Direction::Encrypt,
+                key: &key,
+                iv: &iv,
+            })?;
+            // PKCS#7 padding always adds 1 to `block` bytes (RFC 5652 §6.3).
+            let ciphertext_len = (plaintext_len / block + 1) * block;
+            (
+                algorithm_der,
+                ciphertext_len,
+                0,
+                oids::ENVELOPED_DATA,
+                Encrypting::Cbc(running),
+            )
+        }
+        ContentEncryption::Gcm(cipher) => {
+            let mut nonce = vec![0u8; GCM_NONCE_LEN];
+            provider.fill_random(&mut nonce);
+            let params = GcmParams {
+                nonce: OctetString::new(nonce.clone())?,
+                icv_len: Some(GCM_TAG_LEN as u32),
+            };
+            let algorithm_der =
+                algorithm(cipher.oid(), Some(Any::encode_from(&params)?)).to_der()?;
+            let gcm = Gcm {
+                cipher,
+                key: &key,
+                nonce: &nonce,
+                aad: &[],
+                tag_len: GCM_TAG_LEN,
+            };
+            let running = provider.aead(gcm, Direction::Encrypt)?;
+            // RFC 5083 §2.1: the mac, an OCTET STRING, follows the content.
+            let trailer_len = ber::definite_len(GCM_TAG_LEN as u64);
+            (
+                algorithm_der,
+                plaintext_len,
+                trailer_len,
+                oids::AUTH_ENVELOPED_DATA,
+                Encrypting::Gcm(running),
+            )
+        }
+    };
     let content_type = oids::DATA.to_der()?;
     // encryptedContent is [0] IMPLICIT OCTET STRING: primitive, tag 0x80.
-    let ciphertext_header = der_header(0x80, ciphertext_len);
-    let info_len =
-        (content_type.len() + algorithm.len() + ciphertext_header.len()) as u64 + ciphertext_len;
+    let ciphertext_header = ber::definite_header(0x80, ciphertext_len);
+    let info_len = (content_type.len() + algorithm_der.len() + ciphertext_header.len()) as u64
+        + ciphertext_len;
+    // RFC 5083 §2.1: AuthEnvelopedData's version is always 0, as is
+    // EnvelopedData's with one KeyTransRecipientInfo by issuer and serial.
     let version = CmsVersion::V0.to_der()?;
     let recipients = recip_infos.to_der()?;
-    let enveloped_len = (version.len() + recipients.len()) as u64 + der_len(info_len);
-    let outer_type = oids::ENVELOPED_DATA.to_der()?;
-    let explicit_len = der_len(enveloped_len);
-    let mut prefix = der_header(0x30, outer_type.len() as u64 + der_len(explicit_len));
+    let enveloped_len =
+        (version.len() + recipients.len()) as u64 + ber::definite_len(info_len) + trailer_len;
+    let outer_type = outer.to_der()?;
+    let explicit_len = ber::definite_len(enveloped_len);
+    let mut prefix = ber::definite_header(
+        0x30,
+        outer_type.len() as u64 + ber::definite_len(explicit_len),
+    );
     prefix.extend_from_slice(&outer_type);
-    prefix.extend(der_header(0xa0, explicit_len));
-    prefix.extend(der_header(0x30, enveloped_len));
+    prefix.extend(ber::definite_header(0xa0, explicit_len));
+    prefix.extend(ber::definite_header(0x30, enveloped_len));
     prefix.extend_from_slice(&version);
     prefix.extend_from_slice(&recipients);
-    prefix.extend(der_header(0x30, info_len));
+    prefix.extend(ber::definite_header(0x30, info_len));
     prefix.extend_from_slice(&content_type);
-    prefix.extend_from_slice(&algorithm);
+    prefix.extend_from_slice(&algorithm_der);
     prefix.extend_from_slice(&ciphertext_header);
     out.write(&prefix)?;
-    let cipher = provider.cipher(Cbc {
-        cipher,
-        direction: Direction::Encrypt,
-        key: &key,
-        iv: &iv,
-    })?;
     Ok(Envelope {
-        cipher,
+        encrypting,
         out,
         expected: plaintext_len,
         written: 0,
@@ -847,14 +895,18 @@ pub fn begin_enveloped<'s>(
 impl crate::bytes::Sink for Envelope<'_> {
     fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         self.written += data.len() as u64;
-        let encrypted = self.cipher.update(data);
+        let encrypted = match &mut self.encrypting {
+            Encrypting::Cbc(cipher) => cipher.update(data),
+            Encrypting::Gcm(aead) => aead.update(data),
+        };
         self.out.write(&encrypted)
     }
 }
 
 impl Envelope<'_> {
-    /// Pads and writes the last block. The plaintext must have been exactly
-    /// as long as announced, or the DER would lie about its lengths.
+    /// Pads and writes the last CBC block, or writes the GCM tag. The
+    /// plaintext must have been exactly as long as announced, or the DER
+    /// would lie about its lengths.
     pub fn finish(self) -> Result<(), Error> {
         if self.written != self.expected {
             return Err(Error::Storage(format!(
@@ -862,8 +914,15 @@ impl Envelope<'_> {
                 self.written, self.expected
             )));
         }
-        let last = self.cipher.finish()?;
-        self.out.write(&last)
+        match self.encrypting {
+            Encrypting::Cbc(cipher) => self.out.write(&cipher.finish()?),
+            Encrypting::Gcm(aead) => {
+                let tag = aead.seal_finish()?;
+                self.out
+                    .write(&ber::definite_header(0x04, tag.len() as u64))?;
+                self.out.write(&tag)
+            }
+        }
     }
 }
 
@@ -876,59 +935,18 @@ pub fn encrypt(
     transport: KeyTransport,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
-    match encryption {
-        ContentEncryption::Cbc(cipher) => {
-            let mut der = Vec::with_capacity(content.len() + 1024);
-            let mut envelope = begin_enveloped(
-                content.len() as u64,
-                recipient,
-                cipher,
-                transport,
-                provider,
-                &mut der,
-            )?;
-            crate::bytes::Sink::write(&mut envelope, content)?;
-            envelope.finish()?;
-            Ok(der)
-        }
-        ContentEncryption::Gcm(cipher) => {
-            let (key, recip_infos) =
-                content_key_for(recipient, cipher.key_len(), transport, provider)?;
-            let mut nonce = vec![0u8; GCM_NONCE_LEN];
-            provider.fill_random(&mut nonce);
-            let gcm = Gcm {
-                cipher,
-                key: &key,
-                nonce: &nonce,
-                aad: &[],
-                tag_len: GCM_TAG_LEN,
-            };
-            let mut sealed = provider.aead_seal(gcm, content)?;
-            let tag = sealed.split_off(sealed.len().saturating_sub(GCM_TAG_LEN));
-            let params = GcmParams {
-                nonce: OctetString::new(nonce)?,
-                icv_len: Some(GCM_TAG_LEN as u32),
-            };
-            let enveloped = AuthEnvelopedData {
-                version: CmsVersion::V0,
-                originator_info: None,
-                recip_infos,
-                auth_encrypted_content_info: EncryptedContentInfo {
-                    content_type: oids::DATA,
-                    content_enc_alg: algorithm(cipher.oid(), Some(Any::encode_from(&params)?)),
-                    encrypted_content: Some(OctetString::new(sealed)?),
-                },
-                auth_attrs: None,
-                mac: OctetString::new(tag)?,
-                unauth_attrs: None,
-            };
-            Ok(ContentInfo {
-                content_type: oids::AUTH_ENVELOPED_DATA,
-                content: Any::encode_from(&enveloped)?,
-            }
-            .to_der()?)
-        }
-    }
+    let mut der = Vec::with_capacity(content.len() + 1024);
+    let mut envelope = begin_enveloped(
+        content.len() as u64,
+        recipient,
+        encryption,
+        transport,
+        provider,
+        &mut der,
+    )?;
+    crate::bytes::Sink::write(&mut envelope, content)?;
+    envelope.finish()?;
+    Ok(der)
 }
 
 fn find_recipient<'a>(
@@ -1050,17 +1068,21 @@ fn not_decryptable() -> Error {
 /// [`decrypt`] with whichever of `keys` the message is encrypted for, tried
 /// in order: during a certificate rollover partners encrypt to the old or the
 /// new certificate. A key the message is not for costs no private-key operation.
-/// `observe` sees the plaintext decrypted so far (all of it) after each piece
-/// of an EnvelopedData read a piece at a time.
+/// The plaintext goes to `out` a piece at a time, and `observe` sees each
+/// piece as it goes.
+///
+/// With AES-GCM the pieces come out before the tag is checked: what `out`
+/// holds may be used only once this returns `Ok`.
 pub fn decrypt_any(
     enveloped: &dyn Source,
     keys: &[&dyn PrivateKey],
     provider: &dyn CryptoProvider,
+    out: &mut dyn Sink,
     observe: &mut dyn FnMut(&[u8]),
-) -> Result<Vec<u8>, Error> {
+) -> Result<(), Error> {
     let mut not_ours = None;
     for key in keys {
-        match decrypt_observed(enveloped, *key, provider, observe) {
+        match decrypt_observed(enveloped, *key, provider, out, observe) {
             Err(error @ Error::NotEncryptedForUs(_)) => {
                 not_ours.get_or_insert(error);
             }
@@ -1077,58 +1099,75 @@ pub fn decrypt_any(
 /// Every failure that a wrong key or altered content can cause is
 /// [`Error::Decryption`]; a message for another certificate is
 /// [`Error::NotEncryptedForUs`].
-///
-/// EnvelopedData is read a piece at a time where its layout allows
-/// ([`EnvelopeLayout`]): only the plaintext is held whole. Other forms are
-/// read into memory and decoded there.
 pub fn decrypt(
     enveloped: &dyn Source,
     key: &dyn PrivateKey,
     provider: &dyn CryptoProvider,
 ) -> Result<Vec<u8>, Error> {
-    decrypt_observed(enveloped, key, provider, &mut |_| {})
+    let mut plain = Vec::new();
+    decrypt_observed(enveloped, key, provider, &mut plain, &mut |_| {})?;
+    Ok(plain)
 }
 
-/// [`decrypt`], showing `observe` the plaintext so far after each piece
-/// where the EnvelopedData is read a piece at a time.
+/// [`decrypt`] into `out`, showing `observe` each piece. Read a piece at a
+/// time where the layout allows ([`EnvelopeLayout`]), so that neither the
+/// ciphertext nor the plaintext is held; other forms are decoded in memory.
 fn decrypt_observed(
     enveloped: &dyn Source,
     key: &dyn PrivateKey,
     provider: &dyn CryptoProvider,
+    out: &mut dyn Sink,
     observe: &mut dyn FnMut(&[u8]),
-) -> Result<Vec<u8>, Error> {
+) -> Result<(), Error> {
     let ours = Cert::from_der(&key.certificate_der())?;
-    // AES-GCM in an EnvelopedData is read whole: its tag ends the content.
-    let streamed = EnvelopeLayout::read(enveloped)?
-        .filter(|layout| AeadCipher::from_oid(&layout.algorithm.oid).is_none());
-    if let Some(layout) = streamed {
+    let mut emit = |plain: &[u8]| -> Result<(), Error> {
+        observe(plain);
+        out.write(plain)
+    };
+    if let Some(layout) = EnvelopeLayout::read(enveloped)? {
         let recipient = find_recipient(&layout.recipients, &ours)?;
-        let (cipher, iv) = cbc_cipher(&layout.algorithm)?;
-        let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
-        let mut decryptor = provider
-            .cipher(Cbc {
-                cipher,
-                direction: Direction::Decrypt,
-                key: &content_key,
-                iv: &iv,
-            })
-            .map_err(|_| not_decryptable())?;
-        // The plaintext is no longer than what follows the content's header.
-        let bound = usize::try_from(enveloped.len() - layout.content.content_start())
-            .map_err(|_| Error::Storage("the message is too large to decrypt here".into()))?;
-        let mut plain = Vec::new();
-        plain.try_reserve_exact(bound).map_err(|_| {
-            Error::Storage(format!(
-                "{bound} bytes of plaintext cannot be held in memory here"
-            ))
-        })?;
-        layout.for_each_ciphertext_piece(enveloped, |piece| {
-            plain.extend_from_slice(&decryptor.update(piece));
-            observe(&plain);
-            Ok(())
-        })?;
-        plain.extend_from_slice(&decryptor.finish().map_err(|_| not_decryptable())?);
-        return Ok(plain);
+        let alg = &layout.algorithm;
+        let Some(cipher) = AeadCipher::from_oid(&alg.oid) else {
+            if layout.authenticated {
+                return Err(aead_cipher(alg).err().unwrap_or_else(not_decryptable));
+            }
+            let (cipher, iv) = cbc_cipher(alg)?;
+            let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+            let mut decryptor = provider
+                .cipher(Cbc {
+                    cipher,
+                    direction: Direction::Decrypt,
+                    key: &content_key,
+                    iv: &iv,
+                })
+                .map_err(|_| not_decryptable())?;
+            layout.for_each_ciphertext_piece(enveloped, |piece| emit(&decryptor.update(piece)))?;
+            return emit(&decryptor.finish().map_err(|_| not_decryptable())?);
+        };
+        let (mut opener, tag_len) = gcm_opener(cipher, alg, recipient, key, provider)?;
+        let tag = if layout.authenticated {
+            let end =
+                layout.for_each_ciphertext_piece(enveloped, |piece| emit(&opener.update(piece)))?;
+            layout.mac_after(enveloped, end)?
+        } else {
+            // The tag is the content's last bytes: each piece is held back
+            // by as much until the next one shows it is not the end.
+            let mut held: Vec<u8> = Vec::with_capacity(tag_len);
+            layout.for_each_ciphertext_piece(enveloped, |piece| {
+                held.extend_from_slice(piece);
+                let ready = held.len().saturating_sub(tag_len);
+                let plain = opener.update(&held[..ready]);
+                held.drain(..ready);
+                emit(&plain)
+            })?;
+            held
+        };
+        if tag.len() != tag_len {
+            return Err(Error::malformed(
+                "the AES-GCM tag length differs from icvLen",
+            ));
+        }
+        return opener.open_finish(&tag).map_err(gcm_error);
     }
     match read_envelope(enveloped)? {
         Encrypted::Enveloped(enveloped) => {
@@ -1144,11 +1183,13 @@ fn decrypt_observed(
             if let Some(cipher) = AeadCipher::from_oid(&alg.oid) {
                 // The tag is the end of the encrypted content.
                 let sealed = ciphertext.as_bytes().to_vec();
-                return open_gcm(cipher, alg, recipient, key, sealed, None, provider);
+                return emit(&open_gcm(
+                    cipher, alg, recipient, key, sealed, None, provider,
+                )?);
             }
             let (cipher, iv) = cbc_cipher(alg)?;
             let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
-            provider
+            let plain = provider
                 .cipher_all(
                     Cbc {
                         cipher,
@@ -1158,7 +1199,8 @@ fn decrypt_observed(
                     },
                     ciphertext.as_bytes(),
                 )
-                .map_err(|_| not_decryptable())
+                .map_err(|_| not_decryptable())?;
+            emit(&plain)
         }
         Encrypted::AuthEnveloped(enveloped) => {
             if enveloped.auth_attrs.is_some() {
@@ -1180,7 +1222,7 @@ fn decrypt_observed(
                 .as_bytes()
                 .to_vec();
             sealed.extend_from_slice(mac);
-            open_gcm(
+            let plain = open_gcm(
                 cipher,
                 alg,
                 recipient,
@@ -1188,7 +1230,8 @@ fn decrypt_observed(
                 sealed,
                 Some(mac.len()),
                 provider,
-            )
+            )?;
+            emit(&plain)
         }
         Encrypted::Other(content_type) => Err(Error::malformed(format!(
             "the encrypted body holds CMS content type {content_type}, not EnvelopedData or AuthEnvelopedData"
@@ -1196,19 +1239,18 @@ fn decrypt_observed(
     }
 }
 
-/// Opens AES-GCM content (RFC 5084) sent to `recipient`: `sealed` is the
-/// ciphertext followed by its tag, which is as long as the parameters'
-/// icvLen says (12 when absent); `mac_len` is the length of an
-/// AuthEnvelopedData's separate tag, which must agree.
-fn open_gcm(
-    cipher: AeadCipher,
-    alg: &AlgorithmIdentifierOwned,
-    recipient: &KeyTransRecipientInfo,
-    key: &dyn PrivateKey,
-    sealed: Vec<u8>,
-    mac_len: Option<usize>,
-    provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
+/// A GCM failure as the engine says it: an algorithm we lack, or content
+/// that does not decrypt.
+fn gcm_error(error: CryptoError) -> Error {
+    match error {
+        CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
+        _ => not_decryptable(),
+    }
+}
+
+/// The nonce and tag length of AES-GCM parameters (RFC 5084 §3.2): the tag
+/// is as long as icvLen says, 12 when absent.
+fn gcm_parameters(alg: &AlgorithmIdentifierOwned) -> Result<(Vec<u8>, usize), Error> {
     let params: GcmParams = alg
         .parameters
         .as_ref()
@@ -1220,23 +1262,53 @@ fn open_gcm(
             "an AES-GCM icvLen of {tag_len} (RFC 5084 §3.2 allows 12 to 16)"
         )));
     }
+    Ok((params.nonce.as_bytes().to_vec(), tag_len))
+}
+
+/// A running AES-GCM opening of the content sent to `recipient` under the
+/// parameters in `alg`, and the length of the tag it must end with.
+fn gcm_opener(
+    cipher: AeadCipher,
+    alg: &AlgorithmIdentifierOwned,
+    recipient: &KeyTransRecipientInfo,
+    key: &dyn PrivateKey,
+    provider: &dyn CryptoProvider,
+) -> Result<(Box<dyn crate::crypto::Aead + Send>, usize), Error> {
+    let (nonce, tag_len) = gcm_parameters(alg)?;
+    let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
+    let gcm = Gcm {
+        cipher,
+        key: &content_key,
+        nonce: &nonce,
+        aad: &[],
+        tag_len,
+    };
+    let opener = provider.aead(gcm, Direction::Decrypt).map_err(gcm_error)?;
+    Ok((opener, tag_len))
+}
+
+/// Opens AES-GCM content (RFC 5084) sent to `recipient`: `sealed` is the
+/// ciphertext followed by its tag; `mac_len` is the length of an
+/// AuthEnvelopedData's separate tag, which must agree with icvLen.
+fn open_gcm(
+    cipher: AeadCipher,
+    alg: &AlgorithmIdentifierOwned,
+    recipient: &KeyTransRecipientInfo,
+    key: &dyn PrivateKey,
+    sealed: Vec<u8>,
+    mac_len: Option<usize>,
+    provider: &dyn CryptoProvider,
+) -> Result<Vec<u8>, Error> {
+    let (mut opener, tag_len) = gcm_opener(cipher, alg, recipient, key, provider)?;
     if mac_len.is_some_and(|len| len != tag_len) || sealed.len() < tag_len {
         return Err(Error::malformed(
             "the AES-GCM tag length differs from icvLen",
         ));
     }
-    let content_key = unwrap_content_key(recipient, key, cipher.key_len())?;
-    let gcm = Gcm {
-        cipher,
-        key: &content_key,
-        nonce: params.nonce.as_bytes(),
-        aad: &[],
-        tag_len,
-    };
-    provider.aead_open(gcm, &sealed).map_err(|e| match e {
-        CryptoError::UnsupportedAlgorithm(what) => Error::UnsupportedAlgorithm(what),
-        _ => not_decryptable(),
-    })
+    let (ciphertext, tag) = sealed.split_at(sealed.len() - tag_len);
+    let plain = opener.update(ciphertext);
+    opener.open_finish(tag).map_err(gcm_error)?;
+    Ok(plain)
 }
 
 /// What an encrypted body holds (RFC 5652 §6.1, RFC 5083 §2.1).
@@ -1310,6 +1382,8 @@ pub struct EnvelopeLayout {
     algorithm: AlgorithmIdentifierOwned,
     /// The `[0]` encryptedContent element.
     content: ber::Header,
+    /// An AuthEnvelopedData (RFC 5083), whose tag follows the content.
+    authenticated: bool,
 }
 
 impl EnvelopeLayout {
@@ -1328,9 +1402,11 @@ impl EnvelopeLayout {
         let info = ber::expect(source, 0, SEQUENCE, "ContentInfo")?;
         let content_type = ber::expect(source, info.content_start(), OID, "contentType")?;
         let content_type = ber::read_element(source, &content_type, 64)?;
-        if der::oid::ObjectIdentifier::from_der(&content_type)? != oids::ENVELOPED_DATA {
-            return Ok(None);
-        }
+        let authenticated = match der::oid::ObjectIdentifier::from_der(&content_type)? {
+            oids::ENVELOPED_DATA => false,
+            oids::AUTH_ENVELOPED_DATA => true,
+            _ => return Ok(None),
+        };
         let explicit = ber::expect(
             source,
             info.content_start() + content_type.len() as u64,
@@ -1369,62 +1445,43 @@ impl EnvelopeLayout {
             recipients,
             algorithm,
             content,
+            authenticated,
         }))
     }
 
     /// Calls `each` with the ciphertext, in order, at most [`PIECE`] bytes
     /// at a time: the one string, or each chunk of a constructed one.
+    /// Returns where the encryptedContent element ends.
     fn for_each_ciphertext_piece(
         &self,
         source: &dyn Source,
-        mut each: impl FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mut buf = vec![0u8; PIECE];
-        let mut read_range = |start: u64, end: u64| -> Result<(), Error> {
-            let mut offset = start;
-            while offset < end {
-                let want = usize::try_from(end - offset).unwrap_or(PIECE).min(PIECE);
-                let n = source.read_at(offset, &mut buf[..want])?;
-                if n == 0 {
-                    return Err(Error::malformed("the encrypted content is cut short"));
-                }
-                each(&buf[..n])?;
-                offset += n as u64;
-            }
-            Ok(())
-        };
-        let content = &self.content;
-        if content.tag & CONSTRUCTED == 0 {
-            let end = content
-                .end()
-                .ok_or_else(|| Error::malformed("an indefinite encryptedContent"))?;
-            return read_range(content.content_start(), end);
+        each: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
+        ber::for_each_string_piece(source, &self.content, "encrypted content", each)
+    }
+
+    /// The AuthEnvelopedData's tag, the `mac` OCTET STRING after the
+    /// encrypted content (at `end`) and its containers' ends (RFC 5083 §2.1).
+    fn mac_after(&self, source: &dyn Source, mut at: u64) -> Result<Vec<u8>, Error> {
+        // The EncryptedContentInfo ends with its content, in the definite
+        // form right there, in the indefinite one after its end-of-contents.
+        let info_end = ber::header_at(source, at)?;
+        if info_end.is_end_of_contents() {
+            at += 2;
         }
-        let mut at = content.content_start();
-        loop {
-            if content.end() == Some(at) {
-                return Ok(());
-            }
-            let chunk = ber::header_at(source, at)?;
-            if content.length.is_none() && chunk.is_end_of_contents() {
-                return Ok(());
-            }
-            let end = match (chunk.tag, chunk.end()) {
-                (OCTET_STRING, Some(end)) => end,
-                _ => {
-                    return Err(Error::malformed(
-                        "a chunk of the encrypted content is not a primitive OCTET STRING",
-                    ));
-                }
-            };
-            if content.end().is_some_and(|outer| end > outer) {
-                return Err(Error::malformed(
-                    "a chunk of the encrypted content runs past its end",
-                ));
-            }
-            read_range(chunk.content_start(), end)?;
-            at = end;
+        let next = ber::header_at(source, at)?;
+        if next.tag == 0xa1 {
+            return Err(Error::UnsupportedAlgorithm(
+                "AuthEnvelopedData with authenticated attributes".into(),
+            ));
         }
+        if next.tag != OCTET_STRING {
+            return Err(Error::malformed(
+                "the AuthEnvelopedData has no mac after its content",
+            ));
+        }
+        let mac = ber::read_element(source, &next, 64)?;
+        Ok(mac[next.header_len as usize..].to_vec())
     }
 }
 

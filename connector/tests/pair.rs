@@ -302,6 +302,24 @@ fn every_algorithm_combination_round_trips_with_a_matching_mic() {
         assert_eq!(received.document, document(), "{case}");
         assert_eq!(received.mic, outbound.mic, "{case}");
         assert!(check(&sender, &outbound, &inbound).proves_receipt, "{case}");
+        // Read a short piece at a time with every layer spooled, as a
+        // document too large to hold is: the same document and MIC.
+        let spooled = receive_from(
+            &receiver,
+            &outbound.headers,
+            &Trickle(outbound.body.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{case}: spooled receive: {e}"));
+        let spooled = spooled
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{case}: spooled: {e}"));
+        assert!(
+            matches!(spooled.document.content, message::Content::Spooled { .. }),
+            "{case}: the document was held, not spooled"
+        );
+        assert_eq!(spooled.document, document(), "{case}: spooled");
+        assert_eq!(spooled.mic, outbound.mic, "{case}: spooled");
     }
 }
 
@@ -479,14 +497,17 @@ fn async_mdn_request_names_the_station_url_and_the_mdn_goes_there() {
     let inbound = deliver(&receiver, &outbound.headers, &outbound.body).unwrap();
     let mdn = inbound.mdn.as_ref().unwrap();
     assert_eq!(mdn.async_url.as_deref(), Some("http://127.0.0.1/as2"));
-    assert!(as2_connector::mdn::is_mdn(
-        &mdn.message.headers,
-        &mdn.message.body
-    ));
-    assert!(!as2_connector::mdn::is_mdn(
-        &outbound.headers,
-        &outbound.body
-    ));
+    assert!(as2_connector::mdn::is_mdn(&mdn.message.headers, &mdn.message.body).unwrap());
+    assert!(!as2_connector::mdn::is_mdn(&outbound.headers, &outbound.body).unwrap());
+    // A signed MDN is told from its first part's header block alone.
+    let signed_mdn = &mdn.message;
+    assert!(
+        signed_mdn
+            .headers
+            .content_type()
+            .value
+            .starts_with("multipart/signed")
+    );
     let verdict = check(&sender, &outbound, &inbound);
     assert!(verdict.proves_receipt);
 }
@@ -750,12 +771,15 @@ fn build_catalogue(
         &stations().0.generated.key,
         SystemTime::now(),
         &RustCryptoProvider,
+        &as2_connector::bytes::InMemory::default(),
     )
     .unwrap_or_else(|e| panic!("{case}: build: {e}"));
     (head, body)
 }
 
-/// GLOBEX receives a request whose body is read from `body`.
+/// GLOBEX receives a request whose body is read from `body`, holding no
+/// layer in memory: every layer it makes goes to a spool, and a document
+/// is left there, as a document too large to hold is.
 fn receive_from(
     receiver: &Checked,
     headers: &Headers,
@@ -769,6 +793,7 @@ fn receive_from(
         &mut |_| Ok(false),
         SystemTime::now(),
         &RustCryptoProvider,
+        &as2_connector::bytes::InMemory { hold_limit: 0 },
     )
 }
 
@@ -870,6 +895,7 @@ fn a_multi_megabyte_signed_and_encrypted_document_verifies_with_the_senders_mic(
             &mut |_| Ok(false),
             SystemTime::now(),
             &watching,
+            &as2_connector::bytes::InMemory::default(),
         )
         .unwrap();
         // The part was digested while it was decrypted, not in one go after.
@@ -921,6 +947,14 @@ impl CryptoProvider for LargestDigest {
 
     fn rsa_verify(&self, spki: &[u8], signed: SignedDigest<'_>) -> Result<bool, CryptoError> {
         RustCryptoProvider.rsa_verify(spki, signed)
+    }
+
+    fn aead(
+        &self,
+        gcm: Gcm<'_>,
+        direction: as2_connector::crypto::Direction,
+    ) -> Result<Box<dyn as2_connector::crypto::Aead + Send>, CryptoError> {
+        RustCryptoProvider.aead(gcm, direction)
     }
 
     fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -1079,6 +1113,7 @@ fn several_documents_travel_in_one_message_and_arrive_each_on_its_own() {
             &stations().0.generated.key,
             SystemTime::now(),
             &RustCryptoProvider,
+            &as2_connector::bytes::InMemory::default(),
         )
         .unwrap();
         assert_eq!(
@@ -1088,21 +1123,33 @@ fn several_documents_travel_in_one_message_and_arrive_each_on_its_own() {
         );
         let inbound = deliver(&receiver, &head.headers, &body).unwrap();
         let received = inbound.result.as_ref().expect("processed");
-        let arrived: Vec<(Option<&str>, &str, &[u8])> = received
-            .documents()
-            .map(|d| {
+        let arrived = |received: &message::Received| -> Vec<(Option<String>, String, Vec<u8>)> {
+            received
+                .documents()
+                .map(|d| {
+                    (
+                        d.file_name.clone(),
+                        d.content_type.clone(),
+                        d.content.to_vec().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let sent: Vec<(Option<String>, String, Vec<u8>)> = documents
+            .iter()
+            .map(|(name, content_type, bytes)| {
                 (
-                    d.file_name.as_deref(),
-                    d.content_type.as_str(),
-                    d.content.as_slice(),
+                    Some(name.to_string()),
+                    content_type.to_string(),
+                    bytes.to_vec(),
                 )
             })
             .collect();
-        let sent: Vec<(Option<&str>, &str, &[u8])> = documents
-            .iter()
-            .map(|(name, content_type, bytes)| (Some(*name), *content_type, bytes.as_slice()))
-            .collect();
-        assert_eq!(arrived, sent, "{extra}");
+        assert_eq!(arrived(received), sent, "{extra}");
+        // And with every layer spooled, each document left in its spool.
+        let spooled = receive_from(&receiver, &head.headers, &Trickle(body.clone())).unwrap();
+        let spooled = spooled.result.as_ref().expect("processed when spooled");
+        assert_eq!(arrived(spooled), sent, "{extra}: spooled");
         let outbound = Outbound {
             message_id: head.message_id.clone(),
             headers: head.headers.clone(),
@@ -1138,6 +1185,7 @@ fn a_message_names_too_many_documents_or_none_and_is_refused() {
             &stations().0.generated.key,
             SystemTime::now(),
             &RustCryptoProvider,
+            &as2_connector::bytes::InMemory::default(),
         )
         .unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidConfig, "{count}: {error}");

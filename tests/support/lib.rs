@@ -171,8 +171,18 @@ impl Pair {
 
     /// Starts both stations: ACME on `runtime`, GLOBEX on `receiver_runtime`.
     pub async fn start(runtime: Arc<Runtime>, receiver_runtime: Arc<Runtime>) -> Pair {
+        Pair::start_with(runtime, receiver_runtime, &serde_json::json!({})).await
+    }
+
+    /// [`Pair::start`] with `globex_partner`'s members set in GLOBEX's
+    /// partner settings (what it requires of ACME's messages).
+    pub async fn start_with(
+        runtime: Arc<Runtime>,
+        receiver_runtime: Arc<Runtime>,
+        globex_partner: &serde_json::Value,
+    ) -> Pair {
         let dir = TempDir::new("pair");
-        let stations = TwoStations::start(&dir.0, runtime, receiver_runtime)
+        let stations = TwoStations::start_with(&dir.0, runtime, receiver_runtime, globex_partner)
             .await
             .unwrap();
         for (station, name) in [(&stations.acme, "acme"), (&stations.globex, "globex")] {

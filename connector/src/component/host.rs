@@ -1,8 +1,8 @@
 //! The engine's crypto traits, served by the host's imports.
 
-use crate::bytes::{Sink, Source};
+use crate::bytes::{Sink, Source, Spool, Spools};
 use crate::crypto::{
-    AeadCipher, Cbc, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm,
+    Aead, AeadCipher, Cbc, Cipher, ContentCipher, CryptoError, CryptoProvider, DigestAlgorithm,
     Direction, Gcm, Hasher, KeyTransport, PrivateKey, SignatureScheme, SignedDigest,
 };
 
@@ -80,18 +80,58 @@ struct HostCipher(primitives::Cipher);
 
 impl Cipher for HostCipher {
     fn update(&mut self, data: &[u8]) -> Vec<u8> {
-        if data.len() <= CHUNK {
-            return self.0.update(data);
-        }
-        let mut out = Vec::with_capacity(data.len() + 16);
-        for chunk in data.chunks(CHUNK) {
-            out.extend_from_slice(&self.0.update(chunk));
-        }
-        out
+        in_chunks(data, |chunk| self.0.update(chunk))
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError> {
         self.0.finish().map_err(crypto_error)
+    }
+}
+
+fn cipher_direction(direction: Direction) -> primitives::CipherDirection {
+    match direction {
+        Direction::Encrypt => primitives::CipherDirection::Encrypt,
+        Direction::Decrypt => primitives::CipherDirection::Decrypt,
+    }
+}
+
+/// Output of a host stream fed `data` at most [`CHUNK`] bytes a call.
+fn in_chunks(data: &[u8], mut update: impl FnMut(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    if data.len() <= CHUNK {
+        return update(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + 16);
+    for chunk in data.chunks(CHUNK) {
+        out.extend_from_slice(&update(chunk));
+    }
+    out
+}
+
+struct HostAead(primitives::AeadStream);
+
+impl Aead for HostAead {
+    fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        in_chunks(data, |chunk| self.0.update(chunk))
+    }
+
+    fn seal_finish(self: Box<Self>) -> Result<Vec<u8>, CryptoError> {
+        self.0.seal_tag().map_err(crypto_error)
+    }
+
+    fn open_finish(self: Box<Self>, tag: &[u8]) -> Result<(), CryptoError> {
+        self.0.check_tag(tag).map_err(crypto_error)
+    }
+}
+
+struct HostDeflater(primitives::Deflater);
+
+impl crate::compress::Deflater for HostDeflater {
+    fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        in_chunks(data, |chunk| self.0.update(chunk))
+    }
+
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finish()
     }
 }
 
@@ -117,12 +157,9 @@ impl CryptoProvider for HostCrypto {
                 )));
             }
         };
-        let direction = match cbc.direction {
-            Direction::Encrypt => primitives::CipherDirection::Encrypt,
-            Direction::Decrypt => primitives::CipherDirection::Decrypt,
-        };
-        let cipher = primitives::Cipher::open(algorithm, direction, cbc.key, cbc.iv)
-            .map_err(crypto_error)?;
+        let cipher =
+            primitives::Cipher::open(algorithm, cipher_direction(cbc.direction), cbc.key, cbc.iv)
+                .map_err(crypto_error)?;
         Ok(Box::new(HostCipher(cipher)))
     }
 
@@ -147,29 +184,27 @@ impl CryptoProvider for HostCrypto {
         .map_err(crypto_error)
     }
 
-    fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        // The host's seal makes the full tag, the one length this interface carries.
-        gcm.require_full_tag()?;
-        primitives::aead_seal(aead(gcm.cipher), gcm.key, gcm.nonce, gcm.aad, plaintext)
-            .map_err(crypto_error)
-    }
-
-    fn aead_open(&self, gcm: Gcm<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn aead(
+        &self,
+        gcm: Gcm<'_>,
+        direction: Direction,
+    ) -> Result<Box<dyn Aead + Send>, CryptoError> {
         let tag_len = u32::try_from(gcm.tag_len)
             .map_err(|_| CryptoError::UnsupportedAlgorithm("AES-GCM tag length".into()))?;
-        primitives::aead_open(
+        let stream = primitives::AeadStream::open(
             aead(gcm.cipher),
+            cipher_direction(direction),
             gcm.key,
             gcm.nonce,
             gcm.aad,
-            sealed,
             tag_len,
         )
-        .map_err(crypto_error)
+        .map_err(crypto_error)?;
+        Ok(Box::new(HostAead(stream)))
     }
 
-    fn zlib_compress(&self, data: &[u8]) -> Vec<u8> {
-        primitives::zlib_compress(data)
+    fn deflater(&self) -> Box<dyn crate::compress::Deflater + Send> {
+        Box::new(HostDeflater(primitives::Deflater::new()))
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
@@ -245,14 +280,113 @@ impl Source for BlobSource<'_> {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, crate::Error> {
-        let length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let piece = self
-            .blob
-            .read(offset, length)
-            .map_err(|e| crate::Error::Storage(e.message))?;
-        let n = piece.len().min(buf.len());
-        buf[..n].copy_from_slice(&piece[..n]);
-        Ok(n)
+        read_blob(self.blob, offset, buf)
+    }
+}
+
+/// Up to `buf.len()` bytes of `blob` from `offset`.
+fn read_blob(blob: &wit::Blob, offset: u64, buf: &mut [u8]) -> Result<usize, crate::Error> {
+    let length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    let piece = blob
+        .read(offset, length)
+        .map_err(|e| crate::Error::Storage(e.message))?;
+    let n = piece.len().min(buf.len());
+    buf[..n].copy_from_slice(&piece[..n]);
+    Ok(n)
+}
+
+/// A spool that holds its bytes in the component's memory up to a limit,
+/// then moves them to a new host blob: what a layer of a large message
+/// makes (plaintext, an inflated entity) stays with the host, out of the
+/// component's memory, while a small message is read at memory speed.
+pub struct BlobSpool {
+    held: Vec<u8>,
+    blob: Option<wit::Blob>,
+    hold_limit: u64,
+    len: u64,
+}
+
+impl Source for BlobSpool {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, crate::Error> {
+        match &self.blob {
+            Some(blob) => read_blob(blob, offset, buf),
+            None => self.held.read_at(offset, buf),
+        }
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        self.blob.is_none().then_some(self.held.as_slice())
+    }
+}
+
+impl Sink for BlobSpool {
+    fn write(&mut self, data: &[u8]) -> Result<(), crate::Error> {
+        self.len += data.len() as u64;
+        match &self.blob {
+            Some(blob) => BlobSink(blob).write(data),
+            None if self.len <= self.hold_limit => {
+                self.held.extend_from_slice(data);
+                Ok(())
+            }
+            None => {
+                let blob = wit::Blob::new();
+                let mut sink = BlobSink(&blob);
+                for piece in self.held.chunks(crate::bytes::PIECE) {
+                    sink.write(piece)?;
+                }
+                sink.write(data)?;
+                self.held = Vec::new();
+                self.blob = Some(blob);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Spool for BlobSpool {
+    fn into_vec(self: Box<Self>) -> Result<Vec<u8>, crate::Error> {
+        match self.blob {
+            Some(_) => crate::bytes::read_all(self.as_ref()),
+            None => Ok(self.held),
+        }
+    }
+}
+
+/// The most bytes of a request body, or of one layer of a message, held in
+/// the component's memory: beyond it they stay in host blobs, so that a
+/// message of any size is sent and received within the call's memory cap.
+pub const SPOOL_HOLD_LIMIT: u64 = 4 << 20;
+
+/// Spools in host blobs, each layer held in memory up to `hold_limit`.
+pub struct BlobSpools {
+    /// The most bytes of one layer kept in the component's memory.
+    pub hold_limit: u64,
+}
+
+impl Default for BlobSpools {
+    fn default() -> Self {
+        BlobSpools {
+            hold_limit: SPOOL_HOLD_LIMIT,
+        }
+    }
+}
+
+impl Spools for BlobSpools {
+    fn spool(&self) -> Result<Box<dyn Spool>, crate::Error> {
+        Ok(Box::new(BlobSpool {
+            held: Vec::new(),
+            blob: None,
+            hold_limit: self.hold_limit,
+            len: 0,
+        }))
+    }
+
+    fn hold_limit(&self) -> u64 {
+        self.hold_limit
     }
 }
 

@@ -16,7 +16,7 @@ use super::bindings::as2::connector::log::{self, Level};
 use super::bindings::as2::connector::secrets;
 use super::bindings::exports::as2::connector::connector as api;
 use super::convert::{from_headers, outcome, to_headers, wit_disposition, wit_level, wit_mic};
-use super::host::{BlobSink, BlobSource, HostCrypto, HostKey};
+use super::host::{BlobSink, BlobSource, BlobSpools, HostCrypto, HostKey, SPOOL_HOLD_LIMIT};
 use super::records;
 use super::{to_wit_error, wit, wit_error};
 
@@ -42,18 +42,17 @@ pub fn export(config: &str, request: wit::HttpRequest) -> Result<api::ExportResu
     // The partner's credentials first, before anything of the message is read.
     check_credentials(&connection, &headers)?;
     records::note_features(&connection.connection.partner.as2_id, &headers);
-    // An encrypted or compressed message is read where it lies, a piece
-    // at a time; anything else (an MDN, a message only signed) whole.
+    // A message is read where it lies, a piece at a time; a small one (an
+    // MDN, a message of a few MB) is read into memory first, which is faster.
     let source = BlobSource::new(&request.body);
-    let in_memory = match message::body_is_cms(&headers) {
-        true => None,
-        false => Some(crate::bytes::read_all(&source).map_err(|e| to_wit_error(&e))?),
-    };
-    // CMS is never an MDN, so its unread body is not looked at here.
-    let whole = in_memory.as_deref().unwrap_or_default();
-    if crate::mdn::is_mdn(&headers, whole) {
-        return receive_async_mdn(&connection, &headers, whole);
+    if crate::mdn::is_mdn(&headers, &source).map_err(|e| to_wit_error(&e))? {
+        let whole = crate::bytes::read_all(&source).map_err(|e| to_wit_error(&e))?;
+        return receive_async_mdn(&connection, &headers, &whole);
     }
+    let in_memory = match crate::bytes::Source::len(&source) <= SPOOL_HOLD_LIMIT {
+        true => Some(crate::bytes::read_all(&source).map_err(|e| to_wit_error(&e))?),
+        false => None,
+    };
     let body: &dyn crate::bytes::Source = match &in_memory {
         Some(bytes) => bytes,
         None => &source,
@@ -64,8 +63,21 @@ pub fn export(config: &str, request: wit::HttpRequest) -> Result<api::ExportResu
     drop(request);
     let mut reception = inbox::settle(inbound, crate::outbox::unix_millis(SystemTime::now()));
     // A certificate exchange message is kept as an exchange, not delivered.
-    if let Some(received) = &reception.document {
-        let documents: Vec<&message::Document> = received.documents().collect();
+    if let Some(received) = &reception.document
+        && crate::cem::is_cem(&received.document.content_type)
+    {
+        let documents = received
+            .documents()
+            .map(|document| {
+                Ok(message::Document {
+                    file_name: document.file_name.clone(),
+                    content_type: document.content_type.clone(),
+                    content: document.content.to_vec()?,
+                })
+            })
+            .collect::<Result<Vec<_>, crate::Error>>()
+            .map_err(|e| to_wit_error(&e))?;
+        let documents: Vec<&message::Document> = documents.iter().collect();
         if super::cem::receive(&connection, &documents)? {
             reception.document = None;
         }
@@ -115,6 +127,7 @@ fn receive_message(
         &mut |message_id: &str| records::received_before(partner, message_id),
         SystemTime::now(),
         &HostCrypto,
+        &BlobSpools::default(),
     )
     .map_err(|e| to_wit_error(&e))
 }
@@ -182,14 +195,12 @@ fn hand_over(mut reception: inbox::Reception) -> Result<api::ExportResult, wit::
     })
 }
 
-/// `bytes` handed to the host a piece at a time, so that it never holds
-/// them twice over: the host may write each piece to a file as it comes.
-fn into_blob(bytes: Vec<u8>) -> Result<wit::Blob, wit::Error> {
+/// A document's bytes handed to the host a piece at a time, so that it
+/// never holds them twice over: the host may write each piece to a file
+/// as it comes.
+fn into_blob(content: message::Content) -> Result<wit::Blob, wit::Error> {
     let blob = wit::Blob::new();
-    let mut sink = BlobSink(&blob);
-    for piece in bytes.chunks(crate::bytes::PIECE) {
-        crate::bytes::Sink::write(&mut sink, piece).map_err(|e| to_wit_error(&e))?;
-    }
+    crate::bytes::copy(&content.source(), &mut BlobSink(&blob)).map_err(|e| to_wit_error(&e))?;
     Ok(blob)
 }
 

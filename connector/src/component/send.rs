@@ -112,6 +112,7 @@ fn build_outgoing(
         key,
         SystemTime::now(),
         &HostCrypto,
+        &super::host::BlobSpools::default(),
     )
     .map_err(|e| to_wit_error(&e))?;
     Ok(Outgoing {

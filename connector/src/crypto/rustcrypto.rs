@@ -269,6 +269,14 @@ impl CryptoProvider for RustCryptoProvider {
         Ok(verdict.is_ok())
     }
 
+    fn aead(
+        &self,
+        gcm: Gcm<'_>,
+        direction: Direction,
+    ) -> Result<Box<dyn super::Aead + Send>, CryptoError> {
+        Ok(Box::new(super::gcm::GcmStream::new(gcm, direction)?))
+    }
+
     fn aead_seal(&self, gcm: Gcm<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         with_gcm!(gcm, cipher, nonce => {
             cipher

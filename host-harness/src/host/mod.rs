@@ -37,6 +37,8 @@ pub mod bindings {
             "as2:connector/keystore.private-key": crate::host::resources::KeyHandle,
             "as2:connector/primitives.hasher": crate::host::resources::HasherState,
             "as2:connector/primitives.cipher": crate::host::resources::CipherState,
+            "as2:connector/primitives.aead-stream": crate::host::resources::AeadState,
+            "as2:connector/primitives.deflater": crate::host::resources::DeflaterState,
             "as2:connector/types.blob": crate::blobs::Blob,
         },
         imports: { default: trappable },

@@ -7,12 +7,12 @@ use wasmtime::component::Resource;
 
 use as2_connector::crypto::rustcrypto::RustCryptoProvider;
 use as2_connector::crypto::{
-    AeadCipher, Cbc, ContentCipher, CryptoProvider, Direction, GCM_TAG_LEN, Gcm, SignedDigest,
+    AeadCipher, Cbc, ContentCipher, CryptoProvider, Direction, Gcm, SignedDigest,
 };
 
 use super::bindings::as2::connector::primitives;
 use super::bindings::as2::connector::types::{self, Error as ConnectorError, ErrorCode};
-use super::resources::{CipherState, HasherState};
+use super::resources::{AeadState, CipherState, DeflaterState, HasherState};
 use super::{CallState, crypto_error, digest, discard, error, key_transport, signature_scheme};
 
 impl primitives::Host for CallState {
@@ -43,39 +43,6 @@ impl primitives::Host for CallState {
             signature: &signature,
         };
         Ok(crate::hostkey::rsa_verify(&subject_public_key_info, signed).map_err(crypto_error))
-    }
-
-    fn aead_seal(
-        &mut self,
-        algorithm: primitives::AeadAlgorithm,
-        key: Vec<u8>,
-        nonce: Vec<u8>,
-        aad: Vec<u8>,
-        plaintext: Vec<u8>,
-    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
-        let gcm = gcm(algorithm, [&key, &nonce, &aad], GCM_TAG_LEN);
-        Ok(RustCryptoProvider
-            .aead_seal(gcm, &plaintext)
-            .map_err(crypto_error))
-    }
-
-    fn zlib_compress(&mut self, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
-        Ok(RustCryptoProvider.zlib_compress(&data))
-    }
-
-    fn aead_open(
-        &mut self,
-        algorithm: primitives::AeadAlgorithm,
-        key: Vec<u8>,
-        nonce: Vec<u8>,
-        aad: Vec<u8>,
-        sealed: Vec<u8>,
-        tag_length: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
-        let gcm = gcm(algorithm, [&key, &nonce, &aad], tag_length as usize);
-        Ok(RustCryptoProvider
-            .aead_open(gcm, &sealed)
-            .map_err(crypto_error))
     }
 }
 
@@ -139,13 +106,9 @@ impl primitives::HostCipher for CallState {
                 effective_bits: 128,
             },
         };
-        let direction = match direction {
-            primitives::CipherDirection::Encrypt => Direction::Encrypt,
-            primitives::CipherDirection::Decrypt => Direction::Decrypt,
-        };
         let cbc = Cbc {
             cipher: algorithm,
-            direction,
+            direction: direction_of(direction),
             key: &key,
             iv: &iv,
         };
@@ -172,14 +135,106 @@ impl primitives::HostCipher for CallState {
     ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
         match self.table.get_mut(&cipher)?.0.take() {
             Some(cipher) => Ok(cipher.finish().map_err(crypto_error)),
-            None => Ok(Err(error(
-                ErrorCode::Internal,
-                "the cipher was already finished",
-            ))),
+            None => Ok(Err(finished("cipher"))),
         }
     }
 
     fn drop(&mut self, cipher: Resource<CipherState>) -> wasmtime::Result<()> {
         discard(&mut self.table, cipher)
     }
+}
+
+fn direction_of(direction: primitives::CipherDirection) -> Direction {
+    match direction {
+        primitives::CipherDirection::Encrypt => Direction::Encrypt,
+        primitives::CipherDirection::Decrypt => Direction::Decrypt,
+    }
+}
+
+impl primitives::HostAeadStream for CallState {
+    fn open(
+        &mut self,
+        algorithm: primitives::AeadAlgorithm,
+        direction: primitives::CipherDirection,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        tag_length: u32,
+    ) -> wasmtime::Result<Result<Resource<AeadState>, ConnectorError>> {
+        let gcm = gcm(algorithm, [&key, &nonce, &aad], tag_length as usize);
+        match RustCryptoProvider.aead(gcm, direction_of(direction)) {
+            Ok(aead) => Ok(Ok(self.table.push(AeadState(Some(aead)))?)),
+            Err(e) => Ok(Err(crypto_error(e))),
+        }
+    }
+
+    fn update(&mut self, aead: Resource<AeadState>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        match self.table.get_mut(&aead)?.0.as_mut() {
+            Some(aead) => Ok(aead.update(&data)),
+            None => wasmtime::bail!("the guest used an AES-GCM stream after its tag"),
+        }
+    }
+
+    fn seal_tag(
+        &mut self,
+        aead: Resource<AeadState>,
+    ) -> wasmtime::Result<Result<Vec<u8>, ConnectorError>> {
+        match self.table.get_mut(&aead)?.0.take() {
+            Some(aead) => Ok(aead.seal_finish().map_err(crypto_error)),
+            None => Ok(Err(finished("AES-GCM stream"))),
+        }
+    }
+
+    fn check_tag(
+        &mut self,
+        aead: Resource<AeadState>,
+        tag: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), ConnectorError>> {
+        match self.table.get_mut(&aead)?.0.take() {
+            Some(aead) => Ok(aead.open_finish(&tag).map_err(crypto_error)),
+            None => Ok(Err(finished("AES-GCM stream"))),
+        }
+    }
+
+    fn drop(&mut self, aead: Resource<AeadState>) -> wasmtime::Result<()> {
+        discard(&mut self.table, aead)
+    }
+}
+
+impl primitives::HostDeflater for CallState {
+    fn new(&mut self) -> wasmtime::Result<Resource<DeflaterState>> {
+        Ok(self
+            .table
+            .push(DeflaterState(Some(RustCryptoProvider.deflater())))?)
+    }
+
+    fn update(
+        &mut self,
+        deflater: Resource<DeflaterState>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Vec<u8>> {
+        match self.table.get_mut(&deflater)?.0.as_mut() {
+            Some(deflater) => Ok(deflater.update(&data)),
+            None => wasmtime::bail!("the guest used a deflater after finishing it"),
+        }
+    }
+
+    fn finish(&mut self, deflater: Resource<DeflaterState>) -> wasmtime::Result<Vec<u8>> {
+        match self.table.get_mut(&deflater)?.0.take() {
+            Some(deflater) => Ok(deflater.finish()),
+            None => wasmtime::bail!("the guest finished a deflater twice"),
+        }
+    }
+
+    fn drop(&mut self, deflater: Resource<DeflaterState>) -> wasmtime::Result<()> {
+        discard(&mut self.table, deflater)
+    }
+}
+
+/// The error for a stream used after its last call.
+fn finished(what: &str) -> ConnectorError {
+    error(
+        ErrorCode::Internal,
+        format!("the {what} was already finished"),
+    )
 }

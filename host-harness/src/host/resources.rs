@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use as2_connector::compress::Deflater;
 use as2_connector::crypto::rustcrypto::RustCryptoProvider;
-use as2_connector::crypto::{Cipher, CryptoProvider, DigestAlgorithm, Hasher};
+use as2_connector::crypto::{Aead, Cipher, CryptoProvider, DigestAlgorithm, Hasher};
 
 use crate::hostkey::HostKey;
 
@@ -88,3 +89,10 @@ impl HasherState {
 
 /// A running cipher held for the guest; `None` once finished.
 pub struct CipherState(pub(super) Option<Box<dyn Cipher + Send>>);
+
+/// A running AES-GCM sealing or opening held for the guest; `None` once
+/// its tag was made or checked.
+pub struct AeadState(pub(super) Option<Box<dyn Aead + Send>>);
+
+/// A running zlib compression held for the guest; `None` once finished.
+pub struct DeflaterState(pub(super) Option<Box<dyn Deflater + Send>>);
