@@ -148,8 +148,10 @@ impl Report {
     }
 
     pub fn print(&self) {
-        println!("\n## Build and parse (medians; in brackets the payload rate)\n");
-        print!("{}", self.throughput_table());
+        if !self.throughput.is_empty() {
+            println!("\n## Build and parse (medians; in brackets the payload rate)\n");
+            print!("{}", self.throughput_table());
+        }
         for (title, header, rows) in &self.sections {
             println!("\n## {title}\n");
             println!("| {} |", header.join(" | "));

@@ -17,7 +17,7 @@ use sha2::Digest;
 use crate::state::StateStore;
 
 /// Beyond this size a blob lives in a file.
-pub const SPILL_BYTES: usize = 16 << 20;
+pub const SPILL_BYTES: usize = 8 << 20;
 
 /// Bytes held for the component.
 pub struct Blob {
