@@ -97,8 +97,9 @@ impl Spool for Vec<u8> {
 /// Where the engine gets its spools, and how large a layer it may hold in
 /// memory rather than read where it lies.
 pub trait Spools {
-    /// A new, empty spool.
-    fn spool(&self) -> Result<Box<dyn Spool>, Error>;
+    /// A new, empty spool for about `expected` bytes (0 when not known):
+    /// a hint, so that one in memory is allocated once.
+    fn spool(&self, expected: u64) -> Result<Box<dyn Spool>, Error>;
 
     /// The largest layer held in memory whole; larger ones are read from
     /// their spool a piece at a time.
@@ -122,8 +123,9 @@ impl Default for InMemory {
 }
 
 impl Spools for InMemory {
-    fn spool(&self) -> Result<Box<dyn Spool>, Error> {
-        Ok(Box::new(Vec::new()))
+    fn spool(&self, expected: u64) -> Result<Box<dyn Spool>, Error> {
+        let held = usize::try_from(expected.min(self.hold_limit)).unwrap_or(0);
+        Ok(Box::new(Vec::with_capacity(held)))
     }
 
     fn hold_limit(&self) -> u64 {

@@ -110,7 +110,7 @@ pub fn compress_into(
     provider: &dyn CryptoProvider,
     spools: &dyn Spools,
 ) -> Result<Chain<'static>, Error> {
-    let mut zlib = spools.spool()?;
+    let mut zlib = spools.spool(entity.len() / 2)?;
     let mut deflater = provider.deflater();
     bytes::for_each_piece(entity, |piece| zlib.write(&deflater.update(piece)))?;
     zlib.write(&deflater.finish())?;

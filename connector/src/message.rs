@@ -702,7 +702,7 @@ fn build_noting(
             }
             // Compressed after signing: the signed entity to a spool, to compress.
             _ => {
-                let mut signed = spools.spool()?;
+                let mut signed = spools.spool(entity.len() + 8192)?;
                 let (headers, signed_mic) = sign(signed.as_mut())?;
                 mic = Some(signed_mic);
                 drop(entity);
@@ -1331,7 +1331,8 @@ fn open_cms(
             )));
         }
         let mut early = signed::EarlyDigest::default();
-        let mut plain = spools.spool()?;
+        // The plaintext is a little shorter than the ciphertext.
+        let mut plain = spools.spool(der.len())?;
         smime::decrypt_any(
             der,
             &keys.decrypting(),
@@ -1343,7 +1344,7 @@ fn open_cms(
         .map_err(Error::in_decryption)?;
         Ok(Opened::Decrypted(plain, early))
     } else if kind == oids::COMPRESSED_DATA {
-        let mut plain = spools.spool()?;
+        let mut plain = spools.spool(0)?;
         compress::decompress_into(der, compress::max_decompressed(der.len()), plain.as_mut())?;
         Ok(Opened::Decompressed(plain))
     } else if kind == oids::SIGNED_DATA {
@@ -1380,7 +1381,7 @@ fn decoded_body(
     if mime::is_identity_coding(coding)? {
         return Ok(Next::Within(body));
     }
-    let mut decoded = spools.spool()?;
+    let mut decoded = spools.spool((body.end - body.start) / 4 * 3)?;
     let mut decoder = mime::Base64Decoder::new(decoded.as_mut());
     bytes::copy(&Window::new(source, body), &mut decoder)?;
     decoder.finish()?;
@@ -1402,7 +1403,7 @@ fn content_at(layer: &Layer<'_>, range: Range<u64>, spools: &dyn Spools) -> Resu
             len,
         }),
         _ => {
-            let mut copied = spools.spool()?;
+            let mut copied = spools.spool(len)?;
             bytes::copy(&window, copied.as_mut())?;
             Ok(Content::Spooled {
                 spool: copied.into(),

@@ -395,7 +395,7 @@ pub fn verify_parts(
             signature: verified,
         }),
         Err(Error::Integrity(reason)) if !prevent_canonicalization => {
-            let mut canonical = spools.spool()?;
+            let mut canonical = spools.spool(part.len() + part.len() / 32)?;
             let mut lines = CanonicalLines::new(canonical.as_mut());
             crate::bytes::copy(&part, &mut lines)?;
             if lines.added == 0 {

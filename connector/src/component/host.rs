@@ -376,9 +376,10 @@ impl Default for BlobSpools {
 }
 
 impl Spools for BlobSpools {
-    fn spool(&self) -> Result<Box<dyn Spool>, crate::Error> {
+    fn spool(&self, expected: u64) -> Result<Box<dyn Spool>, crate::Error> {
+        let held = usize::try_from(expected.min(self.hold_limit)).unwrap_or(0);
         Ok(Box::new(BlobSpool {
-            held: Vec::new(),
+            held: Vec::with_capacity(held),
             blob: None,
             hold_limit: self.hold_limit,
             len: 0,
