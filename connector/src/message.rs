@@ -216,20 +216,6 @@ fn compressed(
     Ok(Part { headers, body })
 }
 
-/// The digest of everything in `source`.
-fn digest_of(
-    algorithm: DigestAlgorithm,
-    source: &dyn Source,
-    provider: &dyn CryptoProvider,
-) -> Result<Vec<u8>, Error> {
-    let mut hasher = provider.hasher(algorithm);
-    bytes::for_each_piece(source, |piece| {
-        hasher.update(piece);
-        Ok(())
-    })?;
-    Ok(hasher.finish())
-}
-
 /// Writes what `write` writes to `out`, in base64 lines when `encoding` says so.
 fn transfer_encoded<T>(
     encoding: TransferEncoding,
@@ -728,7 +714,7 @@ fn build_noting(
                 notes.covered(&entity, provider)?;
                 mic = Some(Mic::new(
                     mic_algorithm,
-                    digest_of(mic_algorithm, &entity, provider)?,
+                    signed::digest_source(mic_algorithm, &entity, provider)?,
                 ));
             }
             transfer_encoded(partner.encoding, body, |out| {
@@ -744,7 +730,7 @@ fn build_noting(
                 notes.note(doctor::MicVariant::WithHeaders, &part.entity(), provider)?;
                 mic = Some(Mic::new(
                     mic_algorithm,
-                    digest_of(mic_algorithm, &part.body, provider)?,
+                    signed::digest_source(mic_algorithm, &part.body, provider)?,
                 ));
             }
             let is_compressed_entity = part
@@ -1451,25 +1437,6 @@ fn claims_compressed(content_type: &ParameterizedValue) -> bool {
     content_type
         .param("smime-type")
         .is_some_and(|t| t.eq_ignore_ascii_case("compressed-data"))
-}
-
-/// Whether a MIME entity is CMS whose body is its bytes as they are: the
-/// HTTP body of an encrypted or compressed message, sent in binary as
-/// RFC 4130 §5.2 has it.
-fn is_cms_as_is(headers: &Headers) -> Option<bool> {
-    let content_type = headers.content_type();
-    let cms = matches!(
-        content_type.value.as_str(),
-        "application/pkcs7-mime" | "application/x-pkcs7-mime"
-    );
-    let as_is = mime::is_identity_coding(headers.get("Content-Transfer-Encoding")).unwrap_or(false);
-    (cms && as_is).then(|| claims_compressed(&content_type))
-}
-
-/// Whether a request's body is CMS as it is (an encrypted or compressed
-/// message), which [`receive_from`] reads where it lies, a piece at a time.
-pub fn body_is_cms(http_headers: &Headers) -> bool {
-    is_cms_as_is(http_headers).is_some()
 }
 
 /// The error for a message that arrived unencrypted where encryption is required.

@@ -272,25 +272,6 @@ pub fn verify_entity<'a>(
     prevent_canonicalization: bool,
     provider: &dyn CryptoProvider,
 ) -> Result<VerifiedEntity<'a>, Error> {
-    verify_entity_with(
-        entity,
-        partner,
-        prevent_canonicalization,
-        provider,
-        &mut |algorithm, bytes| provider.digest(algorithm, bytes),
-    )
-}
-
-/// [`verify_entity`] with the signed part's digest, as received, from
-/// `content_digest` (given the signature's digest algorithm and the part),
-/// for a caller that may have taken it already ([`EarlyDigest`]).
-pub fn verify_entity_with<'a>(
-    entity: &Entity<'a>,
-    partner: &Cert,
-    prevent_canonicalization: bool,
-    provider: &dyn CryptoProvider,
-    content_digest: &mut dyn FnMut(DigestAlgorithm, &[u8]) -> Vec<u8>,
-) -> Result<VerifiedEntity<'a>, Error> {
     let body: &'a [u8] = entity.body;
     let verified = verify_parts(
         &body,
@@ -300,13 +281,7 @@ pub fn verify_entity_with<'a>(
         prevent_canonicalization,
         provider,
         &crate::bytes::InMemory::default(),
-        &mut |algorithm, part| {
-            // The part lies within `body`, which is in memory.
-            Some(content_digest(
-                algorithm,
-                &body[part.start as usize..part.end as usize],
-            ))
-        },
+        &mut |_, _| None,
     )?;
     let content = match verified.content {
         SignedContent::Within(part) => Cow::Borrowed(&body[part.start as usize..part.end as usize]),
